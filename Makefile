@@ -1,0 +1,45 @@
+# CarePath deploy. Every target sets up what it needs: a virtualenv in .venv with
+# the pinned requirements (constraints.txt pins their dependencies too).
+STACK ?= demo
+SET ?=
+UNSET ?=
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+OVERRIDES := $(foreach s,$(SET),--set $(s)) $(foreach u,$(UNSET),--unset $(u))
+
+.PHONY: setup plan plan-json diff test bench preview deploy rollback clean
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
+	touch $@
+
+setup: $(VENV)/.installed
+
+## Offline plan of a stack: make plan STACK=staging SET="rollout.canary.tag=v2.0.0 rollout.canary.weight=10"
+plan: setup
+	$(PY) -m offline plan $(STACK) $(OVERRIDES)
+
+plan-json: setup
+	$(PY) -m offline plan $(STACK) --json $(OVERRIDES)
+
+## What changes between the stack file and the overrides: make diff STACK=staging SET=rollout.canary.weight=25
+diff: setup
+	$(PY) -m offline diff $(STACK) $(OVERRIDES)
+
+test: setup
+	$(PY) -m pytest
+
+bench: setup
+	$(PY) -m bench
+
+## Real deployments (Pulumi CLI and AWS credentials required).
+preview: setup
+	pulumi preview --diff --stack $(STACK)
+
+deploy: setup
+	pulumi up --stack $(STACK)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis

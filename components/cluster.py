@@ -1,0 +1,187 @@
+"""Cluster: EKS with a managed AL2023 node group, IRSA, logging and KMS-encrypted secrets.
+
+Access is by EKS access entries (authentication mode API, no aws-auth ConfigMap).
+The VPC CNI runs with its own IRSA role, so the node role holds only what the
+kubelet needs (worker policy and ECR pull). Every Kubernetes resource of the
+stack goes through `provider`, built from this cluster's kubeconfig.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_eks as eks
+import pulumi_kubernetes as k8s
+
+from core.naming import node_ami_type
+from core.settings import ClusterSettings
+
+LOG_TYPES = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
+ADMIN_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
+NODE_POLICIES = {
+    "worker": "arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy",
+    "ecr-pull": "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryPullOnly",
+}
+CNI_POLICY = "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy"
+
+
+@dataclass(frozen=True)
+class ClusterArgs:
+    cluster_name: str
+    config: ClusterSettings
+    vpc_id: pulumi.Input[str]
+    public_subnet_ids: pulumi.Input[Sequence[str]]
+    private_subnet_ids: pulumi.Input[Sequence[str]]
+
+
+def irsa_trust_policy(
+    oidc_provider_arn: pulumi.Input[str], oidc_provider_url: pulumi.Input[str], namespace: str, service_account: str
+) -> pulumi.Output[str]:
+    """A role trust policy that only the named service account can assume (IRSA)."""
+
+    def render(args: list[str]) -> str:
+        arn, url = args
+        issuer = url.removeprefix("https://")
+        return json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Federated": arn},
+                        "Action": "sts:AssumeRoleWithWebIdentity",
+                        "Condition": {
+                            "StringEquals": {
+                                f"{issuer}:sub": f"system:serviceaccount:{namespace}:{service_account}",
+                                f"{issuer}:aud": "sts.amazonaws.com",
+                            }
+                        },
+                    }
+                ],
+            }
+        )
+
+    return pulumi.Output.all(oidc_provider_arn, oidc_provider_url).apply(render)
+
+
+class Cluster(pulumi.ComponentResource):
+    cluster_name: pulumi.Output[str]
+    kubeconfig: pulumi.Output[str]
+    oidc_provider_arn: pulumi.Output[str]
+    oidc_provider_url: pulumi.Output[str]
+    node_security_group_id: pulumi.Output[str]
+    provider: k8s.Provider
+
+    def __init__(self, name: str, args: ClusterArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("carepath:cluster:Cluster", name, None, opts)
+        config = args.config
+        child = pulumi.ResourceOptions(parent=self)
+
+        secrets_key = aws.kms.Key(
+            f"{name}-secrets",
+            description=f"Envelope encryption of Kubernetes secrets in EKS cluster {args.cluster_name}",
+            enable_key_rotation=True,
+            deletion_window_in_days=30,
+            opts=child,
+        )
+        node_role = aws.iam.Role(
+            f"{name}-node",
+            assume_role_policy=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}
+                    ],
+                }
+            ),
+            opts=child,
+        )
+        node_policies = [
+            aws.iam.RolePolicyAttachment(f"{name}-node-{key}", role=node_role.name, policy_arn=arn, opts=child)
+            for key, arn in NODE_POLICIES.items()
+        ]
+
+        cluster = eks.Cluster(
+            name,
+            name=args.cluster_name,
+            version=config.kubernetes_version,
+            vpc_id=args.vpc_id,
+            public_subnet_ids=args.public_subnet_ids,
+            private_subnet_ids=args.private_subnet_ids,
+            node_associate_public_ip_address=False,
+            endpoint_private_access=True,
+            endpoint_public_access=config.endpoint_public_access,
+            public_access_cidrs=list(config.public_access_cidrs) if config.endpoint_public_access else None,
+            authentication_mode=eks.AuthenticationMode.API,
+            access_entries={
+                f"admin-{arn.rsplit('/', 1)[-1]}": eks.AccessEntryArgs(
+                    principal_arn=arn,
+                    access_policies={
+                        "cluster-admin": eks.AccessPolicyAssociationArgs(
+                            policy_arn=ADMIN_POLICY,
+                            access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(type="cluster"),
+                        )
+                    },
+                )
+                for arn in config.admin_role_arns
+            },
+            skip_default_node_group=True,
+            create_oidc_provider=True,
+            enabled_cluster_log_types=LOG_TYPES,
+            encryption_config_key_arn=secrets_key.arn,
+            deletion_protection=config.deletion_protection,
+            # The CNI addon below, with its own IRSA role, replaces the one eks.Cluster would add.
+            use_default_vpc_cni=True,
+            opts=child,
+        )
+
+        cni_role = aws.iam.Role(
+            f"{name}-vpc-cni",
+            assume_role_policy=irsa_trust_policy(
+                cluster.oidc_provider_arn, cluster.oidc_provider_url, "kube-system", "aws-node"
+            ),
+            opts=child,
+        )
+        cni_policy = aws.iam.RolePolicyAttachment(
+            f"{name}-vpc-cni", role=cni_role.name, policy_arn=CNI_POLICY, opts=child
+        )
+        eks.VpcCniAddon(
+            f"{name}-vpc-cni",
+            cluster_name=args.cluster_name,
+            service_account_role_arn=cni_role.arn,
+            resolve_conflicts_on_create=eks.ResolveConflictsOnCreate.OVERWRITE,
+            resolve_conflicts_on_update=eks.ResolveConflictsOnUpdate.OVERWRITE,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[cluster, cni_policy]),
+        )
+
+        eks.ManagedNodeGroup(
+            f"{name}-nodes",
+            cluster=cluster,
+            node_role_arn=node_role.arn,
+            subnet_ids=args.private_subnet_ids,
+            ami_type=node_ami_type(config.instance_type),
+            instance_types=[config.instance_type],
+            scaling_config=aws.eks.NodeGroupScalingConfigArgs(
+                min_size=config.min_nodes, desired_size=config.desired_nodes, max_size=config.max_nodes
+            ),
+            labels={"carepath.io/pool": "general"},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=node_policies),
+        )
+
+        self.provider = k8s.Provider(f"{name}-k8s", kubeconfig=cluster.kubeconfig_json, opts=child)
+        self.cluster_name = pulumi.Output.from_input(args.cluster_name)
+        self.kubeconfig = pulumi.Output.secret(cluster.kubeconfig_json)
+        self.oidc_provider_arn = cluster.oidc_provider_arn
+        self.oidc_provider_url = cluster.oidc_provider_url
+        self.node_security_group_id = cluster.node_security_group_id
+        self.register_outputs(
+            {
+                "clusterName": self.cluster_name,
+                "kubeconfig": self.kubeconfig,
+                "oidcProviderArn": self.oidc_provider_arn,
+            }
+        )

@@ -1,0 +1,455 @@
+"""Stack settings: the `carepath:` config of one stack, typed, validated, frozen.
+
+`parse(raw, stack)` turns the raw config (section name -> JSON value, as Pulumi
+holds it) into `Settings`, or raises `SettingsError` listing every problem, each
+naming its full key, the value and what is allowed. Nothing here imports Pulumi:
+`load()` in `core.config_source` reads the values from the Pulumi runtime.
+
+Decisions, where the design leaves room:
+
+- Types are strict (config is JSON): `replicas: "2"` is an error, not a 2, and a
+  YAML `kubernetesVersion: 1.30` (a float, which would read as "1.3") must be
+  quoted. `pulumi config set --path` stores numbers and booleans typed.
+- Sections are validated independently, so a typo in one never hides an error in
+  another; rules that span sections run on every section that parsed.
+- `mesh.enabled` defaults to true exactly when the strategy is `canary` (the only
+  strategy that needs it); set it explicitly to keep the mesh across a switch.
+  `Settings.mesh_enabled` is the resolved value.
+- `cluster.name` defaults to `carepath-<stack>` (`Settings.cluster_name`), so stacks sharing an account do
+  not collide; `chatApi.repository` can name an existing repository instead
+  (`chatApi.createRepository: false`).
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import json
+import re
+import typing
+from dataclasses import dataclass as plain_dataclass
+from dataclasses import field, fields, is_dataclass
+from typing import Annotated, Any, Literal, Mapping, Optional, Union
+
+from pydantic import AfterValidator, ConfigDict, TypeAdapter, ValidationError
+from pydantic.alias_generators import to_camel
+from pydantic.dataclasses import dataclass
+from pydantic_core import PydanticCustomError
+
+NAMESPACE = "carepath"
+STRATEGIES = ("rolling", "canary", "blue-green")
+COLOURS = ("blue", "green")
+
+_SECTION = ConfigDict(extra="forbid", strict=True, alias_generator=to_camel, populate_by_name=False)
+
+
+class SettingsError(ValueError):
+    """Every problem found in a stack's config; `problems` holds one line each."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
+        super().__init__(f"invalid stack config ({count}):\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+def _problem(message: str) -> PydanticCustomError:
+    return PydanticCustomError("carepath", message)
+
+
+# --- field-level rules --------------------------------------------------------
+
+
+def _between(low: int, high: int):
+    def check(value: int) -> int:
+        if not low <= value <= high:
+            raise _problem(f"is not in {low}..{high}")
+        return value
+
+    return AfterValidator(check)
+
+
+def _matching(pattern: str, what: str):
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if not compiled.fullmatch(value):
+            raise _problem(f"is not {what}")
+        return value
+
+    return AfterValidator(check)
+
+
+def _image_tag(value: str) -> str:
+    if value == "":
+        raise _problem("is empty: name a released image tag such as v1.4.0")
+    if value.lower() == "latest":
+        raise _problem("is a moving tag: pin a released image tag such as v1.4.0")
+    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", value):
+        raise _problem(
+            "is not a valid image tag (letters, digits, '_', '.', '-'; at most 128; "
+            "not starting with '.' or '-')"
+        )
+    return value
+
+
+def _cidr(value: str) -> str:
+    try:
+        ipaddress.ip_network(value, strict=True)
+    except ValueError:
+        raise _problem("is not a CIDR block such as 10.0.0.0/16") from None
+    return value
+
+
+def _vpc_cidr(value: str) -> str:
+    try:
+        network = ipaddress.IPv4Network(value, strict=True)
+    except ValueError:
+        raise _problem("is not an IPv4 CIDR block such as 10.0.0.0/16") from None
+    if not 16 <= network.prefixlen <= 20:
+        raise _problem("must be a /16 to /20 block: pods take their IPs from the private subnets")
+    return value
+
+
+def _percent_or_count(value: Union[int, str]) -> Union[int, str]:
+    if isinstance(value, int) and value < 0:
+        raise _problem("is not a count >= 0 or a percentage such as '25%'")
+    if isinstance(value, str) and not re.fullmatch(r"(100|[1-9]?[0-9])%", value):
+        raise _problem("is not a count >= 0 or a percentage such as '25%'")
+    return value
+
+
+def _istio_version(value: str) -> str:
+    match = re.fullmatch(r"(\d+)\.(\d+)\.(\d+)", value)
+    if not match:
+        raise _problem("is not an Istio release such as 1.30.5")
+    if (int(match[1]), int(match[2])) < (1, 22):
+        raise _problem("is older than 1.22, the first release serving networking.istio.io/v1")
+    return value
+
+
+Percent = Annotated[int, _between(0, 100)]
+Count = Annotated[int, _between(1, 1000)]
+Port = Annotated[int, _between(1, 65535)]
+ImageTag = Annotated[str, AfterValidator(_image_tag)]
+Cidr = Annotated[str, AfterValidator(_cidr)]
+Surge = Annotated[Union[int, str], AfterValidator(_percent_or_count)]
+KubernetesVersion = Annotated[str, _matching(r"1\.[0-9]{2}", "a Kubernetes minor version such as \"1.34\"")]
+InstanceType = Annotated[str, _matching(r"[a-z][a-z0-9-]*\.[a-z0-9]+", "an EC2 instance type such as t3.large")]
+ClusterName = Annotated[str, _matching(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}", "an EKS cluster name (letters, digits, '-', '_'; at most 100)")]
+VpcId = Annotated[str, _matching(r"vpc-[0-9a-f]{8,17}", "a VPC id such as vpc-0123456789abcdef0")]
+SubnetId = Annotated[str, _matching(r"subnet-[0-9a-f]{8,17}", "a subnet id such as subnet-0123456789abcdef0")]
+RoleArn = Annotated[str, _matching(r"arn:aws[a-z-]*:iam::[0-9]{12}:role/[\w+=,.@/-]+", "an IAM role ARN")]
+CertificateArn = Annotated[
+    str, _matching(r"arn:aws[a-z-]*:acm:[a-z0-9-]+:[0-9]{12}:certificate/[A-Za-z0-9-]+", "an ACM certificate ARN")
+]
+RepositoryName = Annotated[
+    str,
+    _matching(
+        r"(?=.{2,256}$)(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*",
+        "an ECR repository name (lowercase letters, digits, '.', '_', '-', '/')",
+    ),
+]
+HealthPath = Annotated[str, _matching(r"/[A-Za-z0-9._~/-]*", "an absolute HTTP path such as /healthz")]
+HeaderName = Annotated[str, _matching(r"[a-z0-9][a-z0-9-]*", "a lowercase HTTP header name such as x-version")]
+HeaderValue = Annotated[str, _matching(r"[A-Za-z0-9._~-]{1,64}", "a plain header value such as canary")]
+
+
+def _strictly_increasing_to_100(steps: tuple[int, ...]) -> tuple[int, ...]:
+    if not steps:
+        raise _problem("is empty: list the canary weights, ending at 100")
+    if any(b <= a for a, b in zip(steps, steps[1:])):
+        raise _problem("is not strictly increasing")
+    if steps[-1] != 100:
+        raise _problem("does not end at 100 (the last step sends all traffic to the canary)")
+    if steps[0] < 1:
+        raise _problem("starts at 0: the first step must send some traffic to the canary")
+    return steps
+
+
+Steps = Annotated[tuple[Percent, ...], AfterValidator(_strictly_increasing_to_100)]
+
+
+# --- sections -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, config=_SECTION)
+class ClusterSettings:
+    """`carepath:cluster`: the EKS cluster, its nodes and its network."""
+
+    name: Optional[ClusterName] = None  # default carepath-<stack>
+    kubernetes_version: KubernetesVersion = "1.34"
+    instance_type: InstanceType = "t3.large"
+    min_nodes: Count = 2
+    desired_nodes: Count = 2
+    max_nodes: Count = 4
+    vpc_cidr: Annotated[str, AfterValidator(_vpc_cidr)] = "10.0.0.0/16"
+    nat_gateways: Literal["single", "onePerAz"] = "single"
+    vpc_id: Optional[VpcId] = None
+    public_subnet_ids: tuple[SubnetId, ...] = ()
+    private_subnet_ids: tuple[SubnetId, ...] = ()
+    endpoint_public_access: bool = True
+    public_access_cidrs: tuple[Cidr, ...] = ("0.0.0.0/0",)
+    admin_role_arns: tuple[RoleArn, ...] = ()
+    deletion_protection: bool = False
+
+
+@dataclass(frozen=True, config=_SECTION)
+class ChatApiSettings:
+    """`carepath:chatApi`: the chat-api service and its ECR repository."""
+
+    repository: RepositoryName = "carepath-chat-api"
+    create_repository: bool = True
+    tag: Optional[ImageTag] = None
+    replicas: Count = 2
+    port: Annotated[int, _between(1024, 65535)] = 8080  # non-root pods cannot bind below 1024
+    health_path: HealthPath = "/healthz"
+    keep_releases: Count = 30
+
+
+@dataclass(frozen=True, config=_SECTION)
+class RollingSettings:
+    max_surge: Surge = 1
+    max_unavailable: Surge = 0
+
+
+@dataclass(frozen=True, config=_SECTION)
+class HeaderSettings:
+    name: HeaderName = "x-version"
+    value: HeaderValue = "canary"
+
+
+@dataclass(frozen=True, config=_SECTION)
+class CanarySettings:
+    tag: Optional[ImageTag] = None  # absent: no canary in flight
+    weight: Percent = 0
+    steps: Steps = (5, 10, 25, 50, 75, 100)
+    header: HeaderSettings = field(default_factory=HeaderSettings)
+
+
+@dataclass(frozen=True, config=_SECTION)
+class ColourSettings:
+    tag: Optional[ImageTag] = None
+
+
+@dataclass(frozen=True, config=_SECTION)
+class BlueGreenSettings:
+    active: Literal["blue", "green"] = "blue"
+    blue: ColourSettings = field(default_factory=ColourSettings)
+    green: ColourSettings = field(default_factory=ColourSettings)
+
+
+@dataclass(frozen=True, config=_SECTION)
+class RolloutSettings:
+    """`carepath:rollout`: the release strategy and its parameters."""
+
+    strategy: Literal["rolling", "canary", "blue-green"]
+    rolling: RollingSettings = field(default_factory=RollingSettings)
+    canary: CanarySettings = field(default_factory=CanarySettings)
+    blue_green: BlueGreenSettings = field(default_factory=BlueGreenSettings)
+
+
+@dataclass(frozen=True, config=_SECTION)
+class EdgeSettings:
+    """`carepath:edge`: the public ALB."""
+
+    certificate_arn: Optional[CertificateArn] = None
+    test_port: Port = 8443
+
+
+@dataclass(frozen=True, config=_SECTION)
+class MeshSettings:
+    """`carepath:mesh`: Istio. `enabled` unset means: on for the canary strategy."""
+
+    enabled: Optional[bool] = None
+    istio_version: Annotated[str, AfterValidator(_istio_version)] = "1.30.5"
+
+
+@dataclass(frozen=True, config=_SECTION)
+class MonitoringSettings:
+    """`carepath:monitoring`: Prometheus and Grafana."""
+
+    enabled: bool = True
+
+
+SECTIONS: dict[str, type] = {
+    "cluster": ClusterSettings,
+    "chatApi": ChatApiSettings,
+    "rollout": RolloutSettings,
+    "edge": EdgeSettings,
+    "mesh": MeshSettings,
+    "monitoring": MonitoringSettings,
+}
+
+
+@plain_dataclass(frozen=True)
+class Settings:
+    """One stack's settings, after every rule passed and every default resolved."""
+
+    stack: str
+    cluster: ClusterSettings
+    chat_api: ChatApiSettings
+    rollout: RolloutSettings
+    edge: EdgeSettings
+    mesh: MeshSettings
+    monitoring: MonitoringSettings
+
+    @property
+    def namespace(self) -> str:
+        return f"carepath-{self.stack}"
+
+    @property
+    def cluster_name(self) -> str:
+        return self.cluster.name or f"carepath-{self.stack}"
+
+    @property
+    def mesh_enabled(self) -> bool:
+        """`mesh.enabled`, or, when unset, whether the strategy needs the mesh."""
+        return self.mesh.enabled if self.mesh.enabled is not None else self.rollout.strategy == "canary"
+
+
+# --- parsing ------------------------------------------------------------------
+
+_ADAPTERS = {key: TypeAdapter(cls) for key, cls in SECTIONS.items()}
+_TYPE_NAMES = {
+    "int_type": "an integer",
+    "int_parsing": "an integer",
+    "string_type": "a string",
+    "bool_type": "true or false",
+    "list_type": "a list",
+    "tuple_type": "a list",
+    "dict_type": "a mapping",
+    "dataclass_type": "a mapping",
+    "model_type": "a mapping",
+}
+
+
+def _describe(value: Any) -> str:
+    return json.dumps(value) if not isinstance(value, str) else repr(value)
+
+
+def _known_keys(section_cls: type, path: tuple) -> list[str]:
+    """The camelCase keys allowed in the mapping at `path` inside a section."""
+    cls: Any = section_cls
+    for part in path:
+        hints = {to_camel(name): hint for name, hint in typing.get_type_hints(cls).items()}
+        cls = hints.get(part)
+        if not is_dataclass(cls):
+            return []
+    return [to_camel(f.name) for f in fields(cls)]
+
+
+def _format(section: str, error: dict) -> str:
+    loc = tuple(str(p) if not isinstance(p, int) else f"[{p}]" for p in error["loc"])
+    path = ".".join((section, *loc)).replace(".[", "[")
+    key = f"{NAMESPACE}:{path}"
+    kind, value = error["type"], error.get("input")
+    if kind in ("extra_forbidden", "unexpected_keyword_argument"):
+        allowed = _known_keys(SECTIONS[section], error["loc"][:-1])
+        hint = difflib.get_close_matches(str(error["loc"][-1]), allowed, n=1)
+        did_you_mean = f"; did you mean '{hint[0]}'?" if hint else ""
+        return f"{key}: unknown key{did_you_mean} (allowed: {', '.join(allowed)})"
+    if kind == "missing":
+        return f"{key} is required" + (": one of " + ", ".join(STRATEGIES) if path == "rollout.strategy" else "")
+    if kind == "literal_error":
+        allowed = error["ctx"]["expected"].replace("'", "").replace(" or ", ", ")
+        return f"{key}: {_describe(value)} is not one of {allowed}"
+    if kind in _TYPE_NAMES:
+        return f"{key}: {_describe(value)} is not {_TYPE_NAMES[kind]}"
+    if kind == "carepath":
+        return f"{key}: {_describe(value)} {error['msg']}"
+    return f"{key}: {_describe(value)}: {error['msg']}"
+
+
+def _cross_section_problems(parsed: dict[str, Any]) -> list[str]:
+    """Rules that span keys; each runs when the sections it reads parsed."""
+    problems: list[str] = []
+    cluster: Optional[ClusterSettings] = parsed.get("cluster")
+    if cluster is not None:
+        if not cluster.min_nodes <= cluster.desired_nodes <= cluster.max_nodes:
+            problems.append(
+                f"{NAMESPACE}:cluster: node sizes must satisfy minNodes <= desiredNodes <= maxNodes, "
+                f"got minNodes={cluster.min_nodes}, desiredNodes={cluster.desired_nodes}, maxNodes={cluster.max_nodes}"
+            )
+        if cluster.vpc_id is None and (cluster.public_subnet_ids or cluster.private_subnet_ids):
+            problems.append(f"{NAMESPACE}:cluster.vpcId is required when subnet ids are given (they must belong to it)")
+        if cluster.vpc_id is not None:
+            for key, ids in (("publicSubnetIds", cluster.public_subnet_ids), ("privateSubnetIds", cluster.private_subnet_ids)):
+                if len(ids) < 2:
+                    problems.append(
+                        f"{NAMESPACE}:cluster.{key}: {json.dumps(list(ids))} must list at least 2 subnets "
+                        "in different availability zones when cluster.vpcId reuses a VPC"
+                    )
+
+    chat_api: Optional[ChatApiSettings] = parsed.get("chatApi")
+    rollout: Optional[RolloutSettings] = parsed.get("rollout")
+    if rollout is not None:
+        problems += _rollout_problems(rollout)
+    if rollout is not None and chat_api is not None:
+        if rollout.strategy in ("rolling", "canary") and chat_api.tag is None:
+            problems.append(f"{NAMESPACE}:chatApi.tag is required: the {rollout.strategy} strategy deploys it as the stable version")
+        if rollout.strategy == "canary" and rollout.canary.tag is not None and rollout.canary.tag == chat_api.tag:
+            problems.append(
+                f"{NAMESPACE}:rollout.canary.tag: {rollout.canary.tag!r} is already the stable chatApi.tag; "
+                "a canary must be a different version (promotion sets chatApi.tag and removes canary.tag)"
+            )
+    mesh: Optional[MeshSettings] = parsed.get("mesh")
+    if rollout is not None and mesh is not None and rollout.strategy == "canary" and mesh.enabled is False:
+        problems.append(
+            f"{NAMESPACE}:mesh.enabled: false is not allowed with rollout.strategy 'canary': "
+            "the canary's traffic split is an Istio VirtualService"
+        )
+    return problems
+
+
+def _rollout_problems(rollout: RolloutSettings) -> list[str]:
+    problems: list[str] = []
+    rolling = rollout.rolling
+    if rolling.max_surge in (0, "0%") and rolling.max_unavailable in (0, "0%"):
+        problems.append(
+            f"{NAMESPACE}:rollout.rolling: maxSurge and maxUnavailable are both 0, so a rollout could never progress"
+        )
+    canary = rollout.canary
+    if canary.weight > 0 and canary.tag is None:
+        problems.append(
+            f"{NAMESPACE}:rollout.canary.weight: {canary.weight} needs rollout.canary.tag "
+            "(no canary in flight means no tag and weight 0)"
+        )
+    if rollout.strategy == "blue-green":
+        for colour in COLOURS:
+            if getattr(rollout.blue_green, colour).tag is None:
+                problems.append(
+                    f"{NAMESPACE}:rollout.blueGreen.{colour}.tag is required: the blue-green strategy runs both colours"
+                )
+    return problems
+
+
+def parse(raw: Mapping[str, Any], stack: str) -> Settings:
+    """Validate a stack's `carepath:` config; `raw` maps section names to decoded JSON values."""
+    problems: list[str] = []
+    for key in sorted(set(raw) - set(SECTIONS)):
+        hint = difflib.get_close_matches(key, SECTIONS, n=1)
+        did_you_mean = f"; did you mean '{NAMESPACE}:{hint[0]}'?" if hint else ""
+        problems.append(f"{NAMESPACE}:{key}: unknown key{did_you_mean} (allowed: {', '.join(SECTIONS)})")
+
+    parsed: dict[str, Any] = {}
+    for key, adapter in _ADAPTERS.items():
+        value = raw.get(key)
+        if value is None:
+            value = {}
+        try:
+            parsed[key] = adapter.validate_json(json.dumps(value))
+        except ValidationError as error:
+            problems += [_format(key, e) for e in error.errors()]
+    problems += _cross_section_problems(parsed)
+    if problems:
+        raise SettingsError(problems)
+
+    return Settings(
+        stack=stack,
+        cluster=parsed["cluster"],
+        chat_api=parsed["chatApi"],
+        rollout=parsed["rollout"],
+        edge=parsed["edge"],
+        mesh=parsed["mesh"],
+        monitoring=parsed["monitoring"],
+    )

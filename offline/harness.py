@@ -1,0 +1,272 @@
+"""Run the Pulumi program in-process under mocks and record what it registers.
+
+`run_stack(stack, overrides)` is the one entry point: the offline plan, the
+diff, the benchmark and the tests all use it. Each run gets a fresh Pulumi
+runtime (its own context and mock monitor), so runs never leak into each other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Optional, Sequence
+
+import pulumi
+import yaml
+from pulumi.runtime import mocks as pulumi_mocks
+from google.protobuf import json_format
+from pulumi.runtime import rpc
+from pulumi.runtime.proto import resource_pb2
+from pulumi.runtime.stack import run_in_stack
+from pulumi.runtime.sync_await import _sync_await
+
+from offline.mocks import CarePathMocks
+
+PROJECT = "carepath"
+ROOT = Path(__file__).resolve().parent.parent
+STACKS = ("demo", "staging", "production")
+SECRET = "[secret]"
+
+
+@dataclass(frozen=True)
+class Registration:
+    """One registered resource: what `pulumi up` would be asked to create."""
+
+    urn: str
+    type: str
+    name: str
+    parent: str  # parent URN; "" for the stack itself
+    custom: bool
+    inputs: Mapping[str, Any]
+    outputs: Mapping[str, Any]
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Plan:
+    stack: str
+    resources: tuple[Registration, ...]
+    outputs: Mapping[str, Any]
+
+    def of_type(self, type_: str) -> list[Registration]:
+        return [r for r in self.resources if r.type == type_]
+
+    def one(self, type_: str, name: Optional[str] = None) -> Registration:
+        found = [r for r in self.of_type(type_) if name is None or r.name == name]
+        if len(found) != 1:
+            raise LookupError(f"expected one {type_} {name or ''}, found {[r.name for r in found]}")
+        return found[0]
+
+    def children(self, parent: Registration) -> list[Registration]:
+        return [r for r in self.resources if r.parent == parent.urn]
+
+    @property
+    def managed(self) -> list[Registration]:
+        """Everything but the stack's root resource."""
+        return [r for r in self.resources if r.type != "pulumi:pulumi:Stack"]
+
+
+class ProgramFailed(Exception):
+    """The program raised; `plan` holds what it had registered by then."""
+
+    def __init__(self, cause: BaseException, plan: Plan):
+        super().__init__(str(cause))
+        self.cause = cause
+        self.plan = plan
+
+
+def _decode(value: Any) -> Any:
+    """A property struct, as JSON, to plain values without rehydrating resources: a resource
+    reference becomes its URN, a secret is masked, an unknown is marked, integral floats are ints.
+    (Rehydrating a reference on the mock monitor's worker thread races the program's event loop.)"""
+    if isinstance(value, dict):
+        signature = value.get(rpc._special_sig_key)
+        if signature == rpc._special_resource_sig:
+            return value["urn"]
+        if signature == rpc._special_secret_sig:
+            return SECRET
+        return {k: _decode(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_decode(v) for v in value]
+    if value == rpc.UNKNOWN:
+        return "[unknown]"
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+class RecordingMonitor(pulumi_mocks.MockMonitor):
+    """The SDK's mock monitor, also keeping each registration's parent, inputs and options, and
+    the stack outputs; resource references reach the mocks as URNs."""
+
+    def __init__(self, mocks: pulumi.runtime.Mocks):
+        super().__init__(mocks)
+        self.registrations: list[Registration] = []
+        self.stack_outputs: dict[str, Any] = {}
+
+    def RegisterResource(self, request):
+        urn = self.make_urn(request.parent, request.type, request.name)
+        if request.type == "pulumi:pulumi:Stack":
+            self.registrations.append(Registration(urn, request.type, request.name, "", False, {}, {}))
+            return resource_pb2.RegisterResourceResponse(urn=urn)
+        inputs = _decode(json_format.MessageToDict(request.object))
+        physical_id, state = self.mocks.new_resource(
+            pulumi.runtime.MockResourceArgs(
+                typ=request.type,
+                name=request.name,
+                inputs=inputs,
+                provider=request.provider,
+                resource_id=request.importId,
+                custom=request.custom or False,
+            )
+        )
+        self.resources[urn] = pulumi_mocks.MockMonitor.ResourceRegistration(urn, physical_id, state)
+        self.registrations.append(
+            Registration(
+                urn=urn,
+                type=request.type,
+                name=request.name,
+                parent=request.parent,
+                custom=request.custom,
+                inputs=inputs,
+                outputs=_decode(state),
+                options={
+                    "protect": request.protect,
+                    "deleteBeforeReplace": request.deleteBeforeReplace,
+                    "ignoreChanges": list(request.ignoreChanges),
+                    "replaceOnChanges": list(request.replaceOnChanges),
+                    "dependsOn": sorted(request.dependencies),
+                    "provider": request.provider,
+                },
+            )
+        )
+        state_struct = _sync_await(rpc.serialize_properties(state, {}))
+        return resource_pb2.RegisterResourceResponse(urn=urn, id=physical_id, object=state_struct)
+
+    def RegisterResourceOutputs(self, request):
+        if request.urn.split("::")[2] == "pulumi:pulumi:Stack":
+            self.stack_outputs = _decode(json_format.MessageToDict(request.outputs))
+        return super().RegisterResourceOutputs(request)
+
+
+def run_program(stack: str, config: Mapping[str, str], program: Callable[[], None]) -> Plan:
+    """Run `program` as stack `stack` with runtime config `config` (key -> string)."""
+    region = config.get("aws:region", "us-east-1")
+    monitor = RecordingMonitor(CarePathMocks(region))
+
+    def plan() -> Plan:
+        return Plan(stack=stack, resources=tuple(monitor.registrations), outputs=dict(monitor.stack_outputs))
+
+    def run() -> Plan:
+        pulumi.runtime.set_all_config(dict(config), [])
+        pulumi.runtime.settings.ROOT.set(None)
+        pulumi.runtime.settings.configure(
+            pulumi_mocks.MockSettings(
+                monitor=monitor,
+                monitor_features=set(monitor.GetDeploymentInfo(None).supportedFeatures),
+                engine=pulumi_mocks.MockEngine(None),
+                project=PROJECT,
+                stack=stack,
+                dry_run=False,
+                organization="organization",
+                callbacks=None,
+            )
+        )
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            _sync_await(run_in_stack(program))
+        except Exception as error:
+            raise ProgramFailed(error, plan()) from error
+        finally:
+            pending = asyncio.all_tasks(loop)
+            for task in pending:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.close()
+            asyncio.set_event_loop(None)
+        return plan()
+
+    return contextvars.Context().run(run)
+
+
+# --- stack files and overrides -------------------------------------------------
+
+
+def stack_file(stack: str) -> Path:
+    return ROOT / f"Pulumi.{stack}.yaml"
+
+
+def load_stack_config(stack: str) -> dict[str, Any]:
+    """The `config:` of Pulumi.<stack>.yaml, key -> decoded value."""
+    path = stack_file(stack)
+    if not path.exists():
+        raise FileNotFoundError(f"no stack file {path.name}; stacks here: {', '.join(STACKS)}")
+    document = yaml.safe_load(path.read_text()) or {}
+    return dict(document.get("config") or {})
+
+
+def parse_value(text: str) -> Any:
+    """A value as `pulumi config set --path` stores it: true/false and integers typed, JSON
+    lists and objects decoded, anything else a string."""
+    if text in ("true", "false"):
+        return text == "true"
+    if text.lstrip("-").isdigit():
+        return int(text)
+    if text[:1] in ("[", "{"):
+        return json.loads(text)
+    return text
+
+
+def _split_key(key: str) -> tuple[str, list[str]]:
+    namespace, _, path = key.rpartition(":")
+    top, *rest = path.split(".")
+    return f"{namespace or PROJECT}:{top}", rest
+
+
+def apply_overrides(
+    config: Mapping[str, Any], overrides: Mapping[str, Any] = (), unset: Sequence[str] = ()
+) -> dict[str, Any]:
+    """`config` with `--path`-style overrides (`rollout.canary.weight` -> 25) and removals."""
+    result = json.loads(json.dumps(dict(config)))  # deep copy
+    for key, value in dict(overrides).items():
+        top, path = _split_key(key)
+        if not path:
+            result[top] = value
+            continue
+        node = result.setdefault(top, {})
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = value
+    for key in unset:
+        top, path = _split_key(key)
+        if not path:
+            result.pop(top, None)
+            continue
+        node = result.get(top, {})
+        for part in path[:-1]:
+            node = node.get(part, {})
+        node.pop(path[-1], None)
+    return result
+
+
+def runtime_config(config: Mapping[str, Any]) -> dict[str, str]:
+    """Stack-file values as the runtime hands them to the program: strings, JSON for the rest.
+    Encrypted values cannot be read offline and stand in as a placeholder."""
+    result = {}
+    for key, value in config.items():
+        if isinstance(value, dict) and set(value) == {"secure"}:
+            value = "offline-placeholder"
+        result[key] = value if isinstance(value, str) else json.dumps(value)
+    return result
+
+
+def run_stack(stack: str, overrides: Mapping[str, Any] = (), unset: Sequence[str] = ()) -> Plan:
+    """Evaluate the program for Pulumi.<stack>.yaml with overrides, entirely offline."""
+    import program
+
+    config = apply_overrides(load_stack_config(stack), overrides, unset)
+    return run_program(stack, runtime_config(config), program.main)
