@@ -40,7 +40,8 @@ NAMESPACE = "carepath"
 STRATEGIES = ("rolling", "canary", "blue-green")
 COLOURS = ("blue", "green")
 
-_SECTION = ConfigDict(extra="forbid", strict=True, alias_generator=to_camel, populate_by_name=False)
+# Config keys are camelCase only (`by_name=False` in `parse`); Python code builds sections by field name.
+_SECTION = ConfigDict(extra="forbid", strict=True, alias_generator=to_camel, validate_by_name=True, validate_by_alias=True)
 
 
 class SettingsError(ValueError):
@@ -293,6 +294,11 @@ class Settings:
     mesh: MeshSettings
     monitoring: MonitoringSettings
 
+    def to_config(self) -> dict[str, Any]:
+        """The settings back as `carepath:` config sections (camelCase, JSON values)."""
+        sections = {key: getattr(self, _FIELD_OF[key]) for key in SECTIONS}
+        return {key: _ADAPTERS[key].dump_python(value, mode="json", by_alias=True) for key, value in sections.items()}
+
     @property
     def namespace(self) -> str:
         return f"carepath-{self.stack}"
@@ -310,6 +316,7 @@ class Settings:
 # --- parsing ------------------------------------------------------------------
 
 _ADAPTERS = {key: TypeAdapter(cls) for key, cls in SECTIONS.items()}
+_FIELD_OF = {"cluster": "cluster", "chatApi": "chat_api", "rollout": "rollout", "edge": "edge", "mesh": "mesh", "monitoring": "monitoring"}
 _TYPE_NAMES = {
     "int_type": "an integer",
     "int_parsing": "an integer",
@@ -437,7 +444,7 @@ def parse(raw: Mapping[str, Any], stack: str) -> Settings:
         if value is None:
             value = {}
         try:
-            parsed[key] = adapter.validate_json(json.dumps(value))
+            parsed[key] = adapter.validate_json(json.dumps(value), by_alias=True, by_name=False)
         except ValidationError as error:
             problems += [_format(key, e) for e in error.errors()]
     problems += _cross_section_problems(parsed)

@@ -47,6 +47,8 @@ class Registration:
 
 @dataclass(frozen=True)
 class Plan:
+    """What a run registered (the stack root first, then by URN) and the stack outputs."""
+
     stack: str
     resources: tuple[Registration, ...]
     outputs: Mapping[str, Any]
@@ -158,7 +160,9 @@ def run_program(stack: str, config: Mapping[str, str], program: Callable[[], Non
     monitor = RecordingMonitor(CarePathMocks(region))
 
     def plan() -> Plan:
-        return Plan(stack=stack, resources=tuple(monitor.registrations), outputs=dict(monitor.stack_outputs))
+        # Registration order depends on the event loop; sort so plans of one config are identical.
+        ordered = sorted(monitor.registrations, key=lambda r: (r.parent != "", r.urn))
+        return Plan(stack=stack, resources=tuple(ordered), outputs=dict(monitor.stack_outputs))
 
     def run() -> Plan:
         pulumi.runtime.set_all_config(dict(config), [])

@@ -1,0 +1,120 @@
+"""The offline plan as a reviewer reads it: the resource tree with the fields that
+matter per type, or everything as JSON."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Iterator, Mapping
+
+from offline.harness import Plan, Registration
+
+# Per resource type, the input paths a reviewer looks at first; `--json` has all of them.
+KEY_FIELDS: dict[str, tuple[str, ...]] = {
+    "awsx:ec2:Vpc": ("cidrBlock", "numberOfAvailabilityZones", "natGateways.strategy"),
+    "eks:index:Cluster": (
+        "name",
+        "version",
+        "authenticationMode",
+        "endpointPublicAccess",
+        "publicAccessCidrs",
+        "enabledClusterLogTypes",
+        "encryptionConfigKeyArn",
+        "deletionProtection",
+    ),
+    "eks:index:ManagedNodeGroup": ("amiType", "instanceTypes", "scalingConfig"),
+    "eks:index:VpcCniAddon": ("clusterName", "serviceAccountRoleArn"),
+    "aws:kms/key:Key": ("enableKeyRotation", "deletionWindowInDays"),
+    "aws:iam/rolePolicyAttachment:RolePolicyAttachment": ("policyArn",),
+    "aws:ecr/repository:Repository": (
+        "name",
+        "imageTagMutability",
+        "imageScanningConfiguration.scanOnPush",
+        "encryptionConfigurations",
+    ),
+    "aws:ecr/lifecyclePolicy:LifecyclePolicy": ("policy",),
+}
+
+
+def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested inputs to `path -> leaf` (`spec.template.spec.containers[0].image`)."""
+    if isinstance(value, Mapping) and value:
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            out.update(flatten(item, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    if isinstance(value, list) and value and any(isinstance(v, (Mapping, list)) for v in value):
+        out = {}
+        for index, item in enumerate(value):
+            out.update(flatten(item, f"{prefix}[{index}]"))
+        return out
+    return {prefix: value}
+
+
+def lookup(inputs: Mapping[str, Any], path: str) -> Any:
+    node: Any = inputs
+    for part in path.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def show(value: Any) -> str:
+    if isinstance(value, str):
+        return value if value and " " not in value and len(value) < 120 else json.dumps(value)
+    return json.dumps(value, separators=(", ", ": "))
+
+
+def _summary(resource: Registration) -> Iterator[str]:
+    for path in KEY_FIELDS.get(resource.type, ()):
+        value = lookup(resource.inputs, path)
+        if value is None:
+            continue
+        if path == "policy" and isinstance(value, str):
+            value = [rule.get("description") for rule in json.loads(value).get("rules", [])]
+        yield f"{path}: {show(value)}"
+
+
+def render_tree(plan: Plan) -> str:
+    by_parent: dict[str, list[Registration]] = {}
+    for resource in plan.resources:
+        by_parent.setdefault(resource.parent, []).append(resource)
+    lines = [f"Offline plan of stack {plan.stack}: {len(plan.managed)} resources (mocked providers, no cloud calls)", ""]
+
+    def walk(resource: Registration, prefix: str, last: bool, root: bool) -> None:
+        branch = "" if root else ("└── " if last else "├── ")
+        lines.append(f"{prefix}{branch}{resource.name}  [{resource.type}]")
+        child_prefix = prefix if root else prefix + ("    " if last else "│   ")
+        children = sorted(by_parent.get(resource.urn, []), key=lambda r: (r.custom, r.type, r.name))
+        for field in _summary(resource):
+            lines.append(f"{child_prefix}{'│ ' if children else '  '}    {field}")
+        for index, child in enumerate(children):
+            walk(child, child_prefix, index == len(children) - 1, False)
+
+    for root in by_parent.get("", []):
+        walk(root, "", True, True)
+    lines += ["", "Outputs:"] + [f"  {key}: {show(value)}" for key, value in sorted(plan.outputs.items())]
+    return "\n".join(lines)
+
+
+def render_json(plan: Plan) -> str:
+    return json.dumps(
+        {
+            "stack": plan.stack,
+            "resources": [
+                {
+                    "urn": r.urn,
+                    "type": r.type,
+                    "name": r.name,
+                    "parent": r.parent,
+                    "custom": r.custom,
+                    "inputs": r.inputs,
+                    "options": r.options,
+                }
+                for r in plan.resources
+            ],
+            "outputs": plan.outputs,
+        },
+        indent=2,
+        sort_keys=True,
+    )

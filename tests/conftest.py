@@ -1,0 +1,82 @@
+"""Shared fixtures: the offline harness (mocks included) and the reference schemas."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import pytest
+
+from offline import harness
+from offline.harness import Plan, Registration
+
+REFERENCE = harness.ROOT.parent / "shared" / "reference"
+
+_plans: dict[str, Plan] = {}
+
+
+def _run_stack(stack: str, overrides: Mapping[str, Any] | None = None, unset: tuple[str, ...] = ()) -> Plan:
+    """`offline.harness.run_stack`, memoised: plans are immutable, so tests can share them."""
+    key = json.dumps([stack, overrides or {}, list(unset)], sort_keys=True)
+    if key not in _plans:
+        _plans[key] = harness.run_stack(stack, overrides or {}, unset)
+    return _plans[key]
+
+
+@pytest.fixture(scope="session")
+def run_stack() -> Callable[..., Plan]:
+    return _run_stack
+
+
+@pytest.fixture(scope="session")
+def run_component() -> Callable[..., Plan]:
+    """Run a program that builds one component in isolation, with optional runtime config."""
+
+    def run(build: Callable[[], Any], config: Mapping[str, str] | None = None) -> Plan:
+        return harness.run_program("test", dict(config or {"aws:region": "us-east-1"}), build)
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def reference_schema() -> Callable[[str], dict]:
+    cache: dict[str, dict] = {}
+
+    def load(name: str) -> dict:
+        if name not in cache:
+            cache[name] = json.loads((REFERENCE / name).read_text())
+        return cache[name]
+
+    return load
+
+
+def unknown_inputs(resource: Registration, schema: dict) -> list[str]:
+    """Input paths of `resource` that its Pulumi package schema does not define (nested
+    objects followed through `$ref`s the schema subset holds)."""
+    definition = schema["resources"][resource.type]
+    problems: list[str] = []
+
+    def check(value: Any, properties: Mapping[str, Any], path: str) -> None:
+        for key, item in value.items():
+            if key not in properties:
+                problems.append(f"{path}{key}")
+                continue
+            spec = properties[key]
+            ref = spec.get("$ref", "") or spec.get("items", {}).get("$ref", "") or spec.get(
+                "additionalProperties", {}
+            ).get("$ref", "")
+            nested = schema.get("types", {}).get(ref.removeprefix("#/types/"), {}).get("properties")
+            if nested is None:
+                continue
+            if spec.get("type") == "array":
+                for index, element in enumerate(item):
+                    check(element, nested, f"{path}{key}[{index}].")
+            elif "additionalProperties" in spec:
+                for name, element in item.items():
+                    check(element, nested, f"{path}{key}.{name}.")
+            elif isinstance(item, Mapping):
+                check(item, nested, f"{path}{key}.")
+
+    check(resource.inputs, definition["inputProperties"], "")
+    return problems

@@ -1,0 +1,228 @@
+"""Settings: defaults, every rule's error (full key, value, what is allowed), all at once."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from core.settings import SettingsError, parse
+from offline.harness import STACKS, apply_overrides, load_stack_config
+
+ROLLING = {"rollout": {"strategy": "rolling"}, "chatApi": {"tag": "v1.4.0"}}
+
+
+def with_(base: dict, **paths: Any) -> dict:
+    """`base` with `section__key__sub=value` overrides (double underscore separates levels)."""
+    namespaced = {f"carepath:{k}": v for k, v in base.items()}
+    result = apply_overrides(namespaced, {k.replace("__", "."): v for k, v in paths.items()})
+    return {k.removeprefix("carepath:"): v for k, v in result.items()}
+
+
+def problems(raw: dict, stack: str = "demo") -> list[str]:
+    with pytest.raises(SettingsError) as caught:
+        parse(raw, stack)
+    return caught.value.problems
+
+
+def test_defaults_are_the_documented_ones():
+    settings = parse(ROLLING, "demo")
+    assert settings.cluster_name == "carepath-demo"
+    assert settings.namespace == "carepath-demo"
+    assert settings.cluster.kubernetes_version == "1.34"
+    assert (settings.cluster.min_nodes, settings.cluster.desired_nodes, settings.cluster.max_nodes) == (2, 2, 4)
+    assert settings.cluster.nat_gateways == "single"
+    assert settings.chat_api.repository == "carepath-chat-api"
+    assert (settings.chat_api.replicas, settings.chat_api.port, settings.chat_api.health_path) == (2, 8080, "/healthz")
+    assert (settings.rollout.rolling.max_surge, settings.rollout.rolling.max_unavailable) == (1, 0)
+    assert settings.rollout.canary.steps == (5, 10, 25, 50, 75, 100)
+    assert settings.rollout.canary.weight == 0 and settings.rollout.canary.tag is None
+    assert (settings.rollout.canary.header.name, settings.rollout.canary.header.value) == ("x-version", "canary")
+    assert settings.rollout.blue_green.active == "blue"
+    assert settings.edge.certificate_arn is None and settings.edge.test_port == 8443
+    assert settings.mesh.istio_version == "1.30.5"
+    assert settings.monitoring.enabled is True
+
+
+def test_settings_are_frozen():
+    settings = parse(ROLLING, "demo")
+    with pytest.raises(Exception):
+        settings.chat_api.replicas = 5  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("strategy, expected", [("rolling", False), ("canary", True), ("blue-green", False)])
+def test_mesh_defaults_on_for_canary_only(strategy, expected):
+    raw = with_(ROLLING, rollout__strategy=strategy, rollout__blueGreen__blue__tag="v1", rollout__blueGreen__green__tag="v2")
+    assert parse(raw, "demo").mesh_enabled is expected
+    assert parse(with_(raw, mesh__enabled=True), "demo").mesh_enabled is True
+
+
+BAD_INPUTS = [
+    (with_(ROLLING, rollout__strategy="canry"), "carepath:rollout.strategy: 'canry' is not one of rolling, canary, blue-green"),
+    ({"chatApi": {"tag": "v1"}}, "carepath:rollout.strategy is required: one of rolling, canary, blue-green"),
+    (with_(ROLLING, rollout__canary__weight=120), "carepath:rollout.canary.weight: 120 is not in 0..100"),
+    (with_(ROLLING, rollout__canary__weight=-5), "carepath:rollout.canary.weight: -5 is not in 0..100"),
+    (with_(ROLLING, rollout__canary__weight=12.5), "carepath:rollout.canary.weight: 12.5 is not an integer"),
+    (with_(ROLLING, rollout__canary__weight="10"), "carepath:rollout.canary.weight: '10' is not an integer"),
+    (with_(ROLLING, rollout__canary__steps=[5, 50, 25, 100]), "carepath:rollout.canary.steps: [5, 50, 25, 100] is not strictly increasing"),
+    (with_(ROLLING, rollout__canary__steps=[5, 5, 100]), "carepath:rollout.canary.steps: [5, 5, 100] is not strictly increasing"),
+    (with_(ROLLING, rollout__canary__steps=[5, 10, 50]), "carepath:rollout.canary.steps: [5, 10, 50] does not end at 100"),
+    (with_(ROLLING, rollout__canary__steps=[]), "carepath:rollout.canary.steps: [] is empty"),
+    (with_(ROLLING, rollout__canary__steps=[5, 150]), "carepath:rollout.canary.steps[1]: 150 is not in 0..100"),
+    (with_(ROLLING, chatApi__replicas=0), "carepath:chatApi.replicas: 0 is not in 1..1000"),
+    (with_(ROLLING, chatApi__replicas="two"), "carepath:chatApi.replicas: 'two' is not an integer"),
+    (with_(ROLLING, chatApi__replicas=True), "carepath:chatApi.replicas: true is not an integer"),
+    (with_(ROLLING, cluster__minNodes=3, cluster__desiredNodes=2), "carepath:cluster: node sizes must satisfy minNodes <= desiredNodes <= maxNodes, got minNodes=3, desiredNodes=2, maxNodes=4"),
+    (with_(ROLLING, cluster__desiredNodes=5, cluster__maxNodes=4), "carepath:cluster: node sizes must satisfy minNodes <= desiredNodes <= maxNodes, got minNodes=2, desiredNodes=5, maxNodes=4"),
+    (with_(ROLLING, chatApi__tag=""), "carepath:chatApi.tag: '' is empty"),
+    (with_(ROLLING, chatApi__tag="latest"), "carepath:chatApi.tag: 'latest' is a moving tag"),
+    (with_(ROLLING, chatApi__tag="LATEST"), "carepath:chatApi.tag: 'LATEST' is a moving tag"),
+    (with_(ROLLING, chatApi__tag="v1.4.0:bad"), "carepath:chatApi.tag: 'v1.4.0:bad' is not a valid image tag"),
+    (with_(ROLLING, chatApi__tag="-v1"), "carepath:chatApi.tag: '-v1' is not a valid image tag"),
+    (with_(ROLLING, rollout__canary__tag="latest"), "carepath:rollout.canary.tag: 'latest' is a moving tag"),
+    (with_(ROLLING, rollout__blueGreen__green__tag="x" * 129), "carepath:rollout.blueGreen.green.tag: '" + "x" * 129 + "' is not a valid image tag"),
+    (with_(ROLLING, rollout__blueGreen__active="red"), "carepath:rollout.blueGreen.active: 'red' is not one of blue, green"),
+    ({"rollout": {"strategy": "rolling"}}, "carepath:chatApi.tag is required: the rolling strategy deploys it"),
+    ({"rollout": {"strategy": "canary"}}, "carepath:chatApi.tag is required: the canary strategy deploys it"),
+    (with_(ROLLING, rollout__strategy="blue-green", rollout__blueGreen__blue__tag="v1"), "carepath:rollout.blueGreen.green.tag is required: the blue-green strategy runs both colours"),
+    (with_(ROLLING, rollout__strategy="canary", mesh__enabled=False), "carepath:mesh.enabled: false is not allowed with rollout.strategy 'canary'"),
+    (with_(ROLLING, rollout__canary__weight=10), "carepath:rollout.canary.weight: 10 needs rollout.canary.tag"),
+    (with_(ROLLING, rollout__strategy="canary", rollout__canary__tag="v1.4.0"), "carepath:rollout.canary.tag: 'v1.4.0' is already the stable chatApi.tag"),
+    (with_(ROLLING, chatApi__replica=3), "carepath:chatApi.replica: unknown key; did you mean 'replicas'?"),
+    (with_(ROLLING, rollout__canary__header__nmae="x"), "carepath:rollout.canary.header.nmae: unknown key; did you mean 'name'?"),
+    ({**ROLLING, "chatapi": {}}, "carepath:chatapi: unknown key; did you mean 'carepath:chatApi'?"),
+    (with_(ROLLING, cluster__kubernetesVersion=1.3), "carepath:cluster.kubernetesVersion: 1.3 is not a string"),
+    (with_(ROLLING, cluster__kubernetesVersion="1.3"), "carepath:cluster.kubernetesVersion: '1.3' is not a Kubernetes minor version"),
+    (with_(ROLLING, cluster__instanceType="large"), "carepath:cluster.instanceType: 'large' is not an EC2 instance type"),
+    (with_(ROLLING, cluster__vpcCidr="10.0.0.0/24"), "carepath:cluster.vpcCidr: '10.0.0.0/24' must be a /16 to /20 block"),
+    (with_(ROLLING, cluster__vpcId="vpc-0123456789abcdef0"), "carepath:cluster.publicSubnetIds: [] must list at least 2 subnets"),
+    (with_(ROLLING, cluster__privateSubnetIds=["subnet-01234567", "subnet-89abcdef"]), "carepath:cluster.vpcId is required when subnet ids are given"),
+    (with_(ROLLING, cluster__publicAccessCidrs=["0.0.0.0/33"]), "carepath:cluster.publicAccessCidrs[0]: '0.0.0.0/33' is not a CIDR block"),
+    (with_(ROLLING, cluster__adminRoleArns=["admin"]), "carepath:cluster.adminRoleArns[0]: 'admin' is not an IAM role ARN"),
+    (with_(ROLLING, chatApi__port=80), "carepath:chatApi.port: 80 is not in 1024..65535"),
+    (with_(ROLLING, chatApi__healthPath="healthz"), "carepath:chatApi.healthPath: 'healthz' is not an absolute HTTP path"),
+    (with_(ROLLING, chatApi__repository="Carepath"), "carepath:chatApi.repository: 'Carepath' is not an ECR repository name"),
+    (with_(ROLLING, rollout__rolling__maxSurge=0), "carepath:rollout.rolling: maxSurge and maxUnavailable are both 0"),
+    (with_(ROLLING, rollout__rolling__maxSurge="150%"), "carepath:rollout.rolling.maxSurge: '150%' is not a count >= 0 or a percentage"),
+    (with_(ROLLING, rollout__canary__header__name="X-Version"), "carepath:rollout.canary.header.name: 'X-Version' is not a lowercase HTTP header name"),
+    (with_(ROLLING, edge__certificateArn="arn:aws:iam::123456789012:role/x"), "carepath:edge.certificateArn: 'arn:aws:iam::123456789012:role/x' is not an ACM certificate ARN"),
+    (with_(ROLLING, edge__testPort=70000), "carepath:edge.testPort: 70000 is not in 1..65535"),
+    (with_(ROLLING, mesh__istioVersion="1.21.0"), "carepath:mesh.istioVersion: '1.21.0' is older than 1.22"),
+    (with_(ROLLING, mesh__istioVersion="latest"), "carepath:mesh.istioVersion: 'latest' is not an Istio release"),
+    (with_(ROLLING, monitoring__enabled="yes"), "carepath:monitoring.enabled: 'yes' is not true or false"),
+    ({**ROLLING, "monitoring": True}, "carepath:monitoring: true is not a mapping"),
+]
+
+
+@pytest.mark.parametrize("raw, expected", BAD_INPUTS, ids=[e[9:60] for _, e in BAD_INPUTS])
+def test_bad_input_names_key_value_and_what_is_allowed(raw, expected):
+    found = problems(raw)
+    assert any(expected in p for p in found), found
+
+
+def test_every_problem_is_reported_at_once():
+    raw = with_(
+        ROLLING,
+        rollout__strategy="canry",
+        rollout__canary__weight=120,
+        chatApi__replica=3,
+        chatApi__tag="latest",
+        cluster__minNodes=5,
+        edge__testPort="8443",
+    )
+    found = problems(raw)
+    assert len(found) == 6, found
+    keys = [p.split(":")[1].split(" ")[0] for p in found]
+    assert {"rollout.strategy", "rollout.canary.weight", "chatApi.replica", "chatApi.tag", "cluster", "edge.testPort"} <= set(keys)
+    message = str(SettingsError(found))
+    assert message.startswith("invalid stack config (6 problems):") and all(p in message for p in found)
+
+
+def test_a_section_error_does_not_hide_another_sections_rules():
+    # chatApi is broken, yet the cluster's cross-field rule is still checked.
+    found = problems(with_(ROLLING, chatApi__replicas=0, cluster__minNodes=3, cluster__desiredNodes=2))
+    assert any("chatApi.replicas" in p for p in found) and any("minNodes <= desiredNodes" in p for p in found)
+
+
+def test_an_existing_vpc_is_accepted():
+    settings = parse(
+        with_(
+            ROLLING,
+            cluster__vpcId="vpc-0123456789abcdef0",
+            cluster__publicSubnetIds=["subnet-0aaaaaaa", "subnet-0bbbbbbb"],
+            cluster__privateSubnetIds=["subnet-0ccccccc", "subnet-0ddddddd"],
+        ),
+        "demo",
+    )
+    assert settings.cluster.private_subnet_ids == ("subnet-0ccccccc", "subnet-0ddddddd")
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_stack_files_round_trip(stack):
+    raw = {key.split(":", 1)[1]: value for key, value in load_stack_config(stack).items() if key.startswith("carepath:")}
+    settings = parse(raw, stack)
+    again = parse(settings.to_config(), stack)
+    assert again == settings
+    # every key the stack file sets survives with its value
+    config = settings.to_config()
+    for section, values in raw.items():
+        for key, value in values.items():
+            dumped = config[section][key]
+            assert dumped == value or (isinstance(value, dict) and value.items() <= dumped.items()), (section, key)
+
+
+def test_stack_files_pick_the_designed_strategies():
+    strategies = {}
+    for stack in STACKS:
+        raw = {k.split(":", 1)[1]: v for k, v in load_stack_config(stack).items() if k.startswith("carepath:")}
+        strategies[stack] = parse(raw, stack).rollout.strategy
+    assert strategies == {"demo": "rolling", "staging": "canary", "production": "blue-green"}
+
+
+# --- properties -----------------------------------------------------------------
+
+
+@given(st.integers(min_value=-1000, max_value=1000))
+def test_weight_is_accepted_exactly_in_0_to_100(weight):
+    raw = with_(ROLLING, rollout__strategy="canary", rollout__canary__tag="v2.0.0", rollout__canary__weight=weight)
+    if 0 <= weight <= 100:
+        assert parse(raw, "staging").rollout.canary.weight == weight
+    else:
+        assert any(p.startswith(f"carepath:rollout.canary.weight: {weight} is not in 0..100") for p in problems(raw))
+
+
+@given(st.lists(st.integers(min_value=1, max_value=100), min_size=1, max_size=8))
+def test_steps_are_accepted_exactly_when_strictly_increasing_to_100(steps):
+    raw = with_(ROLLING, rollout__canary__steps=steps)
+    valid = steps[-1] == 100 and all(b > a for a, b in zip(steps, steps[1:]))
+    if valid:
+        assert parse(raw, "demo").rollout.canary.steps == tuple(steps)
+    else:
+        assert any(p.startswith("carepath:rollout.canary.steps:") for p in problems(raw))
+
+
+@given(st.integers(1, 20), st.integers(1, 20), st.integers(1, 20))
+def test_node_sizes_are_accepted_exactly_when_ordered(low, desired, high):
+    raw = with_(ROLLING, cluster__minNodes=low, cluster__desiredNodes=desired, cluster__maxNodes=high)
+    if low <= desired <= high:
+        assert parse(raw, "demo").cluster.desired_nodes == desired
+    else:
+        assert any("minNodes <= desiredNodes <= maxNodes" in p for p in problems(raw))
+
+
+@given(st.from_regex(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", fullmatch=True).filter(lambda t: t.lower() != "latest"))
+def test_every_valid_image_tag_is_accepted(tag):
+    assert parse(with_(ROLLING, chatApi__tag=tag), "demo").chat_api.tag == tag
+
+
+@given(st.dictionaries(st.sampled_from(["replicas", "port", "tag", "healthPath"]), st.one_of(st.text(max_size=5), st.integers(), st.booleans(), st.none())))
+def test_parse_never_raises_anything_but_a_settings_error(section):
+    raw = copy.deepcopy(ROLLING)
+    raw["chatApi"] = {**raw["chatApi"], **section}
+    try:
+        parse(raw, "demo")
+    except SettingsError as error:
+        assert all(p.startswith("carepath:") for p in error.problems)
