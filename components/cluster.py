@@ -123,7 +123,7 @@ class Cluster(pulumi.ComponentResource):
                     access_policies={
                         "cluster-admin": eks.AccessPolicyAssociationArgs(
                             policy_arn=ADMIN_POLICY,
-                            access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(type="cluster"),
+                            access_scope={"type": "cluster"},
                         )
                     },
                 )
@@ -165,9 +165,11 @@ class Cluster(pulumi.ComponentResource):
             subnet_ids=args.private_subnet_ids,
             ami_type=node_ami_type(config.instance_type),
             instance_types=[config.instance_type],
-            scaling_config=aws.eks.NodeGroupScalingConfigArgs(
-                min_size=config.min_nodes, desired_size=config.desired_nodes, max_size=config.max_nodes
-            ),
+            scaling_config={
+                "min_size": config.min_nodes,
+                "desired_size": config.desired_nodes,
+                "max_size": config.max_nodes,
+            },
             labels={"carepath.io/pool": "general"},
             opts=pulumi.ResourceOptions(parent=self, depends_on=node_policies),
         )

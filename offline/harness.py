@@ -100,6 +100,16 @@ def _decode(value: Any) -> Any:
     return value
 
 
+def _run_on_own_loop(awaitable: Any) -> Any:
+    """Run a coroutine on the monitor's worker thread with a loop closed right after
+    (a loop left open in a worker thread is collected noisily at interpreter exit)."""
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(awaitable)
+    finally:
+        loop.close()
+
+
 class RecordingMonitor(pulumi_mocks.MockMonitor):
     """The SDK's mock monitor, also keeping each registration's parent, inputs and options, and
     the stack outputs; resource references reach the mocks as URNs."""
@@ -145,7 +155,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 },
             )
         )
-        state_struct = _sync_await(rpc.serialize_properties(state, {}))
+        state_struct = _run_on_own_loop(rpc.serialize_properties(state, {}))
         return resource_pb2.RegisterResourceResponse(urn=urn, id=physical_id, object=state_struct)
 
     def RegisterResourceOutputs(self, request):
@@ -190,6 +200,8 @@ def run_program(stack: str, config: Mapping[str, str], program: Callable[[], Non
             for task in pending:
                 task.cancel()
             loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            # Join the mock monitor's worker threads, so their event loops go with them.
+            loop.run_until_complete(loop.shutdown_default_executor())
             loop.close()
             asyncio.set_event_loop(None)
         return plan()

@@ -103,7 +103,7 @@ class CarePathMocks(pulumi.runtime.Mocks):
             "oidcIssuer": issuer,
             "clusterSecurityGroupId": f"sg-{_hex(cluster, 'cluster')}",
             "nodeSecurityGroupId": f"sg-{_hex(cluster, 'node')}",
-            "core": {"endpoint": endpoint, "vpcId": inputs.get("vpcId"), "subnetIds": inputs.get("privateSubnetIds", [])},
+
         }
 
     _RESOURCES: dict[str, Callable[["CarePathMocks", str, dict], dict]] = {

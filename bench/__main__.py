@@ -1,0 +1,87 @@
+"""`make bench`: wall time of the offline plan per stack against its floor, and of the test suite.
+
+Two floors, each a fresh interpreter that does nothing but load SDK code:
+
+- import floor: imports, from the Pulumi SDKs, the class of every resource type
+  the stack registers (`from pulumi_aws.ecr import Repository`, ...). The SDKs
+  load a module's types lazily, on first use; this forces exactly those loads.
+- type floor: the same, plus resolving each class's argument types, which the
+  SDK does the first time it registers a resource of that type. Some types
+  reference other modules: `eks.ClusterArgs` names `pulumi_aws.ec2` types, and
+  loading that module (180 submodules) costs more than all the rest together.
+  No program registering an `eks.Cluster` avoids it, so this is the real floor.
+
+Everything above the type floor is ours: settings, the program, the mock engine,
+rendering. Each figure is the median of several fresh-process runs.
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import time
+
+from offline.harness import ROOT, STACKS, run_stack
+
+RUNS = 7
+TARGET_RATIO = 1.5
+TARGET_SUITE_SECONDS = 60
+
+
+def sdk_import(type_token: str) -> str | None:
+    """The import statement that loads a resource type's class; None for our own components."""
+    package, module, name = type_token.split(":")
+    if package == "carepath" or type_token == "pulumi:pulumi:Stack":
+        return None
+    if package == "pulumi" and module == "providers":
+        return f"from pulumi_{name} import Provider"
+    python_module = module.split("/")[0] if package != "kubernetes" else module.replace("/", ".")
+    path = f"pulumi_{package}" + ("" if python_module == "index" else f".{python_module}")
+    return f"from {path} import {name}"
+
+
+def floor_scripts(stack: str) -> tuple[str, str]:
+    """The import floor and the type floor of a stack (see the module docstring)."""
+    imports = sorted({i for i in (sdk_import(r.type) for r in run_stack(stack).resources) if i})
+    import_floor = "\n".join(["import pulumi", *imports])
+    classes = [line.split()[-1] for line in imports]
+    resolve = [
+        "from pulumi import _types",
+        *(f"_types.input_type_types(sys.modules[{c}.__module__].{c}Args)" for c in classes),
+    ]
+    type_floor = "\n".join(["import sys", import_floor, *resolve])
+    return import_floor, type_floor
+
+
+def median_seconds(command: list[str]) -> float:
+    times = []
+    for _ in range(RUNS):
+        start = time.perf_counter()
+        subprocess.run(command, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> int:
+    python = sys.executable
+    print(f"Offline plan wall time, median of {RUNS} fresh processes each (target: within {TARGET_RATIO}x of the floor)")
+    print(f"{'stack':<12}{'plan':>8}{'type floor':>12}{'ratio':>7}{'import floor':>14}{'ratio':>7}  resource classes")
+    for stack in STACKS:
+        import_floor, type_floor = floor_scripts(stack)
+        plan = median_seconds([python, "-m", "offline", "plan", stack, "--json"])
+        by_types = median_seconds([python, "-c", type_floor])
+        by_imports = median_seconds([python, "-c", import_floor])
+        classes = ", ".join(sorted({line.split()[-1] for line in import_floor.splitlines()[1:]}))
+        print(
+            f"{stack:<12}{plan:>7.2f}s{by_types:>11.2f}s{plan / by_types:>6.2f}x"
+            f"{by_imports:>13.2f}s{plan / by_imports:>6.2f}x  {classes}"
+        )
+    start = time.perf_counter()
+    subprocess.run([python, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    print(f"test suite: {time.perf_counter() - start:.1f}s (target: under {TARGET_SUITE_SECONDS}s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
