@@ -1,5 +1,5 @@
-"""The Pulumi program: settings in, platform out. `__main__.py` calls `main()`;
-the offline plan and the tests run the same `main()` under mocks."""
+"""The Pulumi program: settings in, platform and release out. `__main__.py` calls
+`main()`; the offline plan and the tests run the same `main()` under mocks."""
 
 from __future__ import annotations
 
@@ -9,9 +9,20 @@ from typing import Any
 import pulumi
 
 from components.cluster import Cluster, ClusterArgs
+from components.edge import Edge, EdgeArgs
+from components.load_balancer_controller import LoadBalancerController, LoadBalancerControllerArgs
+from components.namespace import AppNamespace, AppNamespaceArgs
 from components.network import ExistingVpc, Network, NetworkArgs
 from components.registry import Registry, RegistryArgs
+from components.target_group_router import TargetGroupRouter, TargetGroupRouterArgs
+from components.track import Track, TrackArgs
+from core.drain import drain_timings
+from core.release import ReleasePlan, plan_release
 from core.settings import NAMESPACE, Settings, parse
+
+
+class UnsupportedRelease(ValueError):
+    """A valid config this version cannot render yet; raised before anything is registered."""
 
 
 def raw_config() -> dict[str, Any]:
@@ -35,9 +46,20 @@ def load_settings() -> Settings:
     return parse(raw_config(), pulumi.get_stack())
 
 
+def check_supported(plan: ReleasePlan) -> None:
+    if plan.header_track is not None:
+        raise UnsupportedRelease(
+            "carepath:rollout.canary.tag: a canary in flight needs the Istio canary router, which this version "
+            "does not have yet; unset rollout.canary.tag (and weight) to serve the stable track only"
+        )
+
+
 def build(settings: Settings) -> dict[str, Any]:
     """Register the stack's resources; returns the stack outputs."""
-    cluster_config = settings.cluster
+    release = plan_release(settings)
+    check_supported(release)
+    cluster_config, chat_api = settings.cluster, settings.chat_api
+
     existing = (
         ExistingVpc(cluster_config.vpc_id, cluster_config.public_subnet_ids, cluster_config.private_subnet_ids)
         if cluster_config.vpc_id
@@ -59,18 +81,74 @@ def build(settings: Settings) -> dict[str, Any]:
     )
     registry = Registry(
         "chat-api",
-        RegistryArgs(
-            repository=settings.chat_api.repository,
-            create=settings.chat_api.create_repository,
-            keep_releases=settings.chat_api.keep_releases,
+        RegistryArgs(repository=chat_api.repository, create=chat_api.create_repository, keep_releases=chat_api.keep_releases),
+    )
+    on_cluster = pulumi.ResourceOptions(providers=[cluster.provider])
+
+    edge_config = settings.edge
+    edge = Edge(
+        "edge",
+        EdgeArgs(
+            vpc_id=network.vpc_id,
+            public_subnet_ids=network.public_subnet_ids,
+            node_security_group_id=cluster.node_security_group_id,
+            target_port=chat_api.port,
+            health_path=chat_api.health_path,
+            certificate_arn=edge_config.certificate_arn,
+            allowed_cidrs=edge_config.allowed_cidrs,
+            deregistration_delay_seconds=edge_config.deregistration_delay_seconds,
+            idle_timeout_seconds=edge_config.idle_timeout_seconds,
+            backends=[track.track for track in release.tracks],
+            weights=release.weights,
         ),
     )
+    controller = LoadBalancerController(
+        "aws-load-balancer-controller",
+        LoadBalancerControllerArgs(
+            cluster_name=cluster.cluster_name,
+            region=pulumi.Config("aws").require("region"),
+            vpc_id=network.vpc_id,
+            oidc_provider_arn=cluster.oidc_provider_arn,
+            oidc_provider_url=cluster.oidc_provider_url,
+            target_group_arns=list(edge.target_group_arns.values()),
+            chart_version=edge_config.controller_chart_version,
+        ),
+        opts=on_cluster,
+    )
+    namespace = AppNamespace(
+        "namespace",
+        AppNamespaceArgs(name=settings.namespace, kubernetes_version=cluster_config.kubernetes_version),
+        opts=on_cluster,
+    )
+    router = TargetGroupRouter(
+        "router",
+        TargetGroupRouterArgs(
+            namespace=namespace.name, plan=release, target_group_arns=edge.target_group_arns, controller=controller.chart
+        ),
+        opts=on_cluster,
+    )
+    drain = drain_timings(edge_config.deregistration_delay_seconds, chat_api.shutdown_seconds)
+    for track in release.tracks:
+        Track(
+            track.deployment,
+            TrackArgs(
+                namespace=namespace.name,
+                spec=track,
+                image=registry.image(track.tag, chat_api.pin_digest),
+                chat_api=chat_api,
+                rolling=settings.rollout.rolling,
+                drain=drain,
+                pods_after=[router.bindings[track.track]],
+            ),
+            opts=on_cluster,
+        )
     return {
+        "url": edge.url,
         "vpcId": network.vpc_id,
         "clusterName": cluster.cluster_name,
         "kubeconfig": cluster.kubeconfig,
         "repositoryUrl": registry.repository_url,
-        "namespace": settings.namespace,
+        "namespace": namespace.name,
     }
 
 

@@ -134,6 +134,8 @@ class Cluster(pulumi.ComponentResource):
             enabled_cluster_log_types=LOG_TYPES,
             encryption_config_key_arn=secrets_key.arn,
             deletion_protection=config.deletion_protection,
+            # Managed nodes then carry the EKS-created cluster security group, exposed as node_security_group_id.
+            skip_default_security_groups=True,
             # The CNI addon below, with its own IRSA role, replaces the one eks.Cluster would add.
             use_default_vpc_cni=True,
             opts=child,

@@ -81,10 +81,25 @@ class Registry(pulumi.ComponentResource):
             )
             self.repository_url = repository.repository_url
             self.repository_arn = repository.arn
+            self._depends_on: list[pulumi.Resource] = [repository]
         else:
             existing = aws.ecr.get_repository_output(
                 name=args.repository, opts=pulumi.InvokeOutputOptions(parent=self)
             )
             self.repository_url = existing.repository_url
             self.repository_arn = existing.arn
+            self._depends_on = []
+        self._name = args.repository
         self.register_outputs({"repositoryUrl": self.repository_url, "repositoryArn": self.repository_arn})
+
+    def image(self, tag: str, pin_digest: bool) -> pulumi.Output[str]:
+        """`<repository URL>:<tag>`, or with `pin_digest` `<URL>:<tag>@<digest>`, the digest the tag
+        points at when Pulumi runs (the tag stays for people; the digest is what the node pulls)."""
+        if not pin_digest:
+            return pulumi.Output.concat(self.repository_url, ":", tag)
+        found = aws.ecr.get_image_output(
+            repository_name=self._name,
+            image_tag=tag,
+            opts=pulumi.InvokeOutputOptions(parent=self, depends_on=self._depends_on),
+        )
+        return pulumi.Output.concat(self.repository_url, ":", tag, "@", found.image_digest)

@@ -36,6 +36,8 @@ from pydantic.alias_generators import to_camel
 from pydantic.dataclasses import dataclass
 from pydantic_core import PydanticCustomError
 
+from core.quantity import parse_quantity
+
 NAMESPACE = "carepath"
 STRATEGIES = ("rolling", "canary", "blue-green")
 COLOURS = ("blue", "green")
@@ -128,7 +130,18 @@ def _istio_version(value: str) -> str:
     return value
 
 
+def _quantity(value: str) -> str:
+    try:
+        amount = parse_quantity(value)
+    except ValueError:
+        raise _problem("is not a Kubernetes quantity such as 250m, 1, 512Mi or 1Gi") from None
+    if amount <= 0:
+        raise _problem("must be more than 0")
+    return value
+
+
 Percent = Annotated[int, _between(0, 100)]
+Quantity = Annotated[str, AfterValidator(_quantity)]
 Count = Annotated[int, _between(1, 1000)]
 Port = Annotated[int, _between(1, 65535)]
 ImageTag = Annotated[str, AfterValidator(_image_tag)]
@@ -195,15 +208,44 @@ class ClusterSettings:
 
 
 @dataclass(frozen=True, config=_SECTION)
+class ComputeSettings:
+    cpu: Quantity
+    memory: Quantity
+
+
+@dataclass(frozen=True, config=_SECTION)
+class ResourceSettings:
+    """Per pod; limits at least the requests."""
+
+    requests: ComputeSettings = field(default_factory=lambda: ComputeSettings(cpu="250m", memory="512Mi"))
+    limits: ComputeSettings = field(default_factory=lambda: ComputeSettings(cpu="1", memory="1Gi"))
+
+
+@dataclass(frozen=True, config=_SECTION)
+class AutoscalingSettings:
+    """A HorizontalPodAutoscaler on CPU; when enabled it owns the replica count."""
+
+    enabled: bool = False
+    min_replicas: Count = 2
+    max_replicas: Count = 6
+    target_cpu_percent: Annotated[int, _between(10, 100)] = 70
+
+
+@dataclass(frozen=True, config=_SECTION)
 class ChatApiSettings:
     """`carepath:chatApi`: the chat-api service and its ECR repository."""
 
     repository: RepositoryName = "carepath-chat-api"
     create_repository: bool = True
     tag: Optional[ImageTag] = None
+    pin_digest: bool = False  # resolve the tag to its digest at deploy time
     replicas: Count = 2
     port: Annotated[int, _between(1024, 65535)] = 8080  # non-root pods cannot bind below 1024
     health_path: HealthPath = "/healthz"
+    startup_seconds: Annotated[int, _between(10, 3600)] = 300  # loading a model can take minutes
+    shutdown_seconds: Annotated[int, _between(0, 300)] = 15  # after SIGTERM, to finish in-flight work
+    resources: ResourceSettings = field(default_factory=ResourceSettings)
+    autoscaling: AutoscalingSettings = field(default_factory=AutoscalingSettings)
     keep_releases: Count = 30
 
 
@@ -211,6 +253,9 @@ class ChatApiSettings:
 class RollingSettings:
     max_surge: Surge = 1
     max_unavailable: Surge = 0
+    min_ready_seconds: Annotated[int, _between(0, 600)] = 10
+    progress_deadline_seconds: Annotated[int, _between(60, 3600)] = 600
+    revision_history_limit: Annotated[int, _between(1, 100)] = 10
 
 
 @dataclass(frozen=True, config=_SECTION)
@@ -255,6 +300,11 @@ class EdgeSettings:
 
     certificate_arn: Optional[CertificateArn] = None
     test_port: Port = 8443
+    allowed_cidrs: tuple[Cidr, ...] = ("0.0.0.0/0",)  # who may reach the public listeners
+    # Well under the ALB's 300 s default: long enough for a streamed answer to finish.
+    deregistration_delay_seconds: Annotated[int, _between(0, 120)] = 30
+    idle_timeout_seconds: Annotated[int, _between(1, 4000)] = 120
+    controller_chart_version: Annotated[str, _matching(r"\d+\.\d+\.\d+", "a chart version such as 1.17.0")] = "1.17.0"
 
 
 @dataclass(frozen=True, config=_SECTION)
@@ -388,6 +438,11 @@ def _cross_section_problems(parsed: dict[str, Any]) -> list[str]:
                     )
 
     chat_api: Optional[ChatApiSettings] = parsed.get("chatApi")
+    if chat_api is not None:
+        problems += _chat_api_problems(chat_api)
+    edge: Optional[EdgeSettings] = parsed.get("edge")
+    if edge is not None and edge.test_port in (80, 443):
+        problems.append(f"{NAMESPACE}:edge.testPort: {edge.test_port} is taken by the production listener; use another port")
     rollout: Optional[RolloutSettings] = parsed.get("rollout")
     if rollout is not None:
         problems += _rollout_problems(rollout)
@@ -404,6 +459,23 @@ def _cross_section_problems(parsed: dict[str, Any]) -> list[str]:
         problems.append(
             f"{NAMESPACE}:mesh.enabled: false is not allowed with rollout.strategy 'canary': "
             "the canary's traffic split is an Istio VirtualService"
+        )
+    return problems
+
+
+def _chat_api_problems(chat_api: ChatApiSettings) -> list[str]:
+    problems: list[str] = []
+    requests, limits = chat_api.resources.requests, chat_api.resources.limits
+    for resource in ("cpu", "memory"):
+        request, limit = getattr(requests, resource), getattr(limits, resource)
+        if parse_quantity(limit) < parse_quantity(request):
+            problems.append(
+                f"{NAMESPACE}:chatApi.resources.limits.{resource}: {limit!r} is below the request {request!r}"
+            )
+    scaling = chat_api.autoscaling
+    if scaling.min_replicas > scaling.max_replicas:
+        problems.append(
+            f"{NAMESPACE}:chatApi.autoscaling: minReplicas {scaling.min_replicas} is above maxReplicas {scaling.max_replicas}"
         )
     return problems
 

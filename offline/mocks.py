@@ -41,7 +41,10 @@ class CarePathMocks(pulumi.runtime.Mocks):
             metadata = dict(args.inputs["metadata"])
             metadata.setdefault("name", args.name)
             outputs["metadata"] = metadata
-        physical_id = outputs.get("name") if isinstance(outputs.get("name"), str) else f"{args.name}-{_hex(args.typ, args.name, length=7)}"
+        physical_id = next(
+            (outputs[key] for key in ("id", "name") if isinstance(outputs.get(key), str)),
+            f"{args.name}-{_hex(args.typ, args.name, length=7)}",
+        )
         return physical_id, outputs
 
     def _repository(self, name: str, inputs: dict) -> dict:
@@ -106,7 +109,29 @@ class CarePathMocks(pulumi.runtime.Mocks):
 
         }
 
+    def _load_balancer(self, name: str, inputs: dict) -> dict:
+        suffix = _hex(name, length=16)
+        return {
+            "arn": self.arn("elasticloadbalancing", f"loadbalancer/app/{name}/{suffix}"),
+            "dnsName": f"{name}-{suffix[:10]}.{self.region}.elb.amazonaws.com",
+            "zoneId": "Z35SXDOTRQ7X7K",
+        }
+
+    def _target_group(self, name: str, inputs: dict) -> dict:
+        return {"arn": self.arn("elasticloadbalancing", f"targetgroup/{name[:32]}/{_hex(name, length=16)}")}
+
+    def _listener(self, name: str, inputs: dict) -> dict:
+        return {"arn": self.arn("elasticloadbalancing", f"listener/app/{name}/{_hex(name, length=16)}")}
+
+    def _security_group(self, name: str, inputs: dict) -> dict:
+        group = f"sg-{_hex(name)}"
+        return {"id": group, "arn": self.arn("ec2", f"security-group/{group}")}
+
     _RESOURCES: dict[str, Callable[["CarePathMocks", str, dict], dict]] = {
+        "aws:lb/loadBalancer:LoadBalancer": _load_balancer,
+        "aws:lb/targetGroup:TargetGroup": _target_group,
+        "aws:lb/listener:Listener": _listener,
+        "aws:ec2/securityGroup:SecurityGroup": _security_group,
         "aws:ecr/repository:Repository": _repository,
         "aws:kms/key:Key": _kms_key,
         "aws:iam/role:Role": _role,
@@ -133,7 +158,12 @@ class CarePathMocks(pulumi.runtime.Mocks):
     def _region(self, args: dict) -> dict:
         return {"name": self.region, "region": self.region, "id": self.region}
 
+    def _get_image(self, args: dict) -> dict:
+        digest = "sha256:" + hashlib.sha256(f"{args['repositoryName']}:{args.get('imageTag')}".encode()).hexdigest()
+        return {"imageDigest": digest, "imageTags": [args.get("imageTag")], "registryId": ACCOUNT, "repositoryName": args["repositoryName"]}
+
     _CALLS: dict[str, Callable[["CarePathMocks", dict], dict]] = {
+        "aws:ecr/getImage:getImage": _get_image,
         "aws:ecr/getRepository:getRepository": _get_repository,
         "aws:index/getCallerIdentity:getCallerIdentity": _caller_identity,
         "aws:index/getRegion:getRegion": _region,

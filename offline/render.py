@@ -32,6 +32,24 @@ KEY_FIELDS: dict[str, tuple[str, ...]] = {
         "encryptionConfigurations",
     ),
     "aws:ecr/lifecyclePolicy:LifecyclePolicy": ("policy",),
+    "aws:lb/loadBalancer:LoadBalancer": ("internal", "idleTimeout", "dropInvalidHeaderFields"),
+    "aws:lb/targetGroup:TargetGroup": ("port", "targetType", "deregistrationDelay", "healthCheck.path"),
+    "aws:lb/listener:Listener": ("port", "protocol", "sslPolicy", "defaultActions"),
+    "aws:ec2/securityGroup:SecurityGroup": ("ingress", "egress"),
+    "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": ("fromPort", "toPort", "referencedSecurityGroupId"),
+    "kubernetes:helm.sh/v4:Chart": ("chart", "version", "namespace"),
+    "kubernetes:core/v1:Namespace": ("metadata.name", "metadata.labels"),
+    "kubernetes:apps/v1:Deployment": (
+        "metadata.namespace",
+        "spec.replicas",
+        "spec.selector.matchLabels",
+        "spec.strategy.rollingUpdate",
+        "spec.template.spec.containers",
+    ),
+    "kubernetes:core/v1:Service": ("metadata.namespace", "spec.selector", "spec.ports"),
+    "kubernetes:policy/v1:PodDisruptionBudget": ("spec.maxUnavailable", "spec.selector.matchLabels"),
+    "kubernetes:autoscaling/v2:HorizontalPodAutoscaler": ("spec.minReplicas", "spec.maxReplicas"),
+    "kubernetes:elbv2.k8s.aws/v1beta1:TargetGroupBinding": ("spec.serviceRef", "spec.targetGroupARN"),
 }
 
 
@@ -72,6 +90,8 @@ def _summary(resource: Registration) -> Iterator[str]:
             continue
         if path == "policy" and isinstance(value, str):
             value = [rule.get("description") for rule in json.loads(value).get("rules", [])]
+        if path == "spec.template.spec.containers":
+            value = [{"image": c.get("image"), "resources": c.get("resources")} for c in value]
         yield f"{path}: {show(value)}"
 
 

@@ -18,6 +18,23 @@ EXPECTED_TYPES = {
     "aws:ecr/repository:Repository",
     "aws:ecr/lifecyclePolicy:LifecyclePolicy",
     "pulumi:providers:kubernetes",
+    "carepath:edge:Edge",
+    "carepath:edge:LoadBalancerController",
+    "carepath:namespace:AppNamespace",
+    "carepath:router:TargetGroupRouter",
+    "carepath:track:Track",
+    "aws:ec2/securityGroup:SecurityGroup",
+    "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
+    "aws:lb/loadBalancer:LoadBalancer",
+    "aws:lb/targetGroup:TargetGroup",
+    "aws:lb/listener:Listener",
+    "aws:iam/policy:Policy",
+    "kubernetes:helm.sh/v4:Chart",
+    "kubernetes:core/v1:Namespace",
+    "kubernetes:elbv2.k8s.aws/v1beta1:TargetGroupBinding",
+    "kubernetes:apps/v1:Deployment",
+    "kubernetes:core/v1:Service",
+    "kubernetes:policy/v1:PodDisruptionBudget",
 }
 
 

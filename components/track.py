@@ -1,0 +1,175 @@
+"""Track: one version of chat-api, its Deployment, Service, PodDisruptionBudget and
+optional HorizontalPodAutoscaler, all named after the track's Deployment.
+
+Pods meet the "restricted" Pod Security Standard, spread over zones, and drain
+without cutting requests (see `core.drain`). The Service and the selector are
+fixed per track, so a new tag only rolls the Deployment's pods; `pulumi up` waits
+for the rollout (the provider's await) and fails if it never becomes ready.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from core.drain import DrainTimings
+from core.release import APP, TrackSpec
+from core.settings import ChatApiSettings, RollingSettings
+
+SERVICE_PORT = 80
+RUN_AS = 10001  # any non-root uid; the image must not need a particular one
+PROBE_PERIOD_SECONDS = 5
+
+
+@dataclass(frozen=True)
+class TrackArgs:
+    namespace: pulumi.Input[str]
+    spec: TrackSpec
+    image: pulumi.Input[str]
+    chat_api: ChatApiSettings
+    rolling: RollingSettings
+    drain: DrainTimings
+    # Must exist before the pods (the ALB readiness gate is injected only at pod creation).
+    pods_after: Sequence[pulumi.Resource] = ()
+
+
+def _probe(path: str, period: int, failures: int) -> dict[str, Any]:
+    return {
+        "httpGet": {"path": path, "port": "http"},
+        "periodSeconds": period,
+        "timeoutSeconds": 2,
+        "failureThreshold": failures,
+    }
+
+
+def pod_spec(args: TrackArgs) -> dict[str, Any]:
+    chat_api, drain = args.chat_api, args.drain
+    resources = chat_api.resources
+    selector = args.spec.selector
+    return {
+        "automountServiceAccountToken": False,
+        "terminationGracePeriodSeconds": drain.termination_grace_seconds,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": RUN_AS,
+            "runAsGroup": RUN_AS,
+            "fsGroup": RUN_AS,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "topologySpreadConstraints": [
+            {
+                "maxSkew": 1,
+                "topologyKey": key,
+                "whenUnsatisfiable": "ScheduleAnyway",
+                "labelSelector": {"matchLabels": selector},
+                "matchLabelKeys": ["pod-template-hash"],
+            }
+            for key in ("topology.kubernetes.io/zone", "kubernetes.io/hostname")
+        ],
+        "containers": [
+            {
+                "name": APP,
+                "image": args.image,
+                "ports": [{"name": "http", "containerPort": chat_api.port, "protocol": "TCP"}],
+                "resources": {
+                    "requests": {"cpu": resources.requests.cpu, "memory": resources.requests.memory},
+                    "limits": {"cpu": resources.limits.cpu, "memory": resources.limits.memory},
+                },
+                "startupProbe": _probe(
+                    chat_api.health_path, PROBE_PERIOD_SECONDS, math.ceil(chat_api.startup_seconds / PROBE_PERIOD_SECONDS)
+                ),
+                "readinessProbe": _probe(chat_api.health_path, PROBE_PERIOD_SECONDS, 2),
+                "livenessProbe": _probe(chat_api.health_path, 10, 3),
+                "lifecycle": {"preStop": {"sleep": {"seconds": drain.pre_stop_sleep_seconds}}},
+                "securityContext": {
+                    "allowPrivilegeEscalation": False,
+                    "readOnlyRootFilesystem": True,
+                    "runAsNonRoot": True,
+                    "capabilities": {"drop": ["ALL"]},
+                    "seccompProfile": {"type": "RuntimeDefault"},
+                },
+                "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+            }
+        ],
+        "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}}],
+    }
+
+
+class Track(pulumi.ComponentResource):
+    service_name: pulumi.Output[str]
+    deployment_name: pulumi.Output[str]
+
+    def __init__(self, name: str, args: TrackArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("carepath:track:Track", name, None, opts)
+        spec, rolling, scaling = args.spec, args.rolling, args.chat_api.autoscaling
+        deployment_name = spec.deployment
+        metadata = {"name": deployment_name, "namespace": args.namespace, "labels": {**spec.selector, "app.kubernetes.io/part-of": "carepath"}}
+        child = pulumi.ResourceOptions(parent=self)
+
+        service = k8s.core.v1.Service(
+            deployment_name,
+            metadata=metadata,
+            spec={
+                "type": "ClusterIP",
+                "selector": spec.selector,
+                # appProtocol tells Istio and the ALB the port speaks HTTP.
+                "ports": [{"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP", "appProtocol": "http"}],
+            },
+            opts=child,
+        )
+        k8s.policy.v1.PodDisruptionBudget(
+            deployment_name,
+            metadata=metadata,
+            spec={
+                "maxUnavailable": 1,
+                "selector": {"matchLabels": spec.selector},
+                # A crash-looping pod must not block node drains.
+                "unhealthyPodEvictionPolicy": "AlwaysAllow",
+            },
+            opts=child,
+        )
+        deployment = k8s.apps.v1.Deployment(
+            deployment_name,
+            metadata=metadata,
+            spec={
+                # With an autoscaler the replica count is its to set; leaving it out keeps Pulumi from resetting it.
+                **({} if scaling.enabled else {"replicas": spec.replicas}),
+                "selector": {"matchLabels": spec.selector},
+                "strategy": {
+                    "type": "RollingUpdate",
+                    "rollingUpdate": {"maxSurge": rolling.max_surge, "maxUnavailable": rolling.max_unavailable},
+                },
+                "minReadySeconds": rolling.min_ready_seconds,
+                "progressDeadlineSeconds": rolling.progress_deadline_seconds,
+                "revisionHistoryLimit": rolling.revision_history_limit,
+                "template": {
+                    "metadata": {"labels": {**spec.selector, "app.kubernetes.io/version": spec.tag}},
+                    "spec": pod_spec(args),
+                },
+            },
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[service, *args.pods_after]),
+        )
+        if scaling.enabled:
+            k8s.autoscaling.v2.HorizontalPodAutoscaler(
+                deployment_name,
+                metadata=metadata,
+                spec={
+                    "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment_name},
+                    "minReplicas": scaling.min_replicas,
+                    "maxReplicas": scaling.max_replicas,
+                    "metrics": [
+                        {
+                            "type": "Resource",
+                            "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": scaling.target_cpu_percent}},
+                        }
+                    ],
+                },
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[deployment]),
+            )
+        self.service_name = pulumi.Output.from_input(deployment_name)
+        self.deployment_name = pulumi.Output.from_input(deployment_name)
+        self.register_outputs({"deployment": self.deployment_name, "service": self.service_name})
