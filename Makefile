@@ -43,3 +43,9 @@ deploy: setup
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
+
+## Roll chat-api back to an earlier tag: make rollback STACK=demo TAG=v1.3.0 (changes only the Deployment)
+rollback: setup
+	@test -n "$(TAG)" || { echo "usage: make rollback STACK=<stack> TAG=<previous tag>"; exit 2; }
+	pulumi config set --path chatApi.tag "$(TAG)" --stack $(STACK)
+	pulumi up --stack $(STACK)

@@ -208,17 +208,23 @@ class ClusterSettings:
 
 
 @dataclass(frozen=True, config=_SECTION)
-class ComputeSettings:
-    cpu: Quantity
-    memory: Quantity
+class RequestSettings:
+    cpu: Quantity = "250m"
+    memory: Quantity = "512Mi"
+
+
+@dataclass(frozen=True, config=_SECTION)
+class LimitSettings:
+    cpu: Quantity = "1"
+    memory: Quantity = "1Gi"
 
 
 @dataclass(frozen=True, config=_SECTION)
 class ResourceSettings:
-    """Per pod; limits at least the requests."""
+    """Per pod; limits at least the requests. Each value can be set alone."""
 
-    requests: ComputeSettings = field(default_factory=lambda: ComputeSettings(cpu="250m", memory="512Mi"))
-    limits: ComputeSettings = field(default_factory=lambda: ComputeSettings(cpu="1", memory="1Gi"))
+    requests: RequestSettings = field(default_factory=RequestSettings)
+    limits: LimitSettings = field(default_factory=LimitSettings)
 
 
 @dataclass(frozen=True, config=_SECTION)

@@ -80,3 +80,28 @@ def unknown_inputs(resource: Registration, schema: dict) -> list[str]:
 
     check(resource.inputs, definition["inputProperties"], "")
     return problems
+
+
+KUBERNETES_VERSION = "1.34"
+
+
+def manifest(resource: Registration) -> dict:
+    """A Kubernetes resource's inputs as the manifest the provider would apply."""
+    assert resource.type.startswith("kubernetes:"), resource.type
+    return {key: value for key, value in resource.inputs.items() if key in ("apiVersion", "kind", "metadata", "spec")}
+
+
+def validate_builtin(resource: Registration) -> None:
+    """Strict offline validation of a built-in kind against the cluster's Kubernetes version."""
+    import kubernetes_validate
+
+    kubernetes_validate.validate(manifest(resource), KUBERNETES_VERSION, strict=True)
+
+
+def validate_crd(resource: Registration, schemas: dict) -> None:
+    """Validate a custom resource against its CRD's OpenAPI schema (`group/version/Kind` keyed)."""
+    import jsonschema
+
+    body = manifest(resource)
+    schema = schemas[f"{body['apiVersion']}/{body['kind']}"]
+    jsonschema.validate(body, schema)

@@ -3,6 +3,7 @@
 import pytest
 
 from offline.harness import STACKS, ProgramFailed
+from tests.conftest import validate_builtin, validate_crd
 
 EXPECTED_TYPES = {
     "carepath:network:Network",
@@ -96,3 +97,75 @@ def test_an_existing_vpc_is_used_as_is(run_stack):
     assert cluster["vpcId"] == "vpc-0123456789abcdef0"
     assert plan.one("eks:index:ManagedNodeGroup").inputs["subnetIds"] == ["subnet-0ccccccc", "subnet-0ddddddd"]
     assert plan.outputs["vpcId"] == "vpc-0123456789abcdef0"
+
+
+# --- chat-api on the cluster --------------------------------------------------
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_kubernetes_resource_validates_and_uses_the_cluster_provider(run_stack, reference_schema, stack):
+    plan = run_stack(stack)
+    provider = plan.one("pulumi:providers:kubernetes").urn
+    crds = reference_schema("elbv2-crd-schemas.json")
+    kubernetes = [r for r in plan.managed if r.type.startswith("kubernetes:")]
+    assert kubernetes
+    for resource in kubernetes:
+        assert resource.options["provider"].startswith(provider + "::"), resource.urn
+        if resource.type.startswith("kubernetes:elbv2.k8s.aws/"):
+            validate_crd(resource, crds)
+        elif resource.type != "kubernetes:helm.sh/v4:Chart":
+            validate_builtin(resource)
+
+
+def test_demo_runs_chat_api_rolling_from_the_stacks_registry(run_stack):
+    plan = run_stack("demo")
+    deployment = plan.one("kubernetes:apps/v1:Deployment", "chat-api").inputs
+    assert deployment["metadata"] == {
+        "name": "chat-api",
+        "namespace": "carepath-demo",
+        "labels": {"app.kubernetes.io/name": "chat-api", "track": "stable", "app.kubernetes.io/part-of": "carepath"},
+    }
+    assert deployment["spec"]["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == plan.outputs["repositoryUrl"] + ":v1.4.0"
+    assert {"readinessProbe", "livenessProbe", "startupProbe"} <= set(container)
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert plan.outputs["url"].startswith("http://") and plan.outputs["url"].endswith(".elb.amazonaws.com")
+
+
+def test_pods_are_created_after_their_target_group_binding(run_stack):
+    # The ALB readiness gate is injected only into pods created after the binding exists.
+    plan = run_stack("demo")
+    binding = plan.one("kubernetes:elbv2.k8s.aws/v1beta1:TargetGroupBinding", "chat-api")
+    deployment = plan.one("kubernetes:apps/v1:Deployment", "chat-api")
+    assert binding.urn in deployment.options["dependsOn"]
+    group = plan.one("aws:lb/targetGroup:TargetGroup", "edge-stable")
+    assert binding.inputs["spec"]["targetGroupARN"] == group.outputs["arn"]
+
+
+def test_pin_digest_pins_the_image_to_what_the_tag_points_at(run_stack):
+    plan = run_stack("demo", {"chatApi.pinDigest": True})
+    [container] = plan.one("kubernetes:apps/v1:Deployment", "chat-api").inputs["spec"]["template"]["spec"]["containers"]
+    assert container["image"].startswith(plan.outputs["repositoryUrl"] + ":v1.4.0@sha256:")
+    assert len(container["image"].rsplit(":", 1)[1]) == 64
+
+
+def test_https_when_a_certificate_is_configured(run_stack):
+    plan = run_stack("demo", {"edge.certificateArn": "arn:aws:acm:us-east-1:123456789012:certificate/0f0e0d0c-0b0a-0908"})
+    assert {r.inputs["port"] for r in plan.of_type("aws:lb/listener:Listener")} == {80, 443}
+    assert plan.outputs["url"].startswith("https://")
+
+
+def test_production_runs_both_colours_and_forwards_to_the_active_one(run_stack):
+    plan = run_stack("production")
+    assert {r.inputs["metadata"]["name"] for r in plan.of_type("kubernetes:apps/v1:Deployment")} == {"chat-api-blue", "chat-api-green"}
+    groups = {r.name: r.outputs["arn"] for r in plan.of_type("aws:lb/targetGroup:TargetGroup")}
+    [listener] = plan.of_type("aws:lb/listener:Listener")
+    assert listener.inputs["defaultActions"][0]["forward"]["targetGroups"] == [{"arn": groups["edge-blue"], "weight": 100}]
+
+
+def test_a_canary_in_flight_is_refused_until_its_router_exists(run_stack):
+    with pytest.raises(ProgramFailed) as caught:
+        run_stack("staging", {"rollout.canary.tag": "v2.0.0", "rollout.canary.weight": 5})
+    assert "carepath:rollout.canary.tag" in str(caught.value.cause)
+    assert caught.value.plan.managed == []

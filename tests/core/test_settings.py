@@ -114,6 +114,15 @@ BAD_INPUTS = [
     (with_(ROLLING, mesh__istioVersion="latest"), "carepath:mesh.istioVersion: 'latest' is not an Istio release"),
     (with_(ROLLING, monitoring__enabled="yes"), "carepath:monitoring.enabled: 'yes' is not true or false"),
     ({**ROLLING, "monitoring": True}, "carepath:monitoring: true is not a mapping"),
+    (with_(ROLLING, chatApi__resources__limits__memory="256Mi"), "carepath:chatApi.resources.limits.memory: '256Mi' is below the request '512Mi'"),
+    (with_(ROLLING, chatApi__resources__requests__cpu="lots"), "carepath:chatApi.resources.requests.cpu: 'lots' is not a Kubernetes quantity"),
+    (with_(ROLLING, chatApi__resources__requests__cpu="0"), "carepath:chatApi.resources.requests.cpu: '0' must be more than 0"),
+    (with_(ROLLING, chatApi__autoscaling__minReplicas=5, chatApi__autoscaling__maxReplicas=3), "carepath:chatApi.autoscaling: minReplicas 5 is above maxReplicas 3"),
+    (with_(ROLLING, chatApi__startupSeconds=5), "carepath:chatApi.startupSeconds: 5 is not in 10..3600"),
+    (with_(ROLLING, edge__testPort=443), "carepath:edge.testPort: 443 is taken by the production listener"),
+    (with_(ROLLING, edge__deregistrationDelaySeconds=300), "carepath:edge.deregistrationDelaySeconds: 300 is not in 0..120"),
+    (with_(ROLLING, edge__allowedCidrs=["everyone"]), "carepath:edge.allowedCidrs[0]: 'everyone' is not a CIDR block"),
+    (with_(ROLLING, rollout__rolling__minReadySeconds=-1), "carepath:rollout.rolling.minReadySeconds: -1 is not in 0..600"),
 ]
 
 

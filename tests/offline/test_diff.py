@@ -47,3 +47,37 @@ def test_an_existing_vpc_deletes_the_created_one_and_moves_the_cluster(run_stack
     assert ("delete", "awsx:ec2:Vpc") in {(c.action, c.type) for c in diff.changes}
     cluster = next(c for c in diff.changes if c.type == "eks:index:Cluster")
     assert cluster.action == "replace" and "vpcId" in cluster.replace_because
+
+
+def _only_change(diff):
+    assert len(diff.changes) == 1, [(c.action, c.type, c.name) for c in diff.changes]
+    return diff.changes[0]
+
+
+def test_a_new_tag_updates_only_the_deployment(run_stack):
+    change = _only_change(diff_plans(run_stack("demo"), run_stack("demo", {"chatApi.tag": "v1.5.0"})))
+    assert (change.action, change.type, change.name) == ("update", "kubernetes:apps/v1:Deployment", "chat-api")
+    assert {f.path for f in change.fields} == {
+        "spec.template.metadata.labels.app.kubernetes.io/version",
+        "spec.template.spec.containers[0].image",
+    }
+
+
+def test_rolling_back_to_the_previous_tag_updates_only_the_deployment(run_stack):
+    change = _only_change(diff_plans(run_stack("demo", {"chatApi.tag": "v1.5.0"}), run_stack("demo")))
+    assert (change.action, change.type) == ("update", "kubernetes:apps/v1:Deployment")
+    image = next(f for f in change.fields if f.path.endswith(".image"))
+    assert image.before.endswith(":v1.5.0") and image.after.endswith(":v1.4.0")
+
+
+def test_switching_rolling_to_canary_keeps_the_serving_deployment(run_stack):
+    diff = diff_plans(run_stack("demo"), run_stack("demo", {"rollout.strategy": "canary", "mesh.enabled": True}))
+    touched = {(c.type, c.name): c.action for c in diff.changes}
+    assert ("kubernetes:apps/v1:Deployment", "chat-api") not in touched
+    assert ("kubernetes:core/v1:Service", "chat-api") not in touched
+
+
+def test_a_blue_green_switch_updates_only_the_listener(run_stack):
+    change = _only_change(diff_plans(run_stack("production"), run_stack("production", {"rollout.blueGreen.active": "green"})))
+    assert (change.action, change.type) == ("update", "aws:lb/listener:Listener")
+    assert [f.path for f in change.fields] == ["defaultActions[0].forward.targetGroups[0].arn"]

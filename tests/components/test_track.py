@@ -1,0 +1,124 @@
+import pytest
+
+from components.track import Track, TrackArgs
+from core.drain import drain_timings
+from core.release import TrackSpec
+from core.settings import AutoscalingSettings, ChatApiSettings, RollingSettings
+from tests.conftest import validate_builtin
+
+IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/carepath-chat-api:v2.0.0"
+
+
+def build_track(run_component, *, track="stable", autoscaling=False):
+    chat_api = ChatApiSettings(tag="v2.0.0", replicas=3, port=9000, health_path="/ready", startup_seconds=120,
+                               autoscaling=AutoscalingSettings(enabled=autoscaling, min_replicas=3, max_replicas=9))
+    spec = TrackSpec(track, "v2.0.0", 3)
+    return run_component(
+        lambda: Track(
+            spec.deployment,
+            TrackArgs(
+                namespace="carepath-test",
+                spec=spec,
+                image=IMAGE,
+                chat_api=chat_api,
+                rolling=RollingSettings(max_surge="25%", max_unavailable=0, min_ready_seconds=20),
+                drain=drain_timings(30, 15),
+            ),
+        )
+    )
+
+
+@pytest.fixture(scope="module")
+def plan(run_component):
+    return build_track(run_component)
+
+
+def test_names_labels_and_selector_follow_the_contract(plan):
+    deployment = plan.one("kubernetes:apps/v1:Deployment").inputs
+    service = plan.one("kubernetes:core/v1:Service").inputs
+    pdb = plan.one("kubernetes:policy/v1:PodDisruptionBudget").inputs
+    selector = {"app.kubernetes.io/name": "chat-api", "track": "stable"}
+    for body in (deployment, service, pdb):
+        assert body["metadata"]["name"] == "chat-api"
+        assert body["metadata"]["namespace"] == "carepath-test"
+    assert deployment["spec"]["selector"] == {"matchLabels": selector}
+    assert deployment["spec"]["template"]["metadata"]["labels"] == {**selector, "app.kubernetes.io/version": "v2.0.0"}
+    assert service["spec"]["selector"] == selector
+    assert pdb["spec"]["selector"] == {"matchLabels": selector}
+    assert pdb["spec"]["maxUnavailable"] == 1
+    assert service["spec"]["ports"] == [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP", "appProtocol": "http"}]
+    # the version label sits on the pods only, so a new tag touches the Deployment alone
+    assert "app.kubernetes.io/version" not in service["metadata"]["labels"]
+
+
+def test_rolling_update_from_config_and_the_provider_awaits_it(plan):
+    deployment = plan.one("kubernetes:apps/v1:Deployment").inputs
+    spec = deployment["spec"]
+    assert spec["replicas"] == 3
+    assert spec["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0}}
+    assert (spec["minReadySeconds"], spec["progressDeadlineSeconds"], spec["revisionHistoryLimit"]) == (20, 600, 10)
+    assert "pulumi.com/skipAwait" not in deployment["metadata"].get("annotations", {})
+
+
+def test_probes_resources_and_image(plan):
+    pod = plan.one("kubernetes:apps/v1:Deployment").inputs["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    assert container["image"] == IMAGE
+    assert container["ports"] == [{"name": "http", "containerPort": 9000, "protocol": "TCP"}]
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/ready", "port": "http"}
+    startup = container["startupProbe"]
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 120
+    assert container["resources"] == {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}}
+
+
+def test_pods_meet_the_restricted_pod_security_standard(plan):
+    pod = plan.one("kubernetes:apps/v1:Deployment").inputs["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] != 0
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    context = container["securityContext"]
+    assert context["allowPrivilegeEscalation"] is False
+    assert context["capabilities"] == {"drop": ["ALL"]}
+    assert context["readOnlyRootFilesystem"] is True
+    assert context["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert container["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"}]
+    assert pod["volumes"][0]["name"] == "tmp" and "emptyDir" in pod["volumes"][0]
+    assert pod["automountServiceAccountToken"] is False
+    assert not any(key in pod for key in ("hostNetwork", "hostPID", "hostIPC"))
+
+
+def test_drains_outlast_the_alb_and_spread_over_zones(plan):
+    pod = plan.one("kubernetes:apps/v1:Deployment").inputs["spec"]["template"]["spec"]
+    pre_stop = pod["containers"][0]["lifecycle"]["preStop"]["sleep"]["seconds"]
+    assert pre_stop > 30  # the deregistration delay given
+    assert pod["terminationGracePeriodSeconds"] == pre_stop + 15
+    keys = {c["topologyKey"] for c in pod["topologySpreadConstraints"]}
+    assert keys == {"topology.kubernetes.io/zone", "kubernetes.io/hostname"}
+
+
+def test_manifests_validate_strictly_for_the_cluster_version(plan):
+    for resource in plan.managed:
+        if resource.type.startswith("kubernetes:"):
+            validate_builtin(resource)
+
+
+def test_the_service_exists_before_the_pods(plan):
+    deployment = plan.one("kubernetes:apps/v1:Deployment")
+    assert plan.one("kubernetes:core/v1:Service").urn in deployment.options["dependsOn"]
+
+
+def test_no_autoscaler_unless_enabled(plan):
+    assert plan.of_type("kubernetes:autoscaling/v2:HorizontalPodAutoscaler") == []
+
+
+def test_autoscaler_owns_the_replica_count_when_enabled(run_component):
+    plan = build_track(run_component, track="canary", autoscaling=True)
+    deployment = plan.one("kubernetes:apps/v1:Deployment")
+    assert deployment.inputs["metadata"]["name"] == "chat-api-canary"
+    assert "replicas" not in deployment.inputs["spec"]
+    hpa = plan.one("kubernetes:autoscaling/v2:HorizontalPodAutoscaler")
+    assert hpa.inputs["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "chat-api-canary"}
+    assert (hpa.inputs["spec"]["minReplicas"], hpa.inputs["spec"]["maxReplicas"]) == (3, 9)
+    validate_builtin(hpa)

@@ -1,0 +1,75 @@
+"""The release plan's rules hold for every valid config (property tests, no mocks)."""
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from core.release import DEPLOYMENTS, canary_replicas, plan_release
+from core.settings import parse
+
+tags = st.from_regex(r"v[0-9]{1,2}\.[0-9]{1,2}\.[0-9]{1,2}", fullmatch=True)
+
+
+@st.composite
+def settings(draw):
+    strategy = draw(st.sampled_from(["rolling", "canary", "blue-green"]))
+    stable_tag = draw(tags)
+    rollout = {"strategy": strategy}
+    if strategy == "canary" and draw(st.booleans()):
+        rollout["canary"] = {"tag": draw(tags.filter(lambda t: t != stable_tag)), "weight": draw(st.integers(0, 100))}
+    if strategy == "blue-green":
+        rollout["blueGreen"] = {
+            "active": draw(st.sampled_from(["blue", "green"])),
+            "blue": {"tag": draw(tags)},
+            "green": {"tag": draw(tags)},
+        }
+    raw = {"rollout": rollout, "chatApi": {"tag": stable_tag, "replicas": draw(st.integers(1, 50))}}
+    return parse(raw, "test")
+
+
+@given(settings())
+def test_weights_sum_to_100_and_only_reach_existing_tracks_with_pods(config):
+    plan = plan_release(config)
+    names = [t.track for t in plan.tracks]
+    assert sum(weight for _, weight in plan.weights) == 100
+    assert all(0 <= weight <= 100 for _, weight in plan.weights)
+    assert len(names) == len(set(names))
+    routed = [t for t, _ in plan.weights] + [t for t in (plan.header_track, plan.test_track) if t]
+    assert set(routed) <= set(names)
+    assert all(track.replicas >= 1 for track in plan.tracks)
+
+
+@given(settings())
+def test_the_serving_track_always_exists_at_full_size(config):
+    plan = plan_release(config)
+    serving = plan.serving
+    assert serving.replicas == config.chat_api.replicas
+    if config.rollout.strategy == "blue-green":
+        assert serving.track == config.rollout.blue_green.active
+        assert plan.test_track != serving.track and plan.test_track in {t.track for t in plan.tracks}
+    else:
+        assert (serving.track, serving.deployment, serving.tag) == ("stable", "chat-api", config.chat_api.tag)
+
+
+@given(settings())
+def test_names_and_selectors_follow_the_contract(config):
+    for track in plan_release(config).tracks:
+        assert track.deployment == DEPLOYMENTS[track.track]
+        assert track.selector == {"app.kubernetes.io/name": "chat-api", "track": track.track}
+
+
+@given(settings())
+def test_a_canary_exists_exactly_when_one_is_in_flight(config):
+    plan = plan_release(config)
+    in_flight = config.rollout.strategy == "canary" and config.rollout.canary.tag is not None
+    assert ("canary" in {t.track for t in plan.tracks}) == in_flight
+    assert (plan.header_track == "canary") == in_flight
+    if in_flight:
+        assert dict(plan.weights) == {"stable": 100 - config.rollout.canary.weight, "canary": config.rollout.canary.weight}
+        assert plan.track("canary").tag == config.rollout.canary.tag
+
+
+@given(st.integers(1, 100), st.integers(0, 100))
+def test_canary_replicas_follow_its_share_within_one_and_stable(stable, weight):
+    replicas = canary_replicas(stable, weight)
+    assert 1 <= replicas <= stable
+    assert replicas >= stable * weight / 100
