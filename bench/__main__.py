@@ -17,6 +17,7 @@ rendering. Each figure is the median of several fresh-process runs.
 
 from __future__ import annotations
 
+import importlib.util
 import statistics
 import subprocess
 import sys
@@ -30,13 +31,20 @@ TARGET_SUITE_SECONDS = 60
 
 
 def sdk_import(type_token: str) -> str | None:
-    """The import statement that loads a resource type's class; None for our own components."""
+    """The import statement that loads a resource type's class; None for our own components.
+    Kubernetes kinds the SDK has no class for (CRDs) are its generic CustomResource."""
     package, module, name = type_token.split(":")
     if package == "carepath" or type_token == "pulumi:pulumi:Stack":
         return None
     if package == "pulumi" and module == "providers":
         return f"from pulumi_{name} import Provider"
-    python_module = module.split("/")[0] if package != "kubernetes" else module.replace("/", ".")
+    if package == "kubernetes":
+        group, version = module.split("/")
+        path = f"pulumi_kubernetes.{group.split('.')[0]}.{version}"
+        if importlib.util.find_spec(f"pulumi_kubernetes.{group.split('.')[0]}") is None:
+            return "from pulumi_kubernetes.apiextensions import CustomResource"
+        return f"from {path} import {name}"
+    python_module = module.split("/")[0]
     path = f"pulumi_{package}" + ("" if python_module == "index" else f".{python_module}")
     return f"from {path} import {name}"
 
@@ -48,7 +56,11 @@ def floor_scripts(stack: str) -> tuple[str, str]:
     classes = [line.split()[-1] for line in imports]
     resolve = [
         "from pulumi import _types",
-        *(f"_types.input_type_types(sys.modules[{c}.__module__].{c}Args)" for c in classes),
+        *(
+            f"_types.input_type_types(sys.modules[{c}.__module__].{c}Args)"
+            for c in classes
+            if c != "CustomResource"  # takes plain keyword arguments, no args class
+        ),
     ]
     type_floor = "\n".join(["import sys", import_floor, *resolve])
     return import_floor, type_floor
