@@ -8,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 OVERRIDES := $(foreach s,$(SET),--set $(s)) $(foreach u,$(UNSET),--unset $(u))
 
-.PHONY: setup plan plan-json diff test bench preview deploy rollback clean
+.PHONY: setup plan plan-json diff test bench preview deploy rollback switch rollback-switch clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -49,3 +49,13 @@ rollback: setup
 	@test -n "$(TAG)" || { echo "usage: make rollback STACK=<stack> TAG=<previous tag>"; exit 2; }
 	pulumi config set --path chatApi.tag "$(TAG)" --stack $(STACK)
 	pulumi up --stack $(STACK)
+
+## Blue/green: flip rollout.blueGreen.active and run pulumi up (only the listeners change).
+switch: setup
+	@current=$$(pulumi config get --path rollout.blueGreen.active --stack $(STACK) 2>/dev/null || echo blue); \
+	next=$$([ "$$current" = blue ] && echo green || echo blue); \
+	echo "$(STACK): production traffic moves from $$current to $$next"; \
+	pulumi config set --path rollout.blueGreen.active $$next --stack $(STACK) && pulumi up --stack $(STACK)
+
+## Blue/green: switch back after a bad switch (the same one-listener update, reversed).
+rollback-switch: switch

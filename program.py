@@ -17,7 +17,7 @@ from components.registry import Registry, RegistryArgs
 from components.target_group_router import TargetGroupRouter, TargetGroupRouterArgs
 from components.track import Track, TrackArgs
 from core.drain import drain_timings
-from core.release import ReleasePlan, plan_release
+from core.release import ReleasePlan, TrackSpec, plan_release
 from core.settings import NAMESPACE, Settings, parse
 
 
@@ -99,7 +99,8 @@ def build(settings: Settings) -> dict[str, Any]:
             deregistration_delay_seconds=edge_config.deregistration_delay_seconds,
             idle_timeout_seconds=edge_config.idle_timeout_seconds,
             backends=[track.track for track in release.tracks],
-            weights=release.weights,
+            test_port=edge_config.test_port if release.test_track else None,
+            test_cidrs=edge_config.test_cidrs,
         ),
     )
     controller = LoadBalancerController(
@@ -115,40 +116,49 @@ def build(settings: Settings) -> dict[str, Any]:
         ),
         opts=on_cluster,
     )
-    namespace = AppNamespace(
-        "namespace",
-        AppNamespaceArgs(name=settings.namespace, kubernetes_version=cluster_config.kubernetes_version),
-        opts=on_cluster,
-    )
+    namespaces = {
+        name: AppNamespace(name, AppNamespaceArgs(name=name, kubernetes_version=cluster_config.kubernetes_version), opts=on_cluster)
+        for name in release.namespaces
+    }
     router = TargetGroupRouter(
         "router",
         TargetGroupRouterArgs(
-            namespace=namespace.name, plan=release, target_group_arns=edge.target_group_arns, controller=controller.chart
+            plan=release,
+            load_balancer_arn=edge.load_balancer_arn,
+            target_group_arns=edge.target_group_arns,
+            certificate_arn=edge_config.certificate_arn,
+            test_port=edge_config.test_port,
+            controller=controller.chart,
+            namespaces=list(namespaces.values()),
         ),
         opts=on_cluster,
     )
     drain = drain_timings(edge_config.deregistration_delay_seconds, chat_api.shutdown_seconds)
-    for track in release.tracks:
-        Track(
+
+    def deploy(track: TrackSpec, after: list[pulumi.Resource]) -> pulumi.Resource:
+        return Track(
             track.deployment,
             TrackArgs(
-                namespace=namespace.name,
+                namespace=namespaces[track.namespace].name,
                 spec=track,
                 image=registry.image(track.tag, chat_api.pin_digest),
                 chat_api=chat_api,
                 rolling=settings.rollout.rolling,
                 drain=drain,
-                pods_after=[router.bindings[track.track]],
+                deployment_after=[router.bindings[track.track], *after],
             ),
             opts=on_cluster,
-        )
+        ).deployment
+
+    production = router.route_production(after=[deploy(track, []) for track in release.production_tracks])
+    router.route_test(after=[deploy(track, [production]) for track in release.other_tracks])
     return {
         "url": edge.url,
         "vpcId": network.vpc_id,
         "clusterName": cluster.cluster_name,
         "kubeconfig": cluster.kubeconfig,
         "repositoryUrl": registry.repository_url,
-        "namespace": namespace.name,
+        "namespace": settings.namespace,
     }
 
 

@@ -1,11 +1,11 @@
-"""Edge: the one public entrypoint, an ALB that Pulumi owns.
+"""Edge: the one public entrypoint, an ALB that Pulumi owns, with a target group per
+backend the router asks for (`target_type = "ip"`: the load balancer controller
+registers pod IPs into it through a TargetGroupBinding). Its listeners are the
+router's: they say which target group gets how much traffic.
 
-One target group per backend the router asks for (`target_type = "ip"`: the load
-balancer controller registers pod IPs into it through a TargetGroupBinding).
-With `certificate_arn` the production listener is HTTPS on 443 with a TLS 1.3
-policy and HTTP on 80 redirects to it; without, it is HTTP on 80. Its default
-action forwards by weight, so a traffic change is one listener update. Security
-groups let the ALB reach pods on the target port and nothing more.
+Security groups let the public reach the production listener ports (80, and
+443 with a certificate) from `allowed_cidrs`, the test port from `test_cidrs`
+only, and let the ALB reach pods on the target port and nothing more.
 """
 
 from __future__ import annotations
@@ -15,8 +15,6 @@ from typing import Optional, Sequence
 
 import pulumi
 import pulumi_aws as aws
-
-TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 
 
 @dataclass(frozen=True)
@@ -31,28 +29,34 @@ class EdgeArgs:
     deregistration_delay_seconds: int
     idle_timeout_seconds: int
     backends: Sequence[str]  # one target group each
-    weights: Sequence[tuple[str, int]]  # production listener: backend -> weight
+    test_port: Optional[int] = None  # set: open it to `test_cidrs` for a test listener
+    test_cidrs: Sequence[str] = ()
 
 
 class Edge(pulumi.ComponentResource):
     url: pulumi.Output[str]
-    dns_name: pulumi.Output[str]
+    load_balancer_arn: pulumi.Output[str]
+    certificate_arn: Optional[str]
     target_group_arns: dict[str, pulumi.Output[str]]
 
     def __init__(self, name: str, args: EdgeArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("carepath:edge:Edge", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        https = args.certificate_arn is not None
-        public_ports = (80, 443) if https else (80,)
-
+        self.certificate_arn = args.certificate_arn
+        public_ports = (80, 443) if args.certificate_arn else (80,)
+        ingress = [
+            {"protocol": "tcp", "from_port": port, "to_port": port, "cidr_blocks": list(args.allowed_cidrs), "description": "production listener"}
+            for port in public_ports
+        ]
+        if args.test_port is not None:
+            ingress.append(
+                {"protocol": "tcp", "from_port": args.test_port, "to_port": args.test_port, "cidr_blocks": list(args.test_cidrs), "description": "test listener"}
+            )
         security_group = aws.ec2.SecurityGroup(
             name,
             vpc_id=args.vpc_id,
-            description="chat-api ALB: public listeners in, pods on the target port out",
-            ingress=[
-                {"protocol": "tcp", "from_port": port, "to_port": port, "cidr_blocks": list(args.allowed_cidrs), "description": "public listener"}
-                for port in public_ports
-            ],
+            description="chat-api ALB: listeners in, pods on the target port out",
+            ingress=ingress,
             egress=[
                 {
                     "protocol": "tcp",
@@ -106,45 +110,7 @@ class Edge(pulumi.ComponentResource):
                 opts=child,
             )
             self.target_group_arns[backend] = target_group.arn
-
-        forward = {
-            "type": "forward",
-            "forward": {
-                "target_groups": [
-                    {"arn": self.target_group_arns[backend], "weight": weight} for backend, weight in args.weights
-                ]
-            },
-        }
-        if https:
-            aws.lb.Listener(
-                f"{name}-https",
-                load_balancer_arn=load_balancer.arn,
-                port=443,
-                protocol="HTTPS",
-                ssl_policy=TLS_POLICY,
-                certificate_arn=args.certificate_arn,
-                default_actions=[forward],
-                opts=child,
-            )
-            aws.lb.Listener(
-                f"{name}-http",
-                load_balancer_arn=load_balancer.arn,
-                port=80,
-                protocol="HTTP",
-                default_actions=[
-                    {"type": "redirect", "redirect": {"protocol": "HTTPS", "port": "443", "status_code": "HTTP_301"}}
-                ],
-                opts=child,
-            )
-        else:
-            aws.lb.Listener(
-                f"{name}-http",
-                load_balancer_arn=load_balancer.arn,
-                port=80,
-                protocol="HTTP",
-                default_actions=[forward],
-                opts=child,
-            )
-        self.dns_name = load_balancer.dns_name
-        self.url = load_balancer.dns_name.apply(lambda dns: f"{'https' if https else 'http'}://{dns}")
+        self.load_balancer_arn = load_balancer.arn
+        scheme = "https" if args.certificate_arn else "http"
+        self.url = load_balancer.dns_name.apply(lambda dns: f"{scheme}://{dns}")
         self.register_outputs({"url": self.url, "targetGroupArns": self.target_group_arns})

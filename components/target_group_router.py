@@ -1,39 +1,54 @@
 """TargetGroupRouter: traffic split at the ALB, one target group per track.
 
 Each track's Service is bound to its own target group by a TargetGroupBinding
-(the controller registers that Service's pod IPs); the Edge's listeners say how
-much each target group gets. Used by the rolling strategy (one track) and by
+(the controller registers that Service's pod IPs); the listeners say how much
+each target group gets. Used by the rolling strategy (one track) and by
 blue/green (a target group per colour: Services and selectors never swap, so
 the ALB readiness gates stay valid, and a switch is one listener update).
+
+Order matters and is expressed as dependencies, so one `pulumi up` is safe:
+bindings first (pods get the ALB readiness gate only if their binding exists
+when they are created), then the tracks that take production traffic, then the
+production listener (traffic moves only to ready pods), then the other tracks
+(an idle colour scales down only after traffic has left it), then the test
+listener. Call `route_production`, then `route_test`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping, Optional
+from typing import Any, Mapping, Optional, Sequence
 
 import pulumi
+import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components.track import SERVICE_PORT
 from core.release import ReleasePlan
 
 TGB_API_VERSION = "elbv2.k8s.aws/v1beta1"
+TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+STICKINESS_SECONDS = 3600  # while two target groups share traffic, a client stays on one
 
 
 @dataclass(frozen=True)
 class TargetGroupRouterArgs:
-    namespace: pulumi.Input[str]
     plan: ReleasePlan
+    load_balancer_arn: pulumi.Input[str]
     target_group_arns: Mapping[str, pulumi.Input[str]]  # track -> its target group
+    certificate_arn: Optional[str]  # set: HTTPS listeners, and HTTP 80 redirects
+    test_port: int
     controller: pulumi.Resource  # its CRD and webhooks must be up before a binding is created
+    namespaces: Sequence[pulumi.Resource] = ()
 
 
 class TargetGroupRouter(pulumi.ComponentResource):
     bindings: dict[str, k8s.apiextensions.CustomResource]  # track -> its binding
+    production_listener: aws.lb.Listener
 
     def __init__(self, name: str, args: TargetGroupRouterArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("carepath:router:TargetGroupRouter", name, None, opts)
+        self._args = args
         self.bindings = {}
         for track in args.plan.tracks:
             service = track.deployment
@@ -41,13 +56,60 @@ class TargetGroupRouter(pulumi.ComponentResource):
                 service,
                 api_version=TGB_API_VERSION,
                 kind="TargetGroupBinding",
-                metadata={"name": service, "namespace": args.namespace},
+                metadata={"name": service, "namespace": track.namespace},
                 # No `networking` block: Pulumi owns the security group rules; the controller only registers targets.
                 spec={
                     "serviceRef": {"name": service, "port": SERVICE_PORT},
                     "targetGroupARN": args.target_group_arns[track.track],
                     "targetType": "ip",
                 },
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[args.controller]),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[args.controller, *args.namespaces]),
             )
+
+    def _listener(self, name: str, port: int, forward: dict[str, Any], after: Sequence[pulumi.Resource]) -> aws.lb.Listener:
+        https = self._args.certificate_arn is not None
+        return aws.lb.Listener(
+            name,
+            load_balancer_arn=self._args.load_balancer_arn,
+            port=port,
+            protocol="HTTPS" if https else "HTTP",
+            ssl_policy=TLS_POLICY if https else None,
+            certificate_arn=self._args.certificate_arn,
+            default_actions=[forward],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(after)),
+        )
+
+    def _forward(self, weights: Sequence[tuple[str, int]]) -> dict[str, Any]:
+        forward: dict[str, Any] = {
+            "target_groups": [{"arn": self._args.target_group_arns[track], "weight": weight} for track, weight in weights]
+        }
+        if sum(1 for _, weight in weights if weight > 0) > 1:
+            forward["stickiness"] = {"enabled": True, "duration": STICKINESS_SECONDS}
+        return {"type": "forward", "forward": forward}
+
+    def route_production(self, after: Sequence[pulumi.Resource]) -> aws.lb.Listener:
+        """The production listener, forwarding by the plan's weights once `after` (the production
+        tracks' Deployments) are ready; with a certificate also HTTP 80 redirecting to HTTPS."""
+        https = self._args.certificate_arn is not None
+        self.production_listener = self._listener(
+            "production-https" if https else "production-http", 443 if https else 80, self._forward(self._args.plan.weights), after
+        )
+        if https:
+            aws.lb.Listener(
+                "production-http",
+                load_balancer_arn=self._args.load_balancer_arn,
+                port=80,
+                protocol="HTTP",
+                default_actions=[
+                    {"type": "redirect", "redirect": {"protocol": "HTTPS", "port": "443", "status_code": "HTTP_301"}}
+                ],
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+        return self.production_listener
+
+    def route_test(self, after: Sequence[pulumi.Resource]) -> None:
+        """The test listener on the test port, to the plan's test track (if it has one)."""
+        test_track = self._args.plan.test_track
+        if test_track is not None:
+            self._listener("test", self._args.test_port, self._forward(((test_track, 1),)), after)
         self.register_outputs({})

@@ -27,14 +27,15 @@ PROBE_PERIOD_SECONDS = 5
 
 @dataclass(frozen=True)
 class TrackArgs:
-    namespace: pulumi.Input[str]
+    namespace: pulumi.Input[str]  # the output of the namespace resource, so children wait for it
     spec: TrackSpec
     image: pulumi.Input[str]
     chat_api: ChatApiSettings
     rolling: RollingSettings
     drain: DrainTimings
-    # Must exist before the pods (the ALB readiness gate is injected only at pod creation).
-    pods_after: Sequence[pulumi.Resource] = ()
+    # What the Deployment waits for: the TargetGroupBinding (the ALB readiness gate is injected only
+    # into pods created after it), and for a track leaving traffic, the listener that moved it away.
+    deployment_after: Sequence[pulumi.Resource] = ()
 
 
 def _probe(path: str, period: int, failures: int) -> dict[str, Any]:
@@ -100,8 +101,7 @@ def pod_spec(args: TrackArgs) -> dict[str, Any]:
 
 
 class Track(pulumi.ComponentResource):
-    service_name: pulumi.Output[str]
-    deployment_name: pulumi.Output[str]
+    deployment: k8s.apps.v1.Deployment
 
     def __init__(self, name: str, args: TrackArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("carepath:track:Track", name, None, opts)
@@ -132,7 +132,7 @@ class Track(pulumi.ComponentResource):
             },
             opts=child,
         )
-        deployment = k8s.apps.v1.Deployment(
+        self.deployment = deployment = k8s.apps.v1.Deployment(
             deployment_name,
             metadata=metadata,
             spec={
@@ -151,7 +151,7 @@ class Track(pulumi.ComponentResource):
                     "spec": pod_spec(args),
                 },
             },
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[service, *args.pods_after]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[service, *args.deployment_after]),
         )
         if scaling.enabled:
             k8s.autoscaling.v2.HorizontalPodAutoscaler(
@@ -170,6 +170,4 @@ class Track(pulumi.ComponentResource):
                 },
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[deployment]),
             )
-        self.service_name = pulumi.Output.from_input(deployment_name)
-        self.deployment_name = pulumi.Output.from_input(deployment_name)
-        self.register_outputs({"deployment": self.deployment_name, "service": self.service_name})
+        self.register_outputs({"deployment": deployment_name, "service": deployment_name})

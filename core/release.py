@@ -7,7 +7,9 @@ the plan:
 - every track that gets traffic (weighted, header or test route) exists and has
   at least one replica;
 - the stable track (the active colour, for blue/green) always exists at full
-  size, so rolling back is a routing change, never a wait for pods.
+  size, so rolling back is a routing change, never a wait for pods;
+- blue/green: the idle colour runs `idleReplicas` (default: full size); scaled
+  to zero it keeps its Deployment but gets no route.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class TrackSpec:
     track: Track
     tag: str
     replicas: int
+    namespace: str
 
     @property
     def deployment(self) -> str:
@@ -62,6 +65,21 @@ class ReleasePlan:
         """The track that serves when nothing is in flight: stable, or the active colour."""
         return self.tracks[0]
 
+    @property
+    def production_tracks(self) -> tuple[TrackSpec, ...]:
+        """Tracks with production traffic: their pods must be ready before the listener moves to them."""
+        weighted = {track for track, weight in self.weights if weight > 0}
+        return tuple(t for t in self.tracks if t.track in weighted)
+
+    @property
+    def other_tracks(self) -> tuple[TrackSpec, ...]:
+        """The rest (an idle colour, a canary): a scale-down of these waits until traffic has left."""
+        return tuple(t for t in self.tracks if t not in self.production_tracks)
+
+    @property
+    def namespaces(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(t.namespace for t in self.tracks))
+
 
 def canary_replicas(stable_replicas: int, weight: int) -> int:
     """The canary's share of the stable size, at least one pod, never more than stable."""
@@ -69,18 +87,29 @@ def canary_replicas(stable_replicas: int, weight: int) -> int:
 
 
 def plan_release(settings: Settings) -> ReleasePlan:
-    rollout, replicas = settings.rollout, settings.chat_api.replicas
+    rollout, replicas, namespace = settings.rollout, settings.chat_api.replicas, settings.namespace
     if rollout.strategy == "blue-green":
         blue_green = rollout.blue_green
         active = blue_green.active
         idle = next(c for c in COLOURS if c != active)
-        tracks = tuple(TrackSpec(c, getattr(blue_green, c).tag, replicas) for c in (active, idle))
-        return ReleasePlan(rollout.strategy, tracks, ((active, 100),), test_track=idle)
+        idle_replicas = replicas if blue_green.idle_replicas is None else blue_green.idle_replicas
+        isolated = blue_green.isolation == "namespace"
 
-    stable = TrackSpec("stable", settings.chat_api.tag, replicas)
+        def colour(name: Track, count: int) -> TrackSpec:
+            return TrackSpec(name, getattr(blue_green, name).tag, count, f"{namespace}-{name}" if isolated else namespace)
+
+        tracks = (colour(active, replicas), colour(idle, idle_replicas))
+        weights: tuple[tuple[Track, int], ...] = ((active, 100),)
+        if blue_green.green_weight is not None:
+            weights = (("blue", 100 - blue_green.green_weight), ("green", blue_green.green_weight))
+        # An idle colour scaled to zero keeps its Deployment (switching back scales it up) but has
+        # no pods to test, so it gets no route.
+        return ReleasePlan(rollout.strategy, tracks, weights, test_track=idle if idle_replicas > 0 else None)
+
+    stable = TrackSpec("stable", settings.chat_api.tag, replicas, namespace)
     canary = rollout.canary
     if rollout.strategy == "rolling" or canary.tag is None:
         return ReleasePlan(rollout.strategy, (stable,), (("stable", 100),))
-    canary_track = TrackSpec("canary", canary.tag, canary_replicas(replicas, canary.weight))
+    canary_track = TrackSpec("canary", canary.tag, canary_replicas(replicas, canary.weight), namespace)
     weights = (("stable", 100 - canary.weight), ("canary", canary.weight))
     return ReleasePlan(rollout.strategy, (stable, canary_track), weights, header_track="canary")

@@ -288,6 +288,9 @@ class BlueGreenSettings:
     active: Literal["blue", "green"] = "blue"
     blue: ColourSettings = field(default_factory=ColourSettings)
     green: ColourSettings = field(default_factory=ColourSettings)
+    isolation: Literal["shared", "namespace"] = "shared"  # namespace: carepath-<stack>-<colour>
+    idle_replicas: Optional[Annotated[int, _between(0, 1000)]] = None  # unset: full size, for instant rollback
+    green_weight: Optional[Percent] = None  # set: split production traffic blue/green at the ALB
 
 
 @dataclass(frozen=True, config=_SECTION)
@@ -306,6 +309,7 @@ class EdgeSettings:
 
     certificate_arn: Optional[CertificateArn] = None
     test_port: Port = 8443
+    test_cidrs: tuple[Cidr, ...] = ()  # who may reach the test listener; required for blue-green
     allowed_cidrs: tuple[Cidr, ...] = ("0.0.0.0/0",)  # who may reach the public listeners
     # Well under the ALB's 300 s default: long enough for a streamed answer to finish.
     deregistration_delay_seconds: Annotated[int, _between(0, 120)] = 30
@@ -453,6 +457,16 @@ def _cross_section_problems(parsed: dict[str, Any]) -> list[str]:
     if rollout is not None:
         problems += _rollout_problems(rollout)
     if rollout is not None and chat_api is not None:
+        idle = rollout.blue_green.idle_replicas
+        if idle is not None and chat_api.autoscaling.enabled:
+            problems.append(
+                f"{NAMESPACE}:rollout.blueGreen.idleReplicas: {idle} cannot apply while chatApi.autoscaling is enabled "
+                "(the autoscaler owns the replica count)"
+            )
+        if idle is not None and idle > chat_api.replicas:
+            problems.append(
+                f"{NAMESPACE}:rollout.blueGreen.idleReplicas: {idle} is above chatApi.replicas ({chat_api.replicas})"
+            )
         if rollout.strategy in ("rolling", "canary") and chat_api.tag is None:
             problems.append(f"{NAMESPACE}:chatApi.tag is required: the {rollout.strategy} strategy deploys it as the stable version")
         if rollout.strategy == "canary" and rollout.canary.tag is not None and rollout.canary.tag == chat_api.tag:
@@ -460,6 +474,11 @@ def _cross_section_problems(parsed: dict[str, Any]) -> list[str]:
                 f"{NAMESPACE}:rollout.canary.tag: {rollout.canary.tag!r} is already the stable chatApi.tag; "
                 "a canary must be a different version (promotion sets chatApi.tag and removes canary.tag)"
             )
+    if rollout is not None and edge is not None and rollout.strategy == "blue-green" and not edge.test_cidrs:
+        problems.append(
+            f"{NAMESPACE}:edge.testCidrs is required for blue-green: the CIDRs (testers, CI) that may reach "
+            "the test listener on edge.testPort"
+        )
     mesh: Optional[MeshSettings] = parsed.get("mesh")
     if rollout is not None and mesh is not None and rollout.strategy == "canary" and mesh.enabled is False:
         problems.append(
@@ -498,6 +517,12 @@ def _rollout_problems(rollout: RolloutSettings) -> list[str]:
         problems.append(
             f"{NAMESPACE}:rollout.canary.weight: {canary.weight} needs rollout.canary.tag "
             "(no canary in flight means no tag and weight 0)"
+        )
+    blue_green = rollout.blue_green
+    if blue_green.green_weight is not None and blue_green.idle_replicas is not None:
+        problems.append(
+            f"{NAMESPACE}:rollout.blueGreen.greenWeight: {blue_green.green_weight} splits production traffic over both "
+            "colours, so both must run at full size: unset rollout.blueGreen.idleReplicas"
         )
     if rollout.strategy == "blue-green":
         for colour in COLOURS:

@@ -3,7 +3,7 @@
 import pytest
 
 from offline.harness import STACKS, ProgramFailed
-from tests.conftest import validate_builtin, validate_crd
+from tests.conftest import unknown_inputs, validate_builtin, validate_crd
 
 EXPECTED_TYPES = {
     "carepath:network:Network",
@@ -156,12 +156,30 @@ def test_https_when_a_certificate_is_configured(run_stack):
     assert plan.outputs["url"].startswith("https://")
 
 
-def test_production_runs_both_colours_and_forwards_to_the_active_one(run_stack):
+def test_production_runs_both_colours_and_forwards_to_the_active_one(run_stack, reference_schema):
     plan = run_stack("production")
     assert {r.inputs["metadata"]["name"] for r in plan.of_type("kubernetes:apps/v1:Deployment")} == {"chat-api-blue", "chat-api-green"}
     groups = {r.name: r.outputs["arn"] for r in plan.of_type("aws:lb/targetGroup:TargetGroup")}
-    [listener] = plan.of_type("aws:lb/listener:Listener")
-    assert listener.inputs["defaultActions"][0]["forward"]["targetGroups"] == [{"arn": groups["edge-blue"], "weight": 100}]
+    assert set(groups) == {"edge-blue", "edge-green"}
+    listeners = {r.inputs["port"]: r.inputs for r in plan.of_type("aws:lb/listener:Listener")}
+    assert set(listeners) == {80, 8443}
+    assert listeners[80]["defaultActions"][0]["forward"]["targetGroups"] == [{"arn": groups["edge-blue"], "weight": 100}]
+    assert listeners[8443]["defaultActions"][0]["forward"]["targetGroups"] == [{"arn": groups["edge-green"], "weight": 1}]
+    bindings = {r.inputs["spec"]["serviceRef"]["name"]: r.inputs["spec"]["targetGroupARN"] for r in plan.of_type("kubernetes:elbv2.k8s.aws/v1beta1:TargetGroupBinding")}
+    assert bindings == {"chat-api-blue": groups["edge-blue"], "chat-api-green": groups["edge-green"]}
+    schema = reference_schema("pulumi-aws-schema-subset.json")
+    for resource in plan.managed:
+        if resource.type in schema["resources"]:
+            assert unknown_inputs(resource, schema) == [], resource.urn
+
+
+def test_namespace_isolation_puts_each_colour_in_its_own_namespace(run_stack):
+    plan = run_stack("production", {"rollout.blueGreen.isolation": "namespace"})
+    namespaces = {r.inputs["metadata"]["name"] for r in plan.of_type("kubernetes:core/v1:Namespace")}
+    assert namespaces == {"carepath-production-blue", "carepath-production-green"}
+    for kind in ("kubernetes:apps/v1:Deployment", "kubernetes:core/v1:Service", "kubernetes:elbv2.k8s.aws/v1beta1:TargetGroupBinding"):
+        placed = {r.inputs["metadata"]["name"]: r.inputs["metadata"]["namespace"] for r in plan.of_type(kind)}
+        assert placed == {"chat-api-blue": "carepath-production-blue", "chat-api-green": "carepath-production-green"}
 
 
 def test_a_canary_in_flight_is_refused_until_its_router_exists(run_stack):

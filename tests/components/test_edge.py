@@ -1,13 +1,13 @@
 import pytest
 
-from components.edge import TLS_POLICY, Edge, EdgeArgs
+from components.edge import Edge, EdgeArgs
 from tests.conftest import unknown_inputs
 
 CERTIFICATE = "arn:aws:acm:us-east-1:123456789012:certificate/0f0e0d0c-0b0a-0908-0706-050403020100"
 NODE_SG = "sg-0123456789abcdef0"
 
 
-def build_edge(run_component, certificate=None, backends=("stable",), weights=(("stable", 100),)):
+def build_edge(run_component, certificate=None, backends=("stable",), test_port=None):
     return run_component(
         lambda: Edge(
             "edge",
@@ -22,7 +22,8 @@ def build_edge(run_component, certificate=None, backends=("stable",), weights=((
                 deregistration_delay_seconds=30,
                 idle_timeout_seconds=120,
                 backends=backends,
-                weights=weights,
+                test_port=test_port,
+                test_cidrs=["198.51.100.0/24"] if test_port else [],
             ),
         )
     )
@@ -56,27 +57,31 @@ def test_target_group_registers_pod_ips_with_a_short_drain(http, reference_schem
     assert unknown_inputs(group, reference_schema("pulumi-aws-schema-subset.json")) == []
 
 
-def test_http_only_listener_forwards_to_the_target_group(http):
-    [listener] = http.of_type("aws:lb/listener:Listener")
-    assert (listener.inputs["port"], listener.inputs["protocol"]) == (80, "HTTP")
-    group = http.one("aws:lb/targetGroup:TargetGroup")
-    assert listener.inputs["defaultActions"] == [
-        {"type": "forward", "forward": {"targetGroups": [{"arn": group.outputs["arn"], "weight": 100}]}}
-    ]
+def test_urls_follow_the_scheme(run_component, http, https):
+    urls = []
+    for plan in (http, https):
+        assert plan.of_type("aws:lb/listener:Listener") == [], "listeners are the router's"
+    run_component(lambda: build_edge_url(urls))
+    assert urls == ["https"]
 
 
-def test_https_listener_with_modern_tls_and_http_redirecting(https, reference_schema):
-    listeners = {r.inputs["port"]: r.inputs for r in https.of_type("aws:lb/listener:Listener")}
-    assert set(listeners) == {80, 443}
-    assert listeners[443]["protocol"] == "HTTPS"
-    assert listeners[443]["sslPolicy"] == TLS_POLICY
-    assert listeners[443]["certificateArn"] == CERTIFICATE
-    assert listeners[443]["defaultActions"][0]["type"] == "forward"
-    assert listeners[80]["defaultActions"] == [
-        {"type": "redirect", "redirect": {"protocol": "HTTPS", "port": "443", "statusCode": "HTTP_301"}}
-    ]
-    for listener in https.of_type("aws:lb/listener:Listener"):
-        assert unknown_inputs(listener, reference_schema("pulumi-aws-schema-subset.json")) == []
+def build_edge_url(urls):
+    edge = Edge(
+        "edge",
+        EdgeArgs(
+            vpc_id="vpc-0123456789abcdef0",
+            public_subnet_ids=["subnet-0aaaaaaa"],
+            node_security_group_id=NODE_SG,
+            target_port=8080,
+            health_path="/healthz",
+            certificate_arn=CERTIFICATE,
+            allowed_cidrs=["0.0.0.0/0"],
+            deregistration_delay_seconds=30,
+            idle_timeout_seconds=120,
+            backends=["stable"],
+        ),
+    )
+    edge.url.apply(lambda url: urls.append(url.split("://")[0]))
 
 
 def test_security_groups_open_only_the_listeners_and_the_target_port(http, https):
@@ -92,9 +97,8 @@ def test_security_groups_open_only_the_listeners_and_the_target_port(http, https
     assert (rule["fromPort"], rule["toPort"], rule["ipProtocol"]) == (8080, 8080, "tcp")
 
 
-def test_weights_split_across_backends(run_component):
-    plan = build_edge(run_component, backends=("blue", "green"), weights=(("blue", 100),))
-    groups = {r.name: r.outputs["arn"] for r in plan.of_type("aws:lb/targetGroup:TargetGroup")}
-    assert set(groups) == {"edge-blue", "edge-green"}
-    [listener] = plan.of_type("aws:lb/listener:Listener")
-    assert listener.inputs["defaultActions"][0]["forward"]["targetGroups"] == [{"arn": groups["edge-blue"], "weight": 100}]
+def test_a_target_group_per_backend_and_the_test_port_open_to_testers_only(run_component):
+    plan = build_edge(run_component, backends=("blue", "green"), test_port=8443)
+    assert {r.name for r in plan.of_type("aws:lb/targetGroup:TargetGroup")} == {"edge-blue", "edge-green"}
+    ingress = {r["fromPort"]: r["cidrBlocks"] for r in plan.one("aws:ec2/securityGroup:SecurityGroup").inputs["ingress"]}
+    assert ingress == {80: ["0.0.0.0/0"], 8443: ["198.51.100.0/24"]}

@@ -12,7 +12,7 @@ IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/carepath-chat-api:v2.0.0"
 def build_track(run_component, *, track="stable", autoscaling=False):
     chat_api = ChatApiSettings(tag="v2.0.0", replicas=3, port=9000, health_path="/ready", startup_seconds=120,
                                autoscaling=AutoscalingSettings(enabled=autoscaling, min_replicas=3, max_replicas=9))
-    spec = TrackSpec(track, "v2.0.0", 3)
+    spec = TrackSpec(track, "v2.0.0", 3, "carepath-test")
     return run_component(
         lambda: Track(
             spec.deployment,

@@ -16,13 +16,20 @@ def settings(draw):
     rollout = {"strategy": strategy}
     if strategy == "canary" and draw(st.booleans()):
         rollout["canary"] = {"tag": draw(tags.filter(lambda t: t != stable_tag)), "weight": draw(st.integers(0, 100))}
+    replicas = draw(st.integers(1, 50))
+    edge = {}
     if strategy == "blue-green":
         rollout["blueGreen"] = {
             "active": draw(st.sampled_from(["blue", "green"])),
             "blue": {"tag": draw(tags)},
             "green": {"tag": draw(tags)},
         }
-    raw = {"rollout": rollout, "chatApi": {"tag": stable_tag, "replicas": draw(st.integers(1, 50))}}
+        if draw(st.booleans()):
+            rollout["blueGreen"]["idleReplicas"] = draw(st.integers(0, replicas))
+        elif draw(st.booleans()):
+            rollout["blueGreen"]["greenWeight"] = draw(st.integers(0, 100))
+        edge = {"testCidrs": ["203.0.113.0/24"]}
+    raw = {"rollout": rollout, "chatApi": {"tag": stable_tag, "replicas": replicas}, "edge": edge}
     return parse(raw, "test")
 
 
@@ -33,9 +40,9 @@ def test_weights_sum_to_100_and_only_reach_existing_tracks_with_pods(config):
     assert sum(weight for _, weight in plan.weights) == 100
     assert all(0 <= weight <= 100 for _, weight in plan.weights)
     assert len(names) == len(set(names))
-    routed = [t for t, _ in plan.weights] + [t for t in (plan.header_track, plan.test_track) if t]
-    assert set(routed) <= set(names)
-    assert all(track.replicas >= 1 for track in plan.tracks)
+    routed = {t for t, weight in plan.weights if weight > 0} | {t for t in (plan.header_track, plan.test_track) if t}
+    assert routed <= set(names)
+    assert all(plan.track(track).replicas >= 1 for track in routed)
 
 
 @given(settings())
@@ -44,8 +51,16 @@ def test_the_serving_track_always_exists_at_full_size(config):
     serving = plan.serving
     assert serving.replicas == config.chat_api.replicas
     if config.rollout.strategy == "blue-green":
-        assert serving.track == config.rollout.blue_green.active
-        assert plan.test_track != serving.track and plan.test_track in {t.track for t in plan.tracks}
+        blue_green = config.rollout.blue_green
+        assert serving.track == blue_green.active
+        idle = plan.tracks[1]
+        assert {serving.track, idle.track} == {"blue", "green"}
+        assert idle.replicas == (config.chat_api.replicas if blue_green.idle_replicas is None else blue_green.idle_replicas)
+        assert plan.test_track == (idle.track if idle.replicas > 0 else None)
+        if blue_green.green_weight is None:
+            assert dict(plan.weights) == {blue_green.active: 100}
+        else:
+            assert dict(plan.weights) == {"blue": 100 - blue_green.green_weight, "green": blue_green.green_weight}
     else:
         assert (serving.track, serving.deployment, serving.tag) == ("stable", "chat-api", config.chat_api.tag)
 

@@ -55,7 +55,7 @@ def test_settings_are_frozen():
 
 @pytest.mark.parametrize("strategy, expected", [("rolling", False), ("canary", True), ("blue-green", False)])
 def test_mesh_defaults_on_for_canary_only(strategy, expected):
-    raw = with_(ROLLING, rollout__strategy=strategy, rollout__blueGreen__blue__tag="v1", rollout__blueGreen__green__tag="v2")
+    raw = with_(ROLLING, rollout__strategy=strategy, rollout__blueGreen__blue__tag="v1", rollout__blueGreen__green__tag="v2", edge__testCidrs=["203.0.113.0/24"])
     assert parse(raw, "demo").mesh_enabled is expected
     assert parse(with_(raw, mesh__enabled=True), "demo").mesh_enabled is True
 
@@ -88,6 +88,15 @@ BAD_INPUTS = [
     ({"rollout": {"strategy": "rolling"}}, "carepath:chatApi.tag is required: the rolling strategy deploys it"),
     ({"rollout": {"strategy": "canary"}}, "carepath:chatApi.tag is required: the canary strategy deploys it"),
     (with_(ROLLING, rollout__strategy="blue-green", rollout__blueGreen__blue__tag="v1"), "carepath:rollout.blueGreen.green.tag is required: the blue-green strategy runs both colours"),
+    (with_(ROLLING, rollout__blueGreen__active="purple"), "carepath:rollout.blueGreen.active: 'purple' is not one of blue, green"),
+    (with_(ROLLING, rollout__blueGreen__idleReplicas=-1), "carepath:rollout.blueGreen.idleReplicas: -1 is not in 0..1000"),
+    (with_(ROLLING, rollout__blueGreen__idleReplicas=3), "carepath:rollout.blueGreen.idleReplicas: 3 is above chatApi.replicas (2)"),
+    (with_(ROLLING, rollout__blueGreen__idleReplicas=1, chatApi__autoscaling__enabled=True), "carepath:rollout.blueGreen.idleReplicas: 1 cannot apply while chatApi.autoscaling is enabled"),
+    (with_(ROLLING, rollout__blueGreen__greenWeight=101), "carepath:rollout.blueGreen.greenWeight: 101 is not in 0..100"),
+    (with_(ROLLING, rollout__blueGreen__greenWeight=10, rollout__blueGreen__idleReplicas=0), "carepath:rollout.blueGreen.greenWeight: 10 splits production traffic over both colours"),
+    (with_(ROLLING, rollout__blueGreen__isolation="vpc"), "carepath:rollout.blueGreen.isolation: 'vpc' is not one of shared, namespace"),
+    (with_(ROLLING, rollout__strategy="blue-green", rollout__blueGreen__blue__tag="v1", rollout__blueGreen__green__tag="v2"), "carepath:edge.testCidrs is required for blue-green"),
+    (with_(ROLLING, edge__testPort=80), "carepath:edge.testPort: 80 is taken by the production listener"),
     (with_(ROLLING, rollout__strategy="canary", mesh__enabled=False), "carepath:mesh.enabled: false is not allowed with rollout.strategy 'canary'"),
     (with_(ROLLING, rollout__canary__weight=10), "carepath:rollout.canary.weight: 10 needs rollout.canary.tag"),
     (with_(ROLLING, rollout__strategy="canary", rollout__canary__tag="v1.4.0"), "carepath:rollout.canary.tag: 'v1.4.0' is already the stable chatApi.tag"),

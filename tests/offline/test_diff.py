@@ -77,7 +77,42 @@ def test_switching_rolling_to_canary_keeps_the_serving_deployment(run_stack):
     assert ("kubernetes:core/v1:Service", "chat-api") not in touched
 
 
-def test_a_blue_green_switch_updates_only_the_listener(run_stack):
-    change = _only_change(diff_plans(run_stack("production"), run_stack("production", {"rollout.blueGreen.active": "green"})))
-    assert (change.action, change.type) == ("update", "aws:lb/listener:Listener")
-    assert [f.path for f in change.fields] == ["defaultActions[0].forward.targetGroups[0].arn"]
+def test_a_blue_green_switch_updates_only_the_listeners_and_replaces_nothing(run_stack):
+    diff = diff_plans(run_stack("production"), run_stack("production", {"rollout.blueGreen.active": "green"}))
+    assert {(c.action, c.type, c.name) for c in diff.changes} == {
+        ("update", "aws:lb/listener:Listener", "production-http"),
+        ("update", "aws:lb/listener:Listener", "test"),
+    }
+    groups = {r.name: r.outputs["arn"] for r in run_stack("production").of_type("aws:lb/targetGroup:TargetGroup")}
+    moves = {c.name: [(f.before, f.after) for f in c.fields] for c in diff.changes}
+    assert moves == {
+        "production-http": [(groups["edge-blue"], groups["edge-green"])],
+        "test": [(groups["edge-green"], groups["edge-blue"])],
+    }
+
+
+def test_switching_back_is_the_same_listener_update_reversed(run_stack):
+    forward = diff_plans(run_stack("production"), run_stack("production", {"rollout.blueGreen.active": "green"}))
+    back = diff_plans(run_stack("production", {"rollout.blueGreen.active": "green"}), run_stack("production"))
+    assert {c.name: [(f.after, f.before) for f in c.fields] for c in back.changes} == {
+        c.name: [(f.before, f.after) for f in c.fields] for c in forward.changes
+    }
+
+
+def test_a_new_tag_on_the_idle_colour_updates_only_its_deployment(run_stack):
+    change = _only_change(diff_plans(run_stack("production"), run_stack("production", {"rollout.blueGreen.green.tag": "v2.0.0"})))
+    assert (change.action, change.type, change.name) == ("update", "kubernetes:apps/v1:Deployment", "chat-api-green")
+
+
+def test_a_gradual_switch_changes_only_the_production_listener(run_stack):
+    change = _only_change(diff_plans(run_stack("production"), run_stack("production", {"rollout.blueGreen.greenWeight": 10})))
+    assert (change.action, change.name) == ("update", "production-http")
+
+
+def test_scaling_the_idle_colour_to_zero_drops_its_test_route(run_stack):
+    diff = diff_plans(run_stack("production"), run_stack("production", {"rollout.blueGreen.idleReplicas": 0}))
+    assert {(c.action, c.type, c.name) for c in diff.changes} == {
+        ("update", "kubernetes:apps/v1:Deployment", "chat-api-green"),
+        ("delete", "aws:lb/listener:Listener", "test"),
+        ("update", "aws:ec2/securityGroup:SecurityGroup", "edge"),
+    }
