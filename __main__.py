@@ -7,5 +7,5 @@ from core.settings import SettingsError
 
 try:
     program.main()
-except (SettingsError, program.UnsupportedRelease) as error:
+except SettingsError as error:
     raise pulumi.RunError(str(error)) from None

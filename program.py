@@ -10,19 +10,18 @@ import pulumi
 
 from components.cluster import Cluster, ClusterArgs
 from components.edge import Edge, EdgeArgs
+from components.canary_router import CanaryRouter, CanaryRouterArgs
 from components.load_balancer_controller import LoadBalancerController, LoadBalancerControllerArgs
+from components.mesh import GATEWAY_HEALTH_PATH, GATEWAY_HEALTH_PORT, GATEWAY_PORT, IstioMesh, IstioMeshArgs
 from components.namespace import AppNamespace, AppNamespaceArgs
 from components.network import ExistingVpc, Network, NetworkArgs
 from components.registry import Registry, RegistryArgs
+from components.router import Router
 from components.target_group_router import TargetGroupRouter, TargetGroupRouterArgs
 from components.track import Track, TrackArgs
 from core.drain import drain_timings
-from core.release import ReleasePlan, TrackSpec, plan_release
+from core.release import GATEWAY_BACKEND, TrackSpec, edge_backends, plan_release
 from core.settings import NAMESPACE, Settings, parse
-
-
-class UnsupportedRelease(ValueError):
-    """A valid config this version cannot render yet; raised before anything is registered."""
 
 
 def raw_config() -> dict[str, Any]:
@@ -46,19 +45,10 @@ def load_settings() -> Settings:
     return parse(raw_config(), pulumi.get_stack())
 
 
-def check_supported(plan: ReleasePlan) -> None:
-    if plan.header_track is not None:
-        raise UnsupportedRelease(
-            "carepath:rollout.canary.tag: a canary in flight needs the Istio canary router, which this version "
-            "does not have yet; unset rollout.canary.tag (and weight) to serve the stable track only"
-        )
-
-
 def build(settings: Settings) -> dict[str, Any]:
     """Register the stack's resources; returns the stack outputs."""
     release = plan_release(settings)
-    check_supported(release)
-    cluster_config, chat_api = settings.cluster, settings.chat_api
+    cluster_config, chat_api, mesh_on = settings.cluster, settings.chat_api, settings.mesh_enabled
 
     existing = (
         ExistingVpc(cluster_config.vpc_id, cluster_config.public_subnet_ids, cluster_config.private_subnet_ids)
@@ -86,19 +76,25 @@ def build(settings: Settings) -> dict[str, Any]:
     on_cluster = pulumi.ResourceOptions(providers=[cluster.provider])
 
     edge_config = settings.edge
+    # With the mesh the ALB targets the ingress gateway, and checks the gateway's own readiness
+    # (its routes match on Host, which an ALB health check does not send).
+    target_port, health_path, health_port = (
+        (GATEWAY_PORT, GATEWAY_HEALTH_PATH, GATEWAY_HEALTH_PORT) if mesh_on else (chat_api.port, chat_api.health_path, None)
+    )
     edge = Edge(
         "edge",
         EdgeArgs(
             vpc_id=network.vpc_id,
             public_subnet_ids=network.public_subnet_ids,
             node_security_group_id=cluster.node_security_group_id,
-            target_port=chat_api.port,
-            health_path=chat_api.health_path,
+            target_port=target_port,
+            health_path=health_path,
+            health_port=health_port,
             certificate_arn=edge_config.certificate_arn,
             allowed_cidrs=edge_config.allowed_cidrs,
             deregistration_delay_seconds=edge_config.deregistration_delay_seconds,
             idle_timeout_seconds=edge_config.idle_timeout_seconds,
-            backends=[track.track for track in release.tracks],
+            backends=edge_backends(release, mesh_on),
             test_port=edge_config.test_port if release.test_track else None,
             test_cidrs=edge_config.test_cidrs,
         ),
@@ -116,23 +112,62 @@ def build(settings: Settings) -> dict[str, Any]:
         ),
         opts=on_cluster,
     )
+    mesh = (
+        IstioMesh(
+            "mesh",
+            IstioMeshArgs(
+                version=settings.mesh.istio_version,
+                gateway_target_group_arn=edge.target_group_arns[GATEWAY_BACKEND],
+                controller=controller.chart,
+            ),
+            opts=on_cluster,
+        )
+        if mesh_on
+        else None
+    )
     namespaces = {
-        name: AppNamespace(name, AppNamespaceArgs(name=name, kubernetes_version=cluster_config.kubernetes_version), opts=on_cluster)
+        name: AppNamespace(
+            name,
+            AppNamespaceArgs(
+                name=name,
+                kubernetes_version=cluster_config.kubernetes_version,
+                mesh=mesh.control_plane if mesh else None,
+            ),
+            opts=on_cluster,
+        )
         for name in release.namespaces
     }
-    router = TargetGroupRouter(
-        "router",
-        TargetGroupRouterArgs(
-            plan=release,
-            load_balancer_arn=edge.load_balancer_arn,
-            target_group_arns=edge.target_group_arns,
-            certificate_arn=edge_config.certificate_arn,
-            test_port=edge_config.test_port,
-            controller=controller.chart,
-            namespaces=list(namespaces.values()),
-        ),
-        opts=on_cluster,
-    )
+    router: Router
+    if mesh is not None:
+        router = CanaryRouter(
+            "router",
+            CanaryRouterArgs(
+                plan=release,
+                namespace=namespaces[settings.namespace].name,
+                namespace_name=settings.namespace,
+                header=settings.rollout.canary.header,
+                public_hosts=[edge.dns_name, *edge_config.hostnames],
+                mesh=mesh.control_plane,
+                load_balancer_arn=edge.load_balancer_arn,
+                gateway_target_group_arn=edge.target_group_arns[GATEWAY_BACKEND],
+                certificate_arn=edge_config.certificate_arn,
+            ),
+            opts=on_cluster,
+        )
+    else:
+        router = TargetGroupRouter(
+            "router",
+            TargetGroupRouterArgs(
+                plan=release,
+                load_balancer_arn=edge.load_balancer_arn,
+                target_group_arns=edge.target_group_arns,
+                certificate_arn=edge_config.certificate_arn,
+                test_port=edge_config.test_port,
+                controller=controller.chart,
+                namespaces=list(namespaces.values()),
+            ),
+            opts=on_cluster,
+        )
     drain = drain_timings(edge_config.deregistration_delay_seconds, chat_api.shutdown_seconds)
 
     def deploy(track: TrackSpec, after: list[pulumi.Resource]) -> pulumi.Resource:
@@ -145,7 +180,8 @@ def build(settings: Settings) -> dict[str, Any]:
                 chat_api=chat_api,
                 rolling=settings.rollout.rolling,
                 drain=drain,
-                deployment_after=[router.bindings[track.track], *after],
+                mesh=mesh_on,
+                deployment_after=[*router.deployment_after(track.track), *after],
             ),
             opts=on_cluster,
         ).deployment

@@ -29,12 +29,14 @@ class EdgeArgs:
     deregistration_delay_seconds: int
     idle_timeout_seconds: int
     backends: Sequence[str]  # one target group each
+    health_port: Optional[int] = None  # unset: the target port
     test_port: Optional[int] = None  # set: open it to `test_cidrs` for a test listener
     test_cidrs: Sequence[str] = ()
 
 
 class Edge(pulumi.ComponentResource):
     url: pulumi.Output[str]
+    dns_name: pulumi.Output[str]
     load_balancer_arn: pulumi.Output[str]
     certificate_arn: Optional[str]
     target_group_arns: dict[str, pulumi.Output[str]]
@@ -52,32 +54,29 @@ class Edge(pulumi.ComponentResource):
             ingress.append(
                 {"protocol": "tcp", "from_port": args.test_port, "to_port": args.test_port, "cidr_blocks": list(args.test_cidrs), "description": "test listener"}
             )
+        pod_ports = sorted({args.target_port, args.health_port or args.target_port})
         security_group = aws.ec2.SecurityGroup(
             name,
             vpc_id=args.vpc_id,
             description="chat-api ALB: listeners in, pods on the target port out",
             ingress=ingress,
             egress=[
-                {
-                    "protocol": "tcp",
-                    "from_port": args.target_port,
-                    "to_port": args.target_port,
-                    "security_groups": [args.node_security_group_id],
-                    "description": "to pods",
-                }
+                {"protocol": "tcp", "from_port": port, "to_port": port, "security_groups": [args.node_security_group_id], "description": "to pods"}
+                for port in pod_ports
             ],
             opts=child,
         )
-        aws.vpc.SecurityGroupIngressRule(
-            f"{name}-to-pods",
-            security_group_id=args.node_security_group_id,
-            referenced_security_group_id=security_group.id,
-            ip_protocol="tcp",
-            from_port=args.target_port,
-            to_port=args.target_port,
-            description="chat-api ALB to pods",
-            opts=child,
-        )
+        for port in pod_ports:
+            aws.vpc.SecurityGroupIngressRule(
+                f"{name}-to-pods" if port == args.target_port else f"{name}-to-pods-{port}",
+                security_group_id=args.node_security_group_id,
+                referenced_security_group_id=security_group.id,
+                ip_protocol="tcp",
+                from_port=port,
+                to_port=port,
+                description="chat-api ALB to pods",
+                opts=child,
+            )
         load_balancer = aws.lb.LoadBalancer(
             name,
             load_balancer_type="application",
@@ -99,7 +98,7 @@ class Edge(pulumi.ComponentResource):
                 deregistration_delay=args.deregistration_delay_seconds,
                 health_check={
                     "path": args.health_path,
-                    "port": "traffic-port",
+                    "port": str(args.health_port) if args.health_port else "traffic-port",
                     "protocol": "HTTP",
                     "matcher": "200-399",
                     "interval": 10,
@@ -111,6 +110,7 @@ class Edge(pulumi.ComponentResource):
             )
             self.target_group_arns[backend] = target_group.arn
         self.load_balancer_arn = load_balancer.arn
+        self.dns_name = load_balancer.dns_name
         scheme = "https" if args.certificate_arn else "http"
         self.url = load_balancer.dns_name.apply(lambda dns: f"{scheme}://{dns}")
         self.register_outputs({"url": self.url, "targetGroupArns": self.target_group_arns})

@@ -23,12 +23,11 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
+from components.listeners import forward, listener, production_listener
 from components.track import SERVICE_PORT
 from core.release import ReleasePlan
 
 TGB_API_VERSION = "elbv2.k8s.aws/v1beta1"
-TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
-STICKINESS_SECONDS = 3600  # while two target groups share traffic, a client stays on one
 
 
 @dataclass(frozen=True)
@@ -66,50 +65,34 @@ class TargetGroupRouter(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[args.controller, *args.namespaces]),
             )
 
-    def _listener(self, name: str, port: int, forward: dict[str, Any], after: Sequence[pulumi.Resource]) -> aws.lb.Listener:
-        https = self._args.certificate_arn is not None
-        return aws.lb.Listener(
-            name,
-            load_balancer_arn=self._args.load_balancer_arn,
-            port=port,
-            protocol="HTTPS" if https else "HTTP",
-            ssl_policy=TLS_POLICY if https else None,
-            certificate_arn=self._args.certificate_arn,
-            default_actions=[forward],
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(after)),
-        )
+    def deployment_after(self, track: str) -> list[pulumi.Resource]:
+        """Pods are created after their binding, so they get the ALB readiness gate."""
+        return [self.bindings[track]]
 
     def _forward(self, weights: Sequence[tuple[str, int]]) -> dict[str, Any]:
-        forward: dict[str, Any] = {
-            "target_groups": [{"arn": self._args.target_group_arns[track], "weight": weight} for track, weight in weights]
-        }
-        if sum(1 for _, weight in weights if weight > 0) > 1:
-            forward["stickiness"] = {"enabled": True, "duration": STICKINESS_SECONDS}
-        return {"type": "forward", "forward": forward}
+        return forward([(self._args.target_group_arns[track], weight) for track, weight in weights])
 
     def route_production(self, after: Sequence[pulumi.Resource]) -> aws.lb.Listener:
         """The production listener, forwarding by the plan's weights once `after` (the production
-        tracks' Deployments) are ready; with a certificate also HTTP 80 redirecting to HTTPS."""
-        https = self._args.certificate_arn is not None
-        self.production_listener = self._listener(
-            "production-https" if https else "production-http", 443 if https else 80, self._forward(self._args.plan.weights), after
+        tracks' Deployments) are ready."""
+        self.production_listener = production_listener(
+            self._args.load_balancer_arn,
+            self._args.certificate_arn,
+            self._forward(self._args.plan.weights),
+            pulumi.ResourceOptions(parent=self, depends_on=list(after)),
         )
-        if https:
-            aws.lb.Listener(
-                "production-http",
-                load_balancer_arn=self._args.load_balancer_arn,
-                port=80,
-                protocol="HTTP",
-                default_actions=[
-                    {"type": "redirect", "redirect": {"protocol": "HTTPS", "port": "443", "status_code": "HTTP_301"}}
-                ],
-                opts=pulumi.ResourceOptions(parent=self),
-            )
         return self.production_listener
 
     def route_test(self, after: Sequence[pulumi.Resource]) -> None:
         """The test listener on the test port, to the plan's test track (if it has one)."""
         test_track = self._args.plan.test_track
         if test_track is not None:
-            self._listener("test", self._args.test_port, self._forward(((test_track, 1),)), after)
+            listener(
+                "test",
+                self._args.load_balancer_arn,
+                self._args.certificate_arn,
+                self._args.test_port,
+                self._forward(((test_track, 1),)),
+                pulumi.ResourceOptions(parent=self, depends_on=list(after)),
+            )
         self.register_outputs({})

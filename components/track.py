@@ -9,6 +9,7 @@ for the rollout (the provider's await) and fails if it never becomes ready.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
@@ -33,6 +34,7 @@ class TrackArgs:
     chat_api: ChatApiSettings
     rolling: RollingSettings
     drain: DrainTimings
+    mesh: bool = False  # inject an Istio sidecar (turning it on rolls the pods, maxUnavailable 0)
     # What the Deployment waits for: the TargetGroupBinding (the ALB readiness gate is injected only
     # into pods created after it), and for a track leaving traffic, the listener that moved it away.
     deployment_after: Sequence[pulumi.Resource] = ()
@@ -44,6 +46,18 @@ def _probe(path: str, period: int, failures: int) -> dict[str, Any]:
         "periodSeconds": period,
         "timeoutSeconds": 2,
         "failureThreshold": failures,
+    }
+
+
+def pod_metadata(args: TrackArgs) -> dict[str, Any]:
+    labels = {**args.spec.selector, "app.kubernetes.io/version": args.spec.tag}
+    if not args.mesh:
+        return {"labels": labels}
+    # The sidecar must outlive the app's drain, or the pod stops taking traffic mid-drain.
+    proxy = {"terminationDrainDuration": f"{args.drain.termination_grace_seconds}s", "holdApplicationUntilProxyStarts": True}
+    return {
+        "labels": {**labels, "sidecar.istio.io/inject": "true"},
+        "annotations": {"proxy.istio.io/config": json.dumps(proxy, sort_keys=True)},
     }
 
 
@@ -146,10 +160,7 @@ class Track(pulumi.ComponentResource):
                 "minReadySeconds": rolling.min_ready_seconds,
                 "progressDeadlineSeconds": rolling.progress_deadline_seconds,
                 "revisionHistoryLimit": rolling.revision_history_limit,
-                "template": {
-                    "metadata": {"labels": {**spec.selector, "app.kubernetes.io/version": spec.tag}},
-                    "spec": pod_spec(args),
-                },
+                "template": {"metadata": pod_metadata(args), "spec": pod_spec(args)},
             },
             opts=pulumi.ResourceOptions(parent=self, depends_on=[service, *args.deployment_after]),
         )

@@ -110,6 +110,15 @@ def plan_release(settings: Settings) -> ReleasePlan:
     canary = rollout.canary
     if rollout.strategy == "rolling" or canary.tag is None:
         return ReleasePlan(rollout.strategy, (stable,), (("stable", 100),))
-    canary_track = TrackSpec("canary", canary.tag, canary_replicas(replicas, canary.weight), namespace)
+    canary_count = canary.replicas if canary.replicas is not None else canary_replicas(replicas, canary.weight)
+    canary_track = TrackSpec("canary", canary.tag, canary_count, namespace)
     weights = (("stable", 100 - canary.weight), ("canary", canary.weight))
     return ReleasePlan(rollout.strategy, (stable, canary_track), weights, header_track="canary")
+
+
+GATEWAY_BACKEND = "gateway"
+
+
+def edge_backends(plan: ReleasePlan, mesh_enabled: bool) -> tuple[str, ...]:
+    """The ALB's target groups: the mesh's ingress gateway when the mesh routes, else one per track."""
+    return (GATEWAY_BACKEND,) if mesh_enabled else tuple(t.track for t in plan.tracks)

@@ -274,6 +274,7 @@ class HeaderSettings:
 class CanarySettings:
     tag: Optional[ImageTag] = None  # absent: no canary in flight
     weight: Percent = 0
+    replicas: Optional[Count] = None  # unset: its share of the stable count, at least 1
     steps: Steps = (5, 10, 25, 50, 75, 100)
     header: HeaderSettings = field(default_factory=HeaderSettings)
 
@@ -310,6 +311,8 @@ class EdgeSettings:
     certificate_arn: Optional[CertificateArn] = None
     test_port: Port = 8443
     test_cidrs: tuple[Cidr, ...] = ()  # who may reach the test listener; required for blue-green
+    # Public host names clients use besides the ALB's own (the mesh routes by Host header).
+    hostnames: tuple[Annotated[str, _matching(r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}", "a DNS host name such as chat.example.org")], ...] = ()
     allowed_cidrs: tuple[Cidr, ...] = ("0.0.0.0/0",)  # who may reach the public listeners
     # Well under the ALB's 300 s default: long enough for a streamed answer to finish.
     deregistration_delay_seconds: Annotated[int, _between(0, 120)] = 30
@@ -480,6 +483,11 @@ def _cross_section_problems(parsed: dict[str, Any]) -> list[str]:
             "the test listener on edge.testPort"
         )
     mesh: Optional[MeshSettings] = parsed.get("mesh")
+    if rollout is not None and mesh is not None and rollout.strategy == "blue-green" and mesh.enabled:
+        problems.append(
+            f"{NAMESPACE}:mesh.enabled: true is not supported with rollout.strategy 'blue-green': its target groups "
+            "reach the colours' pods directly, which the mesh's STRICT mTLS would refuse"
+        )
     if rollout is not None and mesh is not None and rollout.strategy == "canary" and mesh.enabled is False:
         problems.append(
             f"{NAMESPACE}:mesh.enabled: false is not allowed with rollout.strategy 'canary': "

@@ -50,6 +50,9 @@ KEY_FIELDS: dict[str, tuple[str, ...]] = {
     "kubernetes:policy/v1:PodDisruptionBudget": ("spec.maxUnavailable", "spec.selector.matchLabels"),
     "kubernetes:autoscaling/v2:HorizontalPodAutoscaler": ("spec.minReplicas", "spec.maxReplicas"),
     "kubernetes:elbv2.k8s.aws/v1beta1:TargetGroupBinding": ("spec.serviceRef", "spec.targetGroupARN"),
+    "kubernetes:networking.istio.io/v1:VirtualService": ("spec.http",),
+    "kubernetes:networking.istio.io/v1:DestinationRule": ("spec.host", "spec.subsets"),
+    "kubernetes:security.istio.io/v1:PeerAuthentication": ("spec.mtls.mode",),
 }
 
 

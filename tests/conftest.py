@@ -105,3 +105,16 @@ def validate_crd(resource: Registration, schemas: dict) -> None:
     body = manifest(resource)
     schema = schemas[f"{body['apiVersion']}/{body['kind']}"]
     jsonschema.validate(body, schema)
+
+
+CRD_SCHEMAS = {"elbv2.k8s.aws": "elbv2-crd-schemas.json", "networking.istio.io": "istio-crd-schemas.json", "security.istio.io": "istio-crd-schemas.json"}
+
+
+def validate_kubernetes(resource: Registration, reference_schema: Callable[[str], dict]) -> None:
+    """Validate any Kubernetes resource the program creates: custom resources against their
+    CRD schemas, built-in kinds strictly for the cluster's version. Helm charts are not manifests."""
+    group = resource.type.split(":")[1].split("/")[0]
+    if group in CRD_SCHEMAS:
+        validate_crd(resource, reference_schema(CRD_SCHEMAS[group]))
+    elif resource.type != "kubernetes:helm.sh/v4:Chart":
+        validate_builtin(resource)

@@ -1,7 +1,8 @@
 import pulumi
 import pytest
 
-from components.target_group_router import STICKINESS_SECONDS, TLS_POLICY, TargetGroupRouter, TargetGroupRouterArgs
+from components.listeners import STICKINESS_SECONDS, TLS_POLICY
+from components.target_group_router import TargetGroupRouter, TargetGroupRouterArgs
 from core.release import ReleasePlan, TrackSpec
 from tests.conftest import unknown_inputs, validate_crd
 

@@ -57,7 +57,8 @@ def test_settings_are_frozen():
 def test_mesh_defaults_on_for_canary_only(strategy, expected):
     raw = with_(ROLLING, rollout__strategy=strategy, rollout__blueGreen__blue__tag="v1", rollout__blueGreen__green__tag="v2", edge__testCidrs=["203.0.113.0/24"])
     assert parse(raw, "demo").mesh_enabled is expected
-    assert parse(with_(raw, mesh__enabled=True), "demo").mesh_enabled is True
+    if strategy != "blue-green":
+        assert parse(with_(raw, mesh__enabled=True), "demo").mesh_enabled is True
 
 
 BAD_INPUTS = [
@@ -97,6 +98,10 @@ BAD_INPUTS = [
     (with_(ROLLING, rollout__blueGreen__isolation="vpc"), "carepath:rollout.blueGreen.isolation: 'vpc' is not one of shared, namespace"),
     (with_(ROLLING, rollout__strategy="blue-green", rollout__blueGreen__blue__tag="v1", rollout__blueGreen__green__tag="v2"), "carepath:edge.testCidrs is required for blue-green"),
     (with_(ROLLING, edge__testPort=80), "carepath:edge.testPort: 80 is taken by the production listener"),
+    (with_(ROLLING, rollout__strategy="blue-green", rollout__blueGreen__blue__tag="v1", rollout__blueGreen__green__tag="v2", edge__testCidrs=["203.0.113.0/24"], mesh__enabled=True), "carepath:mesh.enabled: true is not supported with rollout.strategy 'blue-green'"),
+    (with_(ROLLING, rollout__canary__header__name="x version"), "carepath:rollout.canary.header.name: 'x version' is not a lowercase HTTP header name"),
+    (with_(ROLLING, rollout__canary__replicas=0), "carepath:rollout.canary.replicas: 0 is not in 1..1000"),
+    (with_(ROLLING, edge__hostnames=["Chat.Example.org"]), "carepath:edge.hostnames[0]: 'Chat.Example.org' is not a DNS host name"),
     (with_(ROLLING, rollout__strategy="canary", mesh__enabled=False), "carepath:mesh.enabled: false is not allowed with rollout.strategy 'canary'"),
     (with_(ROLLING, rollout__canary__weight=10), "carepath:rollout.canary.weight: 10 needs rollout.canary.tag"),
     (with_(ROLLING, rollout__strategy="canary", rollout__canary__tag="v1.4.0"), "carepath:rollout.canary.tag: 'v1.4.0' is already the stable chatApi.tag"),

@@ -71,10 +71,17 @@ def test_rolling_back_to_the_previous_tag_updates_only_the_deployment(run_stack)
 
 
 def test_switching_rolling_to_canary_keeps_the_serving_deployment(run_stack):
-    diff = diff_plans(run_stack("demo"), run_stack("demo", {"rollout.strategy": "canary", "mesh.enabled": True}))
-    touched = {(c.type, c.name): c.action for c in diff.changes}
-    assert ("kubernetes:apps/v1:Deployment", "chat-api") not in touched
+    after = run_stack("demo", {"rollout.strategy": "canary", "mesh.enabled": True})
+    diff = diff_plans(run_stack("demo"), after)
+    touched = {(c.type, c.name): c for c in diff.changes}
     assert ("kubernetes:core/v1:Service", "chat-api") not in touched
+    deployment = touched[("kubernetes:apps/v1:Deployment", "chat-api")]
+    # Enabling the mesh restarts the pods to inject sidecars: an in-place rolling update, nothing else.
+    assert deployment.action == "update" and deployment.replace_because == ()
+    assert all(f.path.startswith("spec.template.metadata.") for f in deployment.fields), [f.path for f in deployment.fields]
+    spec = after.one("kubernetes:apps/v1:Deployment", "chat-api").inputs["spec"]
+    assert spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    assert spec["selector"] == {"matchLabels": {"app.kubernetes.io/name": "chat-api", "track": "stable"}}
 
 
 def test_a_blue_green_switch_updates_only_the_listeners_and_replaces_nothing(run_stack):
