@@ -8,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 OVERRIDES := $(foreach s,$(SET),--set $(s)) $(foreach u,$(UNSET),--unset $(u))
 
-.PHONY: setup plan plan-json diff test bench preview deploy rollback switch rollback-switch clean
+.PHONY: setup plan plan-json diff test bench preview deploy rollback switch rollback-switch promote abort clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -59,3 +59,19 @@ switch: setup
 
 ## Blue/green: switch back after a bad switch (the same one-listener update, reversed).
 rollback-switch: switch
+
+## Canary: promote the canary in flight. One pulumi up: stable rolls to the canary's tag while the
+## canary still takes the traffic, then the VirtualService moves it to stable, then the canary goes.
+promote: setup
+	@tag=$$(pulumi config get --path rollout.canary.tag --stack $(STACK) 2>/dev/null) || { echo "$(STACK): no canary in flight"; exit 2; }; \
+	echo "$(STACK): promoting $$tag to stable"; \
+	pulumi config set --path chatApi.tag "$$tag" --stack $(STACK) && \
+	pulumi config rm --path rollout.canary.tag --stack $(STACK) && \
+	pulumi config set --path rollout.canary.weight 0 --stack $(STACK) && \
+	pulumi up --stack $(STACK)
+
+## Canary: abort. One pulumi up: all traffic back on stable, then the canary is removed.
+abort: setup
+	pulumi config rm --path rollout.canary.tag --stack $(STACK)
+	pulumi config set --path rollout.canary.weight 0 --stack $(STACK)
+	pulumi up --stack $(STACK)

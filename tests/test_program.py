@@ -187,3 +187,33 @@ def test_namespace_isolation_puts_each_colour_in_its_own_namespace(run_stack):
         assert placed == {"chat-api-blue": "carepath-production-blue", "chat-api-green": "carepath-production-green"}
 
 
+
+
+def test_staging_with_a_canary_in_flight(run_stack, reference_schema):
+    plan = run_stack("staging", {"rollout.canary.tag": "v2.0.0", "rollout.canary.weight": 25})
+    charts = {r.inputs["chart"] for r in plan.of_type("kubernetes:helm.sh/v4:Chart")}
+    assert {"base", "cni", "istiod", "gateway", "aws-load-balancer-controller"} == charts
+    namespace = next(r for r in plan.of_type("kubernetes:core/v1:Namespace") if r.inputs["metadata"]["name"] == "carepath-staging")
+    assert namespace.inputs["metadata"]["labels"]["istio-injection"] == "enabled"
+    deployments = {r.inputs["metadata"]["name"]: r.inputs["spec"] for r in plan.of_type("kubernetes:apps/v1:Deployment")}
+    assert set(deployments) == {"chat-api", "chat-api-canary"}
+    assert deployments["chat-api-canary"]["selector"] == {"matchLabels": {"app.kubernetes.io/name": "chat-api", "track": "canary"}}
+    assert deployments["chat-api-canary"]["template"]["spec"]["containers"][0]["image"].endswith(":v2.0.0")
+    assert deployments["chat-api-canary"]["replicas"] == 1  # 25 % of 2, at least 1
+    http = plan.one("kubernetes:networking.istio.io/v1:VirtualService").inputs["spec"]["http"]
+    assert http[0]["match"] == [{"headers": {"x-version": {"exact": "canary"}}}]
+    assert [(r["destination"]["subset"], r["weight"]) for r in http[1]["route"]] == [("stable", 75), ("canary", 25)]
+    subsets = plan.one("kubernetes:networking.istio.io/v1:DestinationRule").inputs["spec"]["subsets"]
+    assert [s["name"] for s in subsets] == ["stable", "canary"]
+    for resource in plan.managed:
+        if resource.type.startswith("kubernetes:"):
+            validate_kubernetes(resource, reference_schema)
+
+
+def test_the_mesh_edge_targets_the_gateway_and_checks_its_readiness(run_stack):
+    plan = run_stack("staging")
+    [group] = plan.of_type("aws:lb/targetGroup:TargetGroup")
+    assert group.name == "edge-gateway" and group.inputs["port"] == 80
+    assert group.inputs["healthCheck"]["port"] == "15021" and group.inputs["healthCheck"]["path"] == "/healthz/ready"
+    ports = sorted(r.inputs["fromPort"] for r in plan.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"))
+    assert ports == [80, 15021]

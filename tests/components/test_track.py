@@ -122,3 +122,22 @@ def test_autoscaler_owns_the_replica_count_when_enabled(run_component):
     assert hpa.inputs["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "chat-api-canary"}
     assert (hpa.inputs["spec"]["minReplicas"], hpa.inputs["spec"]["maxReplicas"]) == (3, 9)
     validate_builtin(hpa)
+
+
+def test_in_the_mesh_the_sidecar_outlives_the_drain(run_component):
+    spec = TrackSpec("canary", "v2.0.0", 1, "carepath-test")
+    drain = drain_timings(30, 15)
+    plan = run_component(
+        lambda: Track(
+            spec.deployment,
+            TrackArgs(namespace="carepath-test", spec=spec, image=IMAGE, chat_api=ChatApiSettings(tag="v1"), rolling=RollingSettings(), drain=drain, mesh=True),
+        )
+    )
+    template = plan.one("kubernetes:apps/v1:Deployment").inputs["spec"]["template"]
+    assert template["metadata"]["labels"]["sidecar.istio.io/inject"] == "true"
+    import json
+
+    proxy = json.loads(template["metadata"]["annotations"]["proxy.istio.io/config"])
+    assert proxy["terminationDrainDuration"] == f"{drain.termination_grace_seconds}s"
+    assert proxy["holdApplicationUntilProxyStarts"] is True
+    validate_builtin(plan.one("kubernetes:apps/v1:Deployment"))

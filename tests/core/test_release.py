@@ -88,3 +88,34 @@ def test_canary_replicas_follow_its_share_within_one_and_stable(stable, weight):
     replicas = canary_replicas(stable, weight)
     assert 1 <= replicas <= stable
     assert replicas >= stable * weight / 100
+
+
+# --- release sequences -------------------------------------------------------------
+
+
+def _plan(canary_tag, weight):
+    rollout = {"strategy": "canary", "canary": {"weight": weight, **({"tag": canary_tag} if canary_tag else {})}}
+    return plan_release(parse({"rollout": rollout, "chatApi": {"tag": "v1.0.0", "replicas": 4}}, "test"))
+
+
+def _valid(plan):
+    names = {t.track for t in plan.tracks}
+    assert sum(w for _, w in plan.weights) == 100
+    assert {t for t, _ in plan.weights} <= names
+    assert plan.header_track is None or plan.header_track in names
+    assert plan.serving.track == "stable" and plan.serving.replicas == 4
+
+
+@given(st.lists(st.integers(1, 100), min_size=1, max_size=6, unique=True).map(sorted), st.booleans())
+def test_every_step_of_start_steps_promote_and_start_abort_is_a_valid_plan(steps, abort_midway):
+    steps = [s for s in steps if s < 100] + [100]
+    sequence = [_plan(None, 0)]  # nothing in flight
+    for weight in steps[: len(steps) // 2 if abort_midway else len(steps)]:
+        sequence.append(_plan("v2.0.0", weight))
+    sequence.append(_plan(None, 0))  # promote (stable now runs v2) or abort: the canary leaves
+    for before, after in zip(sequence, sequence[1:]):
+        _valid(before)
+        _valid(after)
+        # A track that leaves the plan is not routed by the plan that removes it.
+        gone = {t.track for t in before.tracks} - {t.track for t in after.tracks}
+        assert not gone & ({t for t, _ in after.weights} | {after.header_track})

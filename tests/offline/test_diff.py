@@ -123,3 +123,52 @@ def test_scaling_the_idle_colour_to_zero_drops_its_test_route(run_stack):
         ("delete", "aws:lb/listener:Listener", "test"),
         ("update", "aws:ec2/securityGroup:SecurityGroup", "edge"),
     }
+
+
+# --- canary --------------------------------------------------------------------
+
+IN_FLIGHT = {"rollout.canary.tag": "v2.0.0", "rollout.canary.weight": 10}
+
+
+def test_a_weight_step_changes_only_the_virtual_service(run_stack):
+    step = diff_plans(run_stack("staging", IN_FLIGHT), run_stack("staging", {**IN_FLIGHT, "rollout.canary.weight": 25}))
+    change = _only_change(step)
+    assert (change.action, change.type, change.name) == ("update", "kubernetes:networking.istio.io/v1:VirtualService", "chat-api")
+    assert {(f.path, f.before, f.after) for f in change.fields} == {
+        ("spec.http[1].route[0].weight", 90, 75),
+        ("spec.http[1].route[1].weight", 10, 25),
+    }
+
+
+def test_starting_a_canary_adds_its_track_and_routes_without_touching_stable(run_stack):
+    diff = diff_plans(run_stack("staging"), run_stack("staging", IN_FLIGHT))
+    touched = {(c.action, c.type, c.name) for c in diff.changes}
+    assert ("update", "kubernetes:networking.istio.io/v1:VirtualService", "chat-api") in touched
+    assert ("create", "kubernetes:apps/v1:Deployment", "chat-api-canary") in touched
+    assert not any(name == "chat-api" and kind == "kubernetes:apps/v1:Deployment" for _, kind, name in touched)
+    assert all(action in ("create", "update") for action, _, _ in touched)
+
+
+def test_abort_sends_everything_back_to_stable_and_leaves_it_untouched(run_stack):
+    diff = diff_plans(run_stack("staging", IN_FLIGHT), run_stack("staging", unset=("rollout.canary.tag",), overrides={"rollout.canary.weight": 0}))
+    touched = {(c.type, c.name): c.action for c in diff.changes}
+    assert touched[("kubernetes:networking.istio.io/v1:VirtualService", "chat-api")] == "update"
+    assert touched[("kubernetes:apps/v1:Deployment", "chat-api-canary")] == "delete"
+    assert ("kubernetes:apps/v1:Deployment", "chat-api") not in touched
+    assert {action for (kind, name), action in touched.items() if name != "chat-api"} == {"delete"}
+
+
+def test_promotion_rolls_stable_to_the_canary_tag_then_removes_the_canary(run_stack):
+    full = {**IN_FLIGHT, "rollout.canary.weight": 100}
+    promoted = run_stack("staging", {"chatApi.tag": "v2.0.0", "rollout.canary.weight": 0}, unset=("rollout.canary.tag",))
+    diff = diff_plans(run_stack("staging", full), promoted)
+    touched = {(c.type, c.name): c for c in diff.changes}
+    stable = touched[("kubernetes:apps/v1:Deployment", "chat-api")]
+    assert stable.action == "update" and stable.replace_because == ()
+    assert touched[("kubernetes:apps/v1:Deployment", "chat-api-canary")].action == "delete"
+    # Traffic moves to stable only once its rollout is done (the provider awaits it), and the
+    # canary is deleted after that (Pulumi deletes last), so the canary serves throughout.
+    service = promoted.one("kubernetes:networking.istio.io/v1:VirtualService")
+    assert promoted.one("kubernetes:apps/v1:Deployment", "chat-api").urn in service.options["dependsOn"]
+    spec = promoted.one("kubernetes:apps/v1:Deployment", "chat-api").inputs["spec"]
+    assert spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0 and spec["replicas"] == 2
