@@ -17,7 +17,7 @@ rendering. Each figure is the median of several fresh-process runs.
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import statistics
 import subprocess
 import sys
@@ -41,9 +41,11 @@ def sdk_import(type_token: str) -> str | None:
     if package == "kubernetes":
         group, version = module.split("/")
         path = f"pulumi_kubernetes.{group.split('.')[0]}.{version}"
-        if importlib.util.find_spec(f"pulumi_kubernetes.{group.split('.')[0]}") is None:
-            return "from pulumi_kubernetes.apiextensions import CustomResource"
-        return f"from {path} import {name}"
+        try:
+            built_in = hasattr(importlib.import_module(path), name)
+        except ImportError:
+            built_in = False
+        return f"from {path} import {name}" if built_in else "from pulumi_kubernetes.apiextensions import CustomResource"
     python_module = module.split("/")[0]
     path = f"pulumi_{package}" + ("" if python_module == "index" else f".{python_module}")
     return f"from {path} import {name}"
