@@ -13,9 +13,11 @@ from components.edge import Edge, EdgeArgs
 from components.canary_router import CanaryRouter, CanaryRouterArgs
 from components.load_balancer_controller import LoadBalancerController, LoadBalancerControllerArgs
 from components.mesh import GATEWAY_HEALTH_PATH, GATEWAY_HEALTH_PORT, GATEWAY_PORT, IstioMesh, IstioMeshArgs
+from components.monitoring import Monitoring, MonitoringArgs
 from components.namespace import AppNamespace, AppNamespaceArgs
 from components.network import ExistingVpc, Network, NetworkArgs
 from components.registry import Registry, RegistryArgs
+from components.release_signals import ReleaseSignals, ReleaseSignalsArgs
 from components.router import Router
 from components.target_group_router import TargetGroupRouter, TargetGroupRouterArgs
 from components.track import Track, TrackArgs
@@ -41,8 +43,14 @@ def raw_config() -> dict[str, Any]:
     return raw
 
 
+def secret_sections() -> frozenset[str]:
+    config = pulumi.runtime.config
+    keys = set(config._SECRET_KEYS.get()) | set(config.get_config_secret_keys_env())
+    return frozenset(key.partition(":")[2] for key in keys if key.startswith(f"{NAMESPACE}:"))
+
+
 def load_settings() -> Settings:
-    return parse(raw_config(), pulumi.get_stack())
+    return parse(raw_config(), pulumi.get_stack(), secret_sections())
 
 
 def build(settings: Settings) -> dict[str, Any]:
@@ -188,7 +196,20 @@ def build(settings: Settings) -> dict[str, Any]:
 
     production = router.route_production(after=[deploy(track, []) for track in release.production_tracks])
     router.route_test(after=[deploy(track, [production]) for track in release.other_tracks])
+
+    outputs: dict[str, Any] = {}
+    if settings.monitoring.enabled:
+        monitoring = Monitoring("monitoring", MonitoringArgs(settings=settings.monitoring, secrets=settings.secrets), opts=on_cluster)
+        ReleaseSignals(
+            "release-signals",
+            ReleaseSignalsArgs(
+                namespaces=release.namespaces, mesh=mesh_on, thresholds=settings.monitoring.thresholds, monitoring=monitoring.chart
+            ),
+            opts=on_cluster,
+        )
+        outputs["grafanaAdminPassword"] = monitoring.grafana_password
     return {
+        **outputs,
         "url": edge.url,
         "vpcId": network.vpc_id,
         "clusterName": cluster.cluster_name,

@@ -22,6 +22,7 @@ from core.release import APP, TrackSpec
 from core.settings import ChatApiSettings, RollingSettings
 
 SERVICE_PORT = 80
+METRICS_LABEL = "carepath.io/metrics"  # Services that the chat-api ServiceMonitor scrapes
 RUN_AS = 10001  # any non-root uid; the image must not need a particular one
 PROBE_PERIOD_SECONDS = 5
 
@@ -51,13 +52,15 @@ def _probe(path: str, period: int, failures: int) -> dict[str, Any]:
 
 def pod_metadata(args: TrackArgs) -> dict[str, Any]:
     labels = {**args.spec.selector, "app.kubernetes.io/version": args.spec.tag}
+    # Where the app's metrics are; with the mesh, the sidecar merges them into its own endpoint.
+    scrape = {"prometheus.io/scrape": "true", "prometheus.io/port": str(args.chat_api.metrics_port), "prometheus.io/path": "/metrics"}
     if not args.mesh:
-        return {"labels": labels}
+        return {"labels": labels, "annotations": scrape}
     # The sidecar must outlive the app's drain, or the pod stops taking traffic mid-drain.
     proxy = {"terminationDrainDuration": f"{args.drain.termination_grace_seconds}s", "holdApplicationUntilProxyStarts": True}
     return {
         "labels": {**labels, "sidecar.istio.io/inject": "true"},
-        "annotations": {"proxy.istio.io/config": json.dumps(proxy, sort_keys=True)},
+        "annotations": {**scrape, "proxy.istio.io/config": json.dumps(proxy, sort_keys=True)},
     }
 
 
@@ -89,7 +92,10 @@ def pod_spec(args: TrackArgs) -> dict[str, Any]:
             {
                 "name": APP,
                 "image": args.image,
-                "ports": [{"name": "http", "containerPort": chat_api.port, "protocol": "TCP"}],
+                "ports": [
+                    {"name": "http", "containerPort": chat_api.port, "protocol": "TCP"},
+                    {"name": "metrics", "containerPort": chat_api.metrics_port, "protocol": "TCP"},
+                ],
                 "resources": {
                     "requests": {"cpu": resources.requests.cpu, "memory": resources.requests.memory},
                     "limits": {"cpu": resources.limits.cpu, "memory": resources.limits.memory},
@@ -126,12 +132,15 @@ class Track(pulumi.ComponentResource):
 
         service = k8s.core.v1.Service(
             deployment_name,
-            metadata=metadata,
+            metadata={**metadata, "labels": {**metadata["labels"], METRICS_LABEL: "true"}},
             spec={
                 "type": "ClusterIP",
                 "selector": spec.selector,
                 # appProtocol tells Istio and the ALB the port speaks HTTP.
-                "ports": [{"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP", "appProtocol": "http"}],
+                "ports": [
+                    {"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP", "appProtocol": "http"},
+                    {"name": "metrics", "port": args.chat_api.metrics_port, "targetPort": "metrics", "protocol": "TCP", "appProtocol": "http"},
+                ],
             },
             opts=child,
         )

@@ -121,6 +121,18 @@ def _percent_or_count(value: Union[int, str]) -> Union[int, str]:
     return value
 
 
+def _fraction(value: float) -> float:
+    if not 0 < value < 1:
+        raise _problem("is not a fraction between 0 and 1 (0.02 is 2 %)")
+    return value
+
+
+def _positive(value: float) -> float:
+    if value <= 0:
+        raise _problem("must be more than 0")
+    return value
+
+
 def _istio_version(value: str) -> str:
     match = re.fullmatch(r"(\d+)\.(\d+)\.(\d+)", value)
     if not match:
@@ -247,6 +259,7 @@ class ChatApiSettings:
     pin_digest: bool = False  # resolve the tag to its digest at deploy time
     replicas: Count = 2
     port: Annotated[int, _between(1024, 65535)] = 8080  # non-root pods cannot bind below 1024
+    metrics_port: Annotated[int, _between(1024, 65535)] = 9090  # Prometheus metrics at /metrics
     health_path: HealthPath = "/healthz"
     startup_seconds: Annotated[int, _between(10, 3600)] = 300  # loading a model can take minutes
     shutdown_seconds: Annotated[int, _between(0, 300)] = 15  # after SIGTERM, to finish in-flight work
@@ -329,10 +342,35 @@ class MeshSettings:
 
 
 @dataclass(frozen=True, config=_SECTION)
+class ThresholdSettings:
+    """Alert thresholds, per version of chat-api."""
+
+    error_ratio: Annotated[float, AfterValidator(lambda v: _fraction(v))] = 0.02  # 5xx share of requests
+    latency_p95_seconds: Annotated[float, AfterValidator(lambda v: _positive(v))] = 2.5  # an LLM answer is slow
+    canary_error_margin: Annotated[float, AfterValidator(lambda v: _fraction(v))] = 0.01  # canary above stable by
+    restarts: Annotated[int, _between(1, 100)] = 3  # container restarts within 15 minutes
+    min_requests_per_second: Annotated[float, AfterValidator(lambda v: _positive(v))] = 0.1  # below: too little data to judge
+
+
+@dataclass(frozen=True, config=_SECTION)
+class ReceiverSettings:
+    """An Alertmanager receiver; its URL or key is `carepath:secrets.<secret>`, set with --secret."""
+
+    name: Annotated[str, _matching(r"[a-z0-9][a-z0-9-]{0,62}", "a receiver name (lowercase letters, digits, '-')")]
+    kind: Literal["slack", "webhook", "pagerduty"]
+    secret: Annotated[str, _matching(r"[A-Za-z][A-Za-z0-9]{0,62}", "a key of carepath:secrets")]
+
+
+@dataclass(frozen=True, config=_SECTION)
 class MonitoringSettings:
-    """`carepath:monitoring`: Prometheus and Grafana."""
+    """`carepath:monitoring`: Prometheus, Alertmanager and Grafana (kube-prometheus-stack)."""
 
     enabled: bool = True
+    chart_version: Annotated[str, _matching(r"\d+\.\d+\.\d+", "a chart version such as 80.4.1")] = "80.4.1"
+    retention: Annotated[str, _matching(r"[1-9][0-9]*(h|d|w|y)", "a duration such as 15d")] = "15d"
+    storage_size: Quantity = "50Gi"
+    thresholds: ThresholdSettings = field(default_factory=ThresholdSettings)
+    receivers: tuple[ReceiverSettings, ...] = ()
 
 
 SECTIONS: dict[str, type] = {
@@ -342,6 +380,7 @@ SECTIONS: dict[str, type] = {
     "edge": EdgeSettings,
     "mesh": MeshSettings,
     "monitoring": MonitoringSettings,
+    "secrets": dict[str, str],  # values only through `pulumi config set --secret --path secrets.<name>`
 }
 
 
@@ -356,6 +395,7 @@ class Settings:
     edge: EdgeSettings
     mesh: MeshSettings
     monitoring: MonitoringSettings
+    secrets: dict[str, str] = field(default_factory=dict, repr=False)
 
     def to_config(self) -> dict[str, Any]:
         """The settings back as `carepath:` config sections (camelCase, JSON values)."""
@@ -379,7 +419,7 @@ class Settings:
 # --- parsing ------------------------------------------------------------------
 
 _ADAPTERS = {key: TypeAdapter(cls) for key, cls in SECTIONS.items()}
-_FIELD_OF = {"cluster": "cluster", "chatApi": "chat_api", "rollout": "rollout", "edge": "edge", "mesh": "mesh", "monitoring": "monitoring"}
+_FIELD_OF = {"cluster": "cluster", "chatApi": "chat_api", "rollout": "rollout", "edge": "edge", "mesh": "mesh", "monitoring": "monitoring", "secrets": "secrets"}
 _TYPE_NAMES = {
     "int_type": "an integer",
     "int_parsing": "an integer",
@@ -413,6 +453,8 @@ def _format(section: str, error: dict) -> str:
     path = ".".join((section, *loc)).replace(".[", "[")
     key = f"{NAMESPACE}:{path}"
     kind, value = error["type"], error.get("input")
+    if section == "secrets":
+        value = "[secret]"  # never echo a secret
     if kind in ("extra_forbidden", "unexpected_keyword_argument"):
         allowed = _known_keys(SECTIONS[section], error["loc"][:-1])
         hint = difflib.get_close_matches(str(error["loc"][-1]), allowed, n=1)
@@ -453,6 +495,8 @@ def _cross_section_problems(parsed: dict[str, Any]) -> list[str]:
     chat_api: Optional[ChatApiSettings] = parsed.get("chatApi")
     if chat_api is not None:
         problems += _chat_api_problems(chat_api)
+        if chat_api.metrics_port == chat_api.port:
+            problems.append(f"{NAMESPACE}:chatApi.metricsPort: {chat_api.metrics_port} is chatApi.port; metrics need a port of their own")
     edge: Optional[EdgeSettings] = parsed.get("edge")
     if edge is not None and edge.test_port in (80, 443):
         problems.append(f"{NAMESPACE}:edge.testPort: {edge.test_port} is taken by the production listener; use another port")
@@ -482,6 +526,15 @@ def _cross_section_problems(parsed: dict[str, Any]) -> list[str]:
             f"{NAMESPACE}:edge.testCidrs is required for blue-green: the CIDRs (testers, CI) that may reach "
             "the test listener on edge.testPort"
         )
+    monitoring: Optional[MonitoringSettings] = parsed.get("monitoring")
+    secrets: Optional[dict[str, str]] = parsed.get("secrets")
+    if monitoring is not None and secrets is not None:
+        for index, receiver in enumerate(monitoring.receivers):
+            if receiver.secret not in secrets:
+                problems.append(
+                    f"{NAMESPACE}:monitoring.receivers[{index}].secret: {receiver.secret!r} is not set; "
+                    f"`pulumi config set --secret --path secrets.{receiver.secret} <url or key>`"
+                )
     mesh: Optional[MeshSettings] = parsed.get("mesh")
     if rollout is not None and mesh is not None and rollout.strategy == "blue-green" and mesh.enabled:
         problems.append(
@@ -541,8 +594,9 @@ def _rollout_problems(rollout: RolloutSettings) -> list[str]:
     return problems
 
 
-def parse(raw: Mapping[str, Any], stack: str) -> Settings:
-    """Validate a stack's `carepath:` config; `raw` maps section names to decoded JSON values."""
+def parse(raw: Mapping[str, Any], stack: str, secret_keys: frozenset[str] = frozenset()) -> Settings:
+    """Validate a stack's `carepath:` config; `raw` maps section names to decoded JSON values,
+    `secret_keys` names the sections stored encrypted."""
     problems: list[str] = []
     for key in sorted(set(raw) - set(SECTIONS)):
         hint = difflib.get_close_matches(key, SECTIONS, n=1)
@@ -559,6 +613,10 @@ def parse(raw: Mapping[str, Any], stack: str) -> Settings:
         except ValidationError as error:
             problems += [_format(key, e) for e in error.errors()]
     problems += _cross_section_problems(parsed)
+    if raw.get("secrets") and "secrets" not in secret_keys:
+        problems.append(
+            f"{NAMESPACE}:secrets: set in plain text; use `pulumi config set --secret --path secrets.<name> <value>`"
+        )
     if problems:
         raise SettingsError(problems)
 
@@ -570,4 +628,5 @@ def parse(raw: Mapping[str, Any], stack: str) -> Settings:
         edge=parsed["edge"],
         mesh=parsed["mesh"],
         monitoring=parsed["monitoring"],
+        secrets=parsed["secrets"],
     )

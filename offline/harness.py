@@ -164,7 +164,9 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         return super().RegisterResourceOutputs(request)
 
 
-def run_program(stack: str, config: Mapping[str, str], program: Callable[[], None]) -> Plan:
+def run_program(
+    stack: str, config: Mapping[str, str], program: Callable[[], None], secret_keys: Sequence[str] = ()
+) -> Plan:
     """Run `program` as stack `stack` with runtime config `config` (key -> string)."""
     region = config.get("aws:region", "us-east-1")
     monitor = RecordingMonitor(CarePathMocks(region))
@@ -175,7 +177,7 @@ def run_program(stack: str, config: Mapping[str, str], program: Callable[[], Non
         return Plan(stack=stack, resources=tuple(ordered), outputs=dict(monitor.stack_outputs))
 
     def run() -> Plan:
-        pulumi.runtime.set_all_config(dict(config), [])
+        pulumi.runtime.set_all_config(dict(config), list(secret_keys))
         pulumi.runtime.settings.ROOT.set(None)
         pulumi.runtime.settings.configure(
             pulumi_mocks.MockSettings(
@@ -269,20 +271,35 @@ def apply_overrides(
     return result
 
 
-def runtime_config(config: Mapping[str, Any]) -> dict[str, str]:
-    """Stack-file values as the runtime hands them to the program: strings, JSON for the rest.
-    Encrypted values cannot be read offline and stand in as a placeholder."""
-    result = {}
-    for key, value in config.items():
-        if isinstance(value, dict) and set(value) == {"secure"}:
-            value = "offline-placeholder"
-        result[key] = value if isinstance(value, str) else json.dumps(value)
-    return result
+SECRET_PLACEHOLDER = "offline-placeholder"
+
+
+def _unseal(value: Any) -> tuple[Any, bool]:
+    """`value` with every `{secure: ...}` leaf (which cannot be decrypted offline) replaced by a
+    placeholder, and whether there was one."""
+    if isinstance(value, dict) and set(value) == {"secure"}:
+        return SECRET_PLACEHOLDER, True
+    if isinstance(value, dict):
+        pairs = {key: _unseal(item) for key, item in value.items()}
+        return {key: item for key, (item, _) in pairs.items()}, any(found for _, found in pairs.values())
+    return value, False
+
+
+def runtime_config(config: Mapping[str, Any]) -> tuple[dict[str, str], list[str]]:
+    """Stack-file values as the runtime hands them to the program (strings, JSON for the rest),
+    and the keys holding encrypted values."""
+    values, secret_keys = {}, []
+    for key, raw in config.items():
+        value, secret = _unseal(raw)
+        values[key] = value if isinstance(value, str) else json.dumps(value)
+        if secret:
+            secret_keys.append(key)
+    return values, secret_keys
 
 
 def run_stack(stack: str, overrides: Mapping[str, Any] = (), unset: Sequence[str] = ()) -> Plan:
     """Evaluate the program for Pulumi.<stack>.yaml with overrides, entirely offline."""
     import program
 
-    config = apply_overrides(load_stack_config(stack), overrides, unset)
-    return run_program(stack, runtime_config(config), program.main)
+    values, secret_keys = runtime_config(apply_overrides(load_stack_config(stack), overrides, unset))
+    return run_program(stack, values, program.main, secret_keys)

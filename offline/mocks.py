@@ -127,7 +127,11 @@ class CarePathMocks(pulumi.runtime.Mocks):
         group = f"sg-{_hex(name)}"
         return {"id": group, "arn": self.arn("ec2", f"security-group/{group}")}
 
+    def _random_password(self, name: str, inputs: dict) -> dict:
+        return {"result": _hex(name, "password", length=int(inputs.get("length", 32)))}
+
     _RESOURCES: dict[str, Callable[["CarePathMocks", str, dict], dict]] = {
+        "random:index/randomPassword:RandomPassword": _random_password,
         "aws:lb/loadBalancer:LoadBalancer": _load_balancer,
         "aws:lb/targetGroup:TargetGroup": _target_group,
         "aws:lb/listener:Listener": _listener,

@@ -53,6 +53,7 @@ KEY_FIELDS: dict[str, tuple[str, ...]] = {
     "kubernetes:networking.istio.io/v1:VirtualService": ("spec.http",),
     "kubernetes:networking.istio.io/v1:DestinationRule": ("spec.host", "spec.subsets"),
     "kubernetes:security.istio.io/v1:PeerAuthentication": ("spec.mtls.mode",),
+    "kubernetes:monitoring.coreos.com/v1:ServiceMonitor": ("spec.namespaceSelector", "spec.selector"),
 }
 
 

@@ -43,10 +43,19 @@ def test_names_labels_and_selector_follow_the_contract(plan):
         assert body["metadata"]["namespace"] == "carepath-test"
     assert deployment["spec"]["selector"] == {"matchLabels": selector}
     assert deployment["spec"]["template"]["metadata"]["labels"] == {**selector, "app.kubernetes.io/version": "v2.0.0"}
+    assert deployment["spec"]["template"]["metadata"]["annotations"] == {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": "9090",
+        "prometheus.io/path": "/metrics",
+    }
     assert service["spec"]["selector"] == selector
     assert pdb["spec"]["selector"] == {"matchLabels": selector}
     assert pdb["spec"]["maxUnavailable"] == 1
-    assert service["spec"]["ports"] == [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP", "appProtocol": "http"}]
+    assert service["spec"]["ports"] == [
+        {"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP", "appProtocol": "http"},
+        {"name": "metrics", "port": 9090, "targetPort": "metrics", "protocol": "TCP", "appProtocol": "http"},
+    ]
+    assert service["metadata"]["labels"]["carepath.io/metrics"] == "true"
     # the version label sits on the pods only, so a new tag touches the Deployment alone
     assert "app.kubernetes.io/version" not in service["metadata"]["labels"]
 
@@ -64,7 +73,10 @@ def test_probes_resources_and_image(plan):
     pod = plan.one("kubernetes:apps/v1:Deployment").inputs["spec"]["template"]["spec"]
     [container] = pod["containers"]
     assert container["image"] == IMAGE
-    assert container["ports"] == [{"name": "http", "containerPort": 9000, "protocol": "TCP"}]
+    assert container["ports"] == [
+        {"name": "http", "containerPort": 9000, "protocol": "TCP"},
+        {"name": "metrics", "containerPort": 9090, "protocol": "TCP"},
+    ]
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert container[probe]["httpGet"] == {"path": "/ready", "port": "http"}
     startup = container["startupProbe"]

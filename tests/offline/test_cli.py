@@ -6,7 +6,7 @@ from offline.__main__ import main
 def test_plan_prints_the_resource_tree_and_outputs(capsys):
     assert main(["plan", "demo"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("Offline plan of stack demo: 35 resources")
+    assert out.startswith("Offline plan of stack demo: 44 resources")
     assert "├── cluster  [carepath:cluster:Cluster]" in out
     assert "authenticationMode: API" in out
     assert "imageTagMutability: IMMUTABLE" in out
@@ -28,7 +28,7 @@ def test_diff_prints_what_an_override_changes(capsys):
     out = capsys.readouterr().out
     assert "~ update   cluster-nodes  [eks:index:ManagedNodeGroup]" in out
     assert "scalingConfig.desiredSize: 3 → 4" in out
-    assert out.rstrip().endswith("Summary: 0 to create, 1 to update, 0 to replace, 0 to delete, 47 unchanged")
+    assert out.rstrip().endswith("Summary: 0 to create, 1 to update, 0 to replace, 0 to delete, 57 unchanged")
 
 
 def test_bad_config_exits_2_listing_every_problem(capsys):

@@ -20,11 +20,15 @@ def test_overrides_set_nested_keys_and_unset_removes_them():
 
 
 def test_runtime_config_is_strings_and_json_with_secure_values_masked():
-    assert runtime_config({"aws:region": "us-east-1", "carepath:chatApi": {"tag": "v1"}, "carepath:token": {"secure": "AAAB"}}) == {
+    values, secret_keys = runtime_config(
+        {"aws:region": "us-east-1", "carepath:chatApi": {"tag": "v1"}, "carepath:secrets": {"oncall": {"secure": "AAAB"}}}
+    )
+    assert values == {
         "aws:region": "us-east-1",
         "carepath:chatApi": '{"tag": "v1"}',
-        "carepath:token": "offline-placeholder",
+        "carepath:secrets": '{"oncall": "offline-placeholder"}',
     }
+    assert secret_keys == ["carepath:secrets"]
 
 
 def test_runs_are_isolated_and_repeatable(run_stack):

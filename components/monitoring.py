@@ -1,0 +1,112 @@
+"""Monitoring: kube-prometheus-stack (Prometheus, Alertmanager, Grafana, kube-state-metrics)
+from its Helm chart, pinned.
+
+- Prometheus keeps `retention` on a volume of `storage_size`, and picks up every
+  ServiceMonitor and PrometheusRule in the cluster (not only the chart's own).
+- Grafana's admin password is generated (a Pulumi secret, never in config) and
+  handed over in a Kubernetes Secret; dashboards come from ConfigMaps labelled
+  `grafana_dashboard: "1"` in any namespace.
+- Alertmanager sends every alert to each configured receiver; their URLs and keys
+  come from `carepath:secrets`, so they stay encrypted in state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Optional
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+
+from core.settings import MonitoringSettings, ReceiverSettings
+
+CHART_REPOSITORY = "https://prometheus-community.github.io/helm-charts"
+NAMESPACE = "monitoring"
+GRAFANA_SECRET = "grafana-admin"
+DASHBOARD_LABEL = "grafana_dashboard"
+
+
+def alertmanager_config(receivers: tuple[ReceiverSettings, ...], secrets: Mapping[str, str]) -> dict[str, Any]:
+    """Every alert to every receiver; with none, to a receiver that drops them."""
+
+    def receiver(spec: ReceiverSettings) -> dict[str, Any]:
+        secret = secrets[spec.secret]
+        configs = {
+            "slack": ("slack_configs", {"api_url": secret, "send_resolved": True}),
+            "webhook": ("webhook_configs", {"url": secret, "send_resolved": True}),
+            "pagerduty": ("pagerduty_configs", {"routing_key": secret, "send_resolved": True}),
+        }
+        key, config = configs[spec.kind]
+        return {"name": spec.name, key: [config]}
+
+    return {
+        "route": {
+            "receiver": "null",
+            "group_by": ["alertname", "namespace", "track"],
+            "routes": [{"receiver": r.name, "continue": True} for r in receivers],
+        },
+        "receivers": [{"name": "null"}, *(receiver(r) for r in receivers)],
+    }
+
+
+@dataclass(frozen=True)
+class MonitoringArgs:
+    settings: MonitoringSettings
+    secrets: Mapping[str, str]
+
+
+class Monitoring(pulumi.ComponentResource):
+    """Kubernetes children use the provider given in `opts.providers`."""
+
+    chart: k8s.helm.v4.Chart
+    grafana_password: pulumi.Output[str]
+
+    def __init__(self, name: str, args: MonitoringArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("carepath:monitoring:Monitoring", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        settings = args.settings
+        namespace = k8s.core.v1.Namespace(
+            NAMESPACE,
+            # node-exporter needs host access, so this namespace cannot be restricted.
+            metadata={"name": NAMESPACE, "labels": {"pod-security.kubernetes.io/enforce": "privileged"}},
+            opts=child,
+        )
+        password = random.RandomPassword(f"{name}-grafana-admin", length=32, special=False, opts=child)
+        secret = k8s.core.v1.Secret(
+            GRAFANA_SECRET,
+            metadata={"name": GRAFANA_SECRET, "namespace": NAMESPACE},
+            string_data={"admin-user": "admin", "admin-password": password.result},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[namespace]),
+        )
+        self.chart = k8s.helm.v4.Chart(
+            name,
+            chart="kube-prometheus-stack",
+            version=settings.chart_version,
+            repository_opts={"repo": CHART_REPOSITORY},
+            namespace=NAMESPACE,
+            values={
+                "prometheus": {
+                    "prometheusSpec": {
+                        "retention": settings.retention,
+                        "storageSpec": {
+                            "volumeClaimTemplate": {
+                                "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": settings.storage_size}}}
+                            }
+                        },
+                        # Select every ServiceMonitor and rule, not only those labelled for this release.
+                        "serviceMonitorSelectorNilUsesHelmValues": False,
+                        "podMonitorSelectorNilUsesHelmValues": False,
+                        "ruleSelectorNilUsesHelmValues": False,
+                    }
+                },
+                "alertmanager": {"config": pulumi.Output.secret(alertmanager_config(settings.receivers, args.secrets))},
+                "grafana": {
+                    "admin": {"existingSecret": GRAFANA_SECRET, "userKey": "admin-user", "passwordKey": "admin-password"},
+                    "sidecar": {"dashboards": {"enabled": True, "label": DASHBOARD_LABEL, "searchNamespace": "ALL"}},
+                },
+            },
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[secret]),
+        )
+        self.grafana_password = pulumi.Output.secret(password.result)
+        self.register_outputs({"grafanaAdminPassword": self.grafana_password})
