@@ -29,6 +29,7 @@ diff: setup
 	$(PY) -m offline diff $(STACK) $(OVERRIDES)
 
 test: setup
+	@scripts/ensure-promtool
 	$(PY) -m pytest
 
 bench: setup

@@ -109,7 +109,8 @@ def _alerts(thresholds: ThresholdSettings) -> list[dict[str, Any]]:
         ),
         _alert(
             "ChatApiCanaryWorseThanStable",
-            f'({ERROR_RATIO}{{track="canary"}} - ignoring (track, version) {ERROR_RATIO}{{track="stable"}} > {thresholds.canary_error_margin}) '
+            # group_left keeps the canary's labels (its version) on the result.
+            f'({ERROR_RATIO}{{track="canary"}} - ignoring (track, version) group_left {ERROR_RATIO}{{track="stable"}} > {thresholds.canary_error_margin}) '
             f'and ignoring (track, version) ({REQUESTS}{{track="canary"}} > {thresholds.min_requests_per_second})',
             "5m",
             "critical",
