@@ -33,7 +33,8 @@ def _recording_rules() -> list[dict[str, Any]]:
     rules = [
         {"record": REQUESTS, "expr": f"sum by ({BY}) (rate(http_requests_total{{{APP_SELECTOR}}}[5m]))"},
         {"record": ERRORS, "expr": f'sum by ({BY}) (rate(http_requests_total{{{APP_SELECTOR}, status=~"5.."}}[5m]))'},
-        {"record": ERROR_RATIO, "expr": f"{ERRORS} / {REQUESTS}"},
+        # A version without a single 5xx has no error series: count it as 0, not as missing.
+        {"record": ERROR_RATIO, "expr": f"({ERRORS} or {REQUESTS} * 0) / {REQUESTS}"},
     ]
     rules += [
         {

@@ -224,3 +224,12 @@ def test_the_mesh_edge_targets_the_gateway_and_checks_its_readiness(run_stack):
     assert group.inputs["healthCheck"]["port"] == "15021" and group.inputs["healthCheck"]["path"] == "/healthz/ready"
     ports = sorted(r.inputs["fromPort"] for r in plan.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"))
     assert ports == [80, 15021]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_monitoring_watches_every_stack_and_keeps_grafanas_password_secret(run_stack, stack):
+    plan = run_stack(stack)
+    assert plan.outputs["grafanaAdminPassword"] == "[secret]"
+    [monitor] = [r for r in plan.of_type("kubernetes:monitoring.coreos.com/v1:ServiceMonitor") if r.name == "chat-api"]
+    assert monitor.inputs["spec"]["namespaceSelector"]["matchNames"] == [f"carepath-{stack}"]
+    assert run_stack(stack, {"monitoring.enabled": False}).of_type("kubernetes:monitoring.coreos.com/v1:PrometheusRule") == []

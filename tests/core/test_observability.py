@@ -80,20 +80,25 @@ def _series(track: str, version: str, status: str, per_minute: int) -> dict:
     return {"series": f"http_requests_total{{{labels}}}", "values": f"0+{per_minute}x40"}
 
 
-def _unit_test(canary_errors_per_minute: int) -> dict:
-    """Stable: 600 requests a minute, 3 of them 5xx (0.5 %). Canary: 60 a minute, some 5xx."""
+def _unit_test(canary_errors_per_minute: int, stable_errors_per_minute: int) -> dict:
+    """Stable: 600 requests a minute, some 5xx. Canary: 60 a minute, some 5xx. A version with no
+    5xx at all has no 5xx series (as a real exporter would have it)."""
     canary = {"track": "canary", "version": "v2.0.0"}
     common = {"namespace": "carepath-staging", "severity": "critical", "service": "chat-api"}
     bad = canary_errors_per_minute > 0
     ratio = canary_errors_per_minute / 60
+    series = [
+        _series("stable", "v1.4.0", "200", 600 - stable_errors_per_minute),
+        _series("canary", "v2.0.0", "200", 60 - canary_errors_per_minute),
+    ]
+    if stable_errors_per_minute:
+        series.append(_series("stable", "v1.4.0", "500", stable_errors_per_minute))
+    if canary_errors_per_minute:
+        series.append(_series("canary", "v2.0.0", "500", canary_errors_per_minute))
+    stable_ratio = stable_errors_per_minute / 600
     return {
         "interval": "1m",
-        "input_series": [
-            _series("stable", "v1.4.0", "200", 597),
-            _series("stable", "v1.4.0", "500", 3),
-            _series("canary", "v2.0.0", "200", 60 - canary_errors_per_minute),
-            _series("canary", "v2.0.0", "500", canary_errors_per_minute),
-        ],
+        "input_series": series,
         "alert_rule_test": [
             {
                 "eval_time": "20m",
@@ -103,7 +108,7 @@ def _unit_test(canary_errors_per_minute: int) -> dict:
             {
                 "eval_time": "20m",
                 "alertname": "ChatApiCanaryWorseThanStable",
-                "exp_alerts": [{"exp_labels": {**common, **canary}, "exp_annotations": _annotations("ChatApiCanaryWorseThanStable", canary, ratio - 0.005)}] if bad else [],
+                "exp_alerts": [{"exp_labels": {**common, **canary}, "exp_annotations": _annotations("ChatApiCanaryWorseThanStable", canary, ratio - stable_ratio)}] if bad else [],
             },
         ],
     }
@@ -122,10 +127,15 @@ def _annotations(alert: str, labels: dict, value: float) -> dict:
     return rendered
 
 
-@pytest.mark.parametrize("canary_errors_per_minute, fires", [(6, True), (0, False)], ids=["bad canary", "good canary"])
-def test_error_alerts_fire_on_bad_series_and_stay_quiet_on_good_ones(promtool, tmp_path, canary_errors_per_minute, fires):
+@pytest.mark.parametrize(
+    "canary_errors_per_minute, stable_errors_per_minute",
+    [(6, 3), (6, 0), (0, 3), (0, 0)],
+    ids=["bad canary", "bad canary, flawless stable", "good canary", "both flawless"],
+)
+def test_error_alerts_fire_on_bad_series_and_stay_quiet_on_good_ones(promtool, tmp_path, canary_errors_per_minute, stable_errors_per_minute):
     write_rules(tmp_path / "rules.yml", rule_groups(THRESHOLDS))
-    (tmp_path / "test.yml").write_text(yaml.safe_dump({"rule_files": ["rules.yml"], "evaluation_interval": "1m", "tests": [_unit_test(canary_errors_per_minute)]}))
+    test = _unit_test(canary_errors_per_minute, stable_errors_per_minute)
+    (tmp_path / "test.yml").write_text(yaml.safe_dump({"rule_files": ["rules.yml"], "evaluation_interval": "1m", "tests": [test]}))
     result = run(promtool, "test", "rules", "test.yml", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout + result.stderr

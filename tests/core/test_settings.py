@@ -137,6 +137,14 @@ BAD_INPUTS = [
     (with_(ROLLING, edge__deregistrationDelaySeconds=300), "carepath:edge.deregistrationDelaySeconds: 300 is not in 0..120"),
     (with_(ROLLING, edge__allowedCidrs=["everyone"]), "carepath:edge.allowedCidrs[0]: 'everyone' is not a CIDR block"),
     (with_(ROLLING, rollout__rolling__minReadySeconds=-1), "carepath:rollout.rolling.minReadySeconds: -1 is not in 0..600"),
+    (with_(ROLLING, chatApi__metricsPort=8080), "carepath:chatApi.metricsPort: 8080 is chatApi.port"),
+    (with_(ROLLING, monitoring__thresholds__errorRatio=2), "carepath:monitoring.thresholds.errorRatio: 2 is not a fraction between 0 and 1"),
+    (with_(ROLLING, monitoring__thresholds__latencyP95Seconds=0), "carepath:monitoring.thresholds.latencyP95Seconds: 0 must be more than 0"),
+    (with_(ROLLING, monitoring__retention="forever"), "carepath:monitoring.retention: 'forever' is not a duration such as 15d"),
+    (with_(ROLLING, monitoring__receivers=[{"name": "oncall", "kind": "email", "secret": "x"}]), "carepath:monitoring.receivers[0].kind: 'email' is not one of slack, webhook, pagerduty"),
+    (with_(ROLLING, monitoring__receivers=[{"name": "oncall", "kind": "slack", "secret": "slackUrl"}]), "carepath:monitoring.receivers[0].secret: 'slackUrl' is not set"),
+    ({**ROLLING, "secrets": {"slackUrl": "https://hooks.example/abc"}}, "carepath:secrets: set in plain text; use `pulumi config set --secret"),
+    ({**ROLLING, "secrets": {"slackUrl": 42}}, "carepath:secrets.slackUrl: '[secret]' is not a string"),
 ]
 
 
@@ -168,6 +176,13 @@ def test_a_section_error_does_not_hide_another_sections_rules():
     # chatApi is broken, yet the cluster's cross-field rule is still checked.
     found = problems(with_(ROLLING, chatApi__replicas=0, cluster__minNodes=3, cluster__desiredNodes=2))
     assert any("chatApi.replicas" in p for p in found) and any("minNodes <= desiredNodes" in p for p in found)
+
+
+def test_secrets_set_with_secret_are_accepted_and_never_printed():
+    raw = {**ROLLING, "secrets": {"slackUrl": "https://hooks.example/abc"}, "monitoring": {"receivers": [{"name": "team", "kind": "slack", "secret": "slackUrl"}]}}
+    settings = parse(raw, "demo", frozenset({"secrets"}))
+    assert settings.secrets == {"slackUrl": "https://hooks.example/abc"}
+    assert "hooks.example" not in repr(settings)
 
 
 def test_an_existing_vpc_is_accepted():

@@ -1,0 +1,53 @@
+import pytest
+import yaml
+
+from components.monitoring import CHART_REPOSITORY, GRAFANA_SECRET, Monitoring, MonitoringArgs, alertmanager_config
+from core.settings import MonitoringSettings, ReceiverSettings
+
+RECEIVERS = (ReceiverSettings(name="oncall", kind="pagerduty", secret="pagerdutyKey"), ReceiverSettings(name="team", kind="slack", secret="slackUrl"))
+SECRETS = {"pagerdutyKey": "0123abcd", "slackUrl": "https://hooks.slack.invalid/T000/B000/XXXX"}
+
+
+@pytest.fixture(scope="module")
+def plan(run_component):
+    settings = MonitoringSettings(retention="30d", storage_size="100Gi", receivers=RECEIVERS)
+    return run_component(lambda: Monitoring("monitoring", MonitoringArgs(settings=settings, secrets=SECRETS)))
+
+
+def test_chart_is_pinned_with_retention_and_storage_from_config(plan):
+    chart = plan.one("kubernetes:helm.sh/v4:Chart").inputs
+    assert (chart["chart"], chart["version"], chart["repositoryOpts"]) == ("kube-prometheus-stack", "80.4.1", {"repo": CHART_REPOSITORY})
+    spec = chart["values"]["prometheus"]["prometheusSpec"]
+    assert spec["retention"] == "30d"
+    assert spec["storageSpec"]["volumeClaimTemplate"]["spec"]["resources"]["requests"]["storage"] == "100Gi"
+    assert spec["ruleSelectorNilUsesHelmValues"] is False and spec["serviceMonitorSelectorNilUsesHelmValues"] is False
+
+
+def test_grafana_password_is_generated_and_secret(plan):
+    password = plan.one("random:index/randomPassword:RandomPassword")
+    assert password.inputs["length"] >= 24
+    secret = plan.one("kubernetes:core/v1:Secret")
+    assert secret.inputs["metadata"]["name"] == GRAFANA_SECRET
+    assert secret.inputs["stringData"] == "[secret]"  # the generated password never shows
+    grafana = plan.one("kubernetes:helm.sh/v4:Chart").inputs["values"]["grafana"]
+    assert grafana["admin"]["existingSecret"] == GRAFANA_SECRET
+
+
+def test_alertmanager_receivers_come_from_secrets_and_stay_secret(plan):
+    assert plan.one("kubernetes:helm.sh/v4:Chart").inputs["values"]["alertmanager"]["config"] == "[secret]"
+    config = alertmanager_config(RECEIVERS, SECRETS)
+    assert config["receivers"] == [
+        {"name": "null"},
+        {"name": "oncall", "pagerduty_configs": [{"routing_key": "0123abcd", "send_resolved": True}]},
+        {"name": "team", "slack_configs": [{"api_url": SECRETS["slackUrl"], "send_resolved": True}]},
+    ]
+    assert [r["receiver"] for r in config["route"]["routes"]] == ["oncall", "team"]
+    assert all(r["continue"] for r in config["route"]["routes"])
+    yaml.safe_dump(config)  # Alertmanager reads it as YAML
+
+
+def test_no_receivers_by_default():
+    assert alertmanager_config((), {}) == {
+        "route": {"receiver": "null", "group_by": ["alertname", "namespace", "track"], "routes": []},
+        "receivers": [{"name": "null"}],
+    }
