@@ -154,6 +154,8 @@ def build(settings: Settings) -> dict[str, Any]:
                 namespace=namespaces[settings.namespace].name,
                 namespace_name=settings.namespace,
                 header=settings.rollout.canary.header,
+                stickiness=settings.rollout.canary.stickiness,
+                mirror=settings.rollout.canary.mirror,
                 public_hosts=[edge.dns_name, *edge_config.hostnames],
                 mesh=mesh.control_plane,
                 load_balancer_arn=edge.load_balancer_arn,

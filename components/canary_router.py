@@ -3,6 +3,9 @@
 - A `chat-api-mesh` Service selects every track (only by `app.kubernetes.io/name`), so
   one host can be split into subsets; the tracks' own Services keep their fixed selectors.
 - The DestinationRule defines the subsets `stable` and `canary` by the `track` label.
+- The routes (tester header, pinned conversations, shadow copies, weighted split) and
+  their order are `core.routing`'s; a Telemetry resource adds the request host to
+  Istio's request metrics, so mirrored (`-shadow`) requests can be told apart.
 - The Gateway (on the mesh's ingress gateway pods, which the ALB targets) takes HTTP
   on port 80; the VirtualService is bound to it and to the mesh. Its first route
   sends requests with the tester header to the canary, its second splits the rest
@@ -26,9 +29,9 @@ import pulumi_kubernetes as k8s
 
 from components.listeners import forward, production_listener
 from components.mesh import GATEWAY_SELECTOR
-from components.track import SERVICE_PORT
-from core.release import APP, ReleasePlan
-from core.settings import HeaderSettings
+from core.release import APP, SERVICE_PORT, ReleasePlan
+from core.routing import canary_routes
+from core.settings import HeaderSettings, MirrorSettings
 
 NETWORKING = "networking.istio.io/v1"
 MESH_SERVICE = f"{APP}-mesh"
@@ -41,6 +44,8 @@ class CanaryRouterArgs:
     namespace: pulumi.Input[str]  # the app namespace's output, so these wait for it
     namespace_name: str
     header: HeaderSettings
+    stickiness: bool
+    mirror: Optional[MirrorSettings]
     public_hosts: Sequence[pulumi.Input[str]]  # Host headers clients send: the ALB's name, edge.hostnames
     mesh: pulumi.Resource  # istiod: sidecar injection and the Istio CRDs must be up first
     load_balancer_arn: pulumi.Input[str]
@@ -92,48 +97,50 @@ class CanaryRouter(pulumi.ComponentResource):
             },
             opts=after_mesh,
         )
+        # Istio's metrics get the request's host, so mirrored requests (host `...-shadow`) can be told apart.
+        k8s.apiextensions.CustomResource(
+            f"{APP}-telemetry",
+            api_version="telemetry.istio.io/v1",
+            kind="Telemetry",
+            metadata={"name": APP, "namespace": args.namespace},
+            spec={
+                "selector": {"matchLabels": {"app.kubernetes.io/name": APP}},
+                "metrics": [
+                    {
+                        "providers": [{"name": "prometheus"}],
+                        "overrides": [{"match": {"metric": "REQUEST_COUNT"}, "tagOverrides": {"request_host": {"value": "request.host"}}}],
+                    }
+                ],
+            },
+            opts=after_mesh,
+        )
 
     def deployment_after(self, track: str) -> list[pulumi.Resource]:
         """Pods are created once istiod can inject their sidecars."""
         return [self._args.mesh]
 
-    def _destination(self, subset: str, weight: int) -> dict:
-        return {
-            "destination": {"host": mesh_host(self._args.namespace_name), "subset": subset, "port": {"number": SERVICE_PORT}},
-            "weight": weight,
-        }
-
     def route_production(self, after: Sequence[pulumi.Resource]) -> pulumi.Resource:
-        """The VirtualService: tester header first, then the weighted split; after `after` (the
-        Deployments it routes to) are ready."""
-        plan, header = self._args.plan, self._args.header
-        routes = []
-        if plan.header_track is not None:
-            routes.append(
-                {
-                    "name": "testers",
-                    "match": [{"headers": {header.name: {"exact": header.value}}}],
-                    "route": [self._destination(plan.header_track, 100)],
-                }
-            )
-        routes.append({"name": "split", "route": [self._destination(track, weight) for track, weight in plan.weights]})
+        """The VirtualService with the routes of `core.routing`, changed only after `after` (the
+        Deployments it routes to) are ready; then the ALB listener to the gateway."""
+        args = self._args
+        routes = canary_routes(args.plan, mesh_host(args.namespace_name), args.header, args.stickiness, args.mirror)
         self.virtual_service = k8s.apiextensions.CustomResource(
             APP,
             api_version=NETWORKING,
             kind="VirtualService",
-            metadata={"name": APP, "namespace": self._args.namespace},
+            metadata={"name": APP, "namespace": args.namespace},
             spec={
-                "hosts": [mesh_host(self._args.namespace_name), *self._args.public_hosts],
-                "gateways": [f"{self._args.namespace_name}/{APP}", "mesh"],
+                "hosts": [mesh_host(args.namespace_name), *args.public_hosts],
+                "gateways": [f"{args.namespace_name}/{APP}", "mesh"],
                 "http": routes,
             },
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self._args.mesh, *after]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[args.mesh, *after]),
         )
         # The ALB sends everything to the ingress gateway; the VirtualService does the splitting.
         production_listener(
-            self._args.load_balancer_arn,
-            self._args.certificate_arn,
-            forward([(self._args.gateway_target_group_arn, 100)]),
+            args.load_balancer_arn,
+            args.certificate_arn,
+            forward([(args.gateway_target_group_arn, 100)]),
             pulumi.ResourceOptions(parent=self, depends_on=[self.virtual_service]),
         )
         return self.virtual_service

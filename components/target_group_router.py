@@ -24,8 +24,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components.listeners import forward, listener, production_listener
-from components.track import SERVICE_PORT
-from core.release import ReleasePlan
+from core.release import SERVICE_PORT, ReleasePlan
 
 TGB_API_VERSION = "elbv2.k8s.aws/v1beta1"
 

@@ -18,10 +18,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from core.drain import DrainTimings
-from core.release import APP, TrackSpec
+from core.release import APP, SERVICE_PORT, TrackSpec
 from core.settings import ChatApiSettings, RollingSettings
 
-SERVICE_PORT = 80
 METRICS_LABEL = "carepath.io/metrics"  # Services that the chat-api ServiceMonitor scrapes
 RUN_AS = 10001  # any non-root uid; the image must not need a particular one
 PROBE_PERIOD_SECONDS = 5

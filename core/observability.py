@@ -7,7 +7,10 @@ tests. Series carry `namespace`, `track` (stable, canary, blue, green) and `vers
 Two sources: the application's own metrics (`http_requests_total` with a `status`
 code label, `http_request_duration_seconds`), and, with the mesh, Istio's
 (`istio_requests_total`) for the same pods, labelled by Istio with the destination
-workload and version.
+workload and version, and (through the CanaryRouter's Telemetry) the request host.
+Mirrored requests carry a `-shadow` host: Istio's patient-traffic series leave them
+out and a shadow series counts them. The app's own series cannot tell them apart,
+so while a mirror is on, judge the canary on the Istio series.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ ERROR_RATIO = "carepath:http_errors:ratio_rate5m"
 LATENCY = "carepath:http_request_duration_seconds:p{quantile}_5m"
 MESH_REQUESTS = "carepath:istio_requests:rate5m"
 MESH_ERROR_RATIO = "carepath:istio_errors:ratio_rate5m"
+SHADOW_REQUESTS = "carepath:istio_shadow_requests:rate5m"
+SHADOW_HOST = '".*-shadow(:[0-9]+)?"'
 QUANTILES = (50, 95, 99)
 
 
@@ -44,13 +49,16 @@ def _recording_rules() -> list[dict[str, Any]]:
         for q in QUANTILES
     ]
     # Istio's view of the same pods, by the destination workload's labels.
-    mesh = 'reporter="destination", destination_workload=~"chat-api.*"'
+    destination = 'reporter="destination", destination_workload=~"chat-api.*"'
+    patients = f"{destination}, request_host!~{SHADOW_HOST}"
     mesh_by = "destination_workload_namespace, destination_workload, destination_version"
+    mesh_errors = f'sum by ({mesh_by}) (rate(istio_requests_total{{{patients}, response_code=~"5.."}}[5m]))'
     rules += [
-        {"record": MESH_REQUESTS, "expr": f"sum by ({mesh_by}) (rate(istio_requests_total{{{mesh}}}[5m]))"},
+        {"record": MESH_REQUESTS, "expr": f"sum by ({mesh_by}) (rate(istio_requests_total{{{patients}}}[5m]))"},
+        {"record": MESH_ERROR_RATIO, "expr": f"({mesh_errors} or {MESH_REQUESTS} * 0) / {MESH_REQUESTS}"},
         {
-            "record": MESH_ERROR_RATIO,
-            "expr": f'sum by ({mesh_by}) (rate(istio_requests_total{{{mesh}, response_code=~"5.."}}[5m])) / {MESH_REQUESTS}',
+            "record": SHADOW_REQUESTS,
+            "expr": f"sum by ({mesh_by}) (rate(istio_requests_total{{{destination}, request_host=~{SHADOW_HOST}}}[5m]))",
         },
     ]
     return rules
@@ -163,6 +171,11 @@ def dashboard() -> dict[str, Any]:
             "Mesh view: 5xx ratio by version (Istio)",
             [(MESH_ERROR_RATIO, "{{destination_workload}} {{destination_version}}")],
             "percentunit",
+        ),
+        (
+            "Shadow traffic (mirrored to the canary, answers discarded)",
+            [(f"sum by (destination_version) ({SHADOW_REQUESTS})", "{{destination_version}}")],
+            "reqps",
         ),
         (
             "Pod restarts (15m)",

@@ -22,6 +22,7 @@ from core.settings import COLOURS, Settings
 
 Track = Literal["stable", "canary", "blue", "green"]
 APP = "chat-api"
+SERVICE_PORT = 80  # every track's Service, and the mesh host, serve HTTP on 80
 DEPLOYMENTS: dict[str, str] = {
     "stable": APP,
     "canary": f"{APP}-canary",

@@ -283,11 +283,36 @@ class HeaderSettings:
     value: HeaderValue = "canary"
 
 
+def _mirror_path(value: str) -> str:
+    if value in ("/", "/*", "*", ""):
+        raise _problem("matches every path, write endpoints included: list the read-only paths to mirror")
+    if not re.fullmatch(r"/[A-Za-z0-9._~/-]*(/\*)?", value):
+        raise _problem("is not a path such as /v1/models (exact) or /v1/models/* (prefix); no other wildcards or patterns")
+    return value
+
+
+@dataclass(frozen=True, config=_SECTION)
+class MirrorSettings:
+    """Shadow traffic: a share of the requests on read-only paths is copied to the canary;
+    its answers are discarded. Writes are never mirrored: list read-only paths only."""
+
+    percent: Percent
+    paths: Annotated[tuple[Annotated[str, AfterValidator(_mirror_path)], ...], AfterValidator(lambda v: _non_empty(v))]
+
+
+def _non_empty(value: tuple) -> tuple:
+    if not value:
+        raise _problem("is empty: list the read-only paths to mirror")
+    return value
+
+
 @dataclass(frozen=True, config=_SECTION)
 class CanarySettings:
     tag: Optional[ImageTag] = None  # absent: no canary in flight
     weight: Percent = 0
     replicas: Optional[Count] = None  # unset: its share of the stable count, at least 1
+    stickiness: bool = True  # a conversation stays on the track it was first sent to
+    mirror: Optional[MirrorSettings] = None
     steps: Steps = (5, 10, 25, 50, 75, 100)
     header: HeaderSettings = field(default_factory=HeaderSettings)
 
@@ -574,6 +599,8 @@ def _rollout_problems(rollout: RolloutSettings) -> list[str]:
             f"{NAMESPACE}:rollout.rolling: maxSurge and maxUnavailable are both 0, so a rollout could never progress"
         )
     canary = rollout.canary
+    if canary.mirror is not None and canary.tag is None:
+        problems.append(f"{NAMESPACE}:rollout.canary.mirror needs rollout.canary.tag: there is no canary to mirror to")
     if canary.weight > 0 and canary.tag is None:
         problems.append(
             f"{NAMESPACE}:rollout.canary.weight: {canary.weight} needs rollout.canary.tag "

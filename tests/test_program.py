@@ -12,6 +12,7 @@ MESH_TYPES = {
     "kubernetes:networking.istio.io/v1:DestinationRule",
     "kubernetes:networking.istio.io/v1:VirtualService",
     "kubernetes:security.istio.io/v1:PeerAuthentication",
+    "kubernetes:telemetry.istio.io/v1:Telemetry",
 }
 EXPECTED_TYPES = {
     "carepath:monitoring:Monitoring",
@@ -208,8 +209,9 @@ def test_staging_with_a_canary_in_flight(run_stack, reference_schema):
     assert deployments["chat-api-canary"]["template"]["spec"]["containers"][0]["image"].endswith(":v2.0.0")
     assert deployments["chat-api-canary"]["replicas"] == 1  # 25 % of 2, at least 1
     http = plan.one("kubernetes:networking.istio.io/v1:VirtualService").inputs["spec"]["http"]
+    assert [r["name"] for r in http] == ["testers", "pinned-canary", "pinned-stable", "split"]
     assert http[0]["match"] == [{"headers": {"x-version": {"exact": "canary"}}}]
-    assert [(r["destination"]["subset"], r["weight"]) for r in http[1]["route"]] == [("stable", 75), ("canary", 25)]
+    assert [(r["destination"]["subset"], r["weight"]) for r in http[-1]["route"]] == [("stable", 75), ("canary", 25)]
     subsets = plan.one("kubernetes:networking.istio.io/v1:DestinationRule").inputs["spec"]["subsets"]
     assert [s["name"] for s in subsets] == ["stable", "canary"]
     for resource in plan.managed:
@@ -233,3 +235,19 @@ def test_monitoring_watches_every_stack_and_keeps_grafanas_password_secret(run_s
     [monitor] = [r for r in plan.of_type("kubernetes:monitoring.coreos.com/v1:ServiceMonitor") if r.name == "chat-api"]
     assert monitor.inputs["spec"]["namespaceSelector"]["matchNames"] == [f"carepath-{stack}"]
     assert run_stack(stack, {"monitoring.enabled": False}).of_type("kubernetes:monitoring.coreos.com/v1:PrometheusRule") == []
+
+
+
+@pytest.mark.parametrize("stickiness", [True, False])
+@pytest.mark.parametrize("mirror", [None, {"percent": 10, "paths": ["/v1/models", "/v1/conversations/*"]}])
+def test_staging_virtual_service_with_stickiness_and_mirror(run_stack, reference_schema, stickiness, mirror):
+    overrides = {"rollout.canary.tag": "v2.0.0", "rollout.canary.weight": 10, "rollout.canary.stickiness": stickiness}
+    if mirror:
+        overrides["rollout.canary.mirror"] = mirror
+    service = run_stack("staging", overrides).one("kubernetes:networking.istio.io/v1:VirtualService")
+    validate_kubernetes(service, reference_schema)
+    names = [r["name"] for r in service.inputs["spec"]["http"]]
+    assert names[0] == "testers" and names[-1] == "split"
+    assert ("pinned-canary" in names) is stickiness and ("shadowed" in names) is bool(mirror)
+    if stickiness:
+        assert names.index("pinned-stable") < names.index("split")

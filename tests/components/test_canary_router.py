@@ -23,6 +23,8 @@ def route(run_component, plan):
                 namespace="carepath-staging",
                 namespace_name="carepath-staging",
                 header=HeaderSettings(name="x-version", value="canary"),
+                stickiness=False,
+                mirror=None,
                 public_hosts=["edge-0123.us-east-1.elb.amazonaws.com", "chat.example.org"],
                 mesh=mesh,
                 load_balancer_arn=ALB,

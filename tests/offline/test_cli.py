@@ -28,7 +28,7 @@ def test_diff_prints_what_an_override_changes(capsys):
     out = capsys.readouterr().out
     assert "~ update   cluster-nodes  [eks:index:ManagedNodeGroup]" in out
     assert "scalingConfig.desiredSize: 3 → 4" in out
-    assert out.rstrip().endswith("Summary: 0 to create, 1 to update, 0 to replace, 0 to delete, 57 unchanged")
+    assert out.rstrip().endswith("Summary: 0 to create, 1 to update, 0 to replace, 0 to delete, 58 unchanged")
 
 
 def test_bad_config_exits_2_listing_every_problem(capsys):
