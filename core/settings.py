@@ -333,6 +333,31 @@ class BlueGreenSettings:
 
 
 @dataclass(frozen=True, config=_SECTION)
+class SmokeCheck:
+    """One HTTP check through the blue/green test listener before a switch."""
+
+    path: HealthPath
+    status: Annotated[int, _between(100, 599)] = 200
+
+
+@dataclass(frozen=True, config=_SECTION)
+class AnalysisSettings:
+    """The release driver's gates (see `release.analysis`)."""
+
+    interval_seconds: Annotated[int, _between(1, 600)] = 10
+    alpha: Annotated[float, AfterValidator(lambda v: _fraction(v))] = 0.05  # bound on rolling back a good canary
+    beta: Annotated[float, AfterValidator(lambda v: _fraction(v))] = 0.01  # bound on promoting a bad canary
+    good_factor: Annotated[float, AfterValidator(lambda v: _positive(v))] = 2.0
+    bad_factor: Annotated[float, AfterValidator(lambda v: _positive(v))] = 5.0
+    min_step_requests: Annotated[int, _between(1, 1_000_000)] = 50
+    latency_tolerance: Annotated[float, AfterValidator(lambda v: _positive(v))] = 1.25
+    latency_breaches: Annotated[int, _between(1, 100)] = 3
+    max_metric_errors: Annotated[int, _between(1, 100)] = 5  # consecutive failed queries before aborting
+    bake_seconds: Annotated[int, _between(0, 86400)] = 300  # watch after a blue/green switch or a rolling update
+    smoke_checks: tuple[SmokeCheck, ...] = (SmokeCheck(path="/healthz"),)
+
+
+@dataclass(frozen=True, config=_SECTION)
 class RolloutSettings:
     """`carepath:rollout`: the release strategy and its parameters."""
 
@@ -340,6 +365,7 @@ class RolloutSettings:
     rolling: RollingSettings = field(default_factory=RollingSettings)
     canary: CanarySettings = field(default_factory=CanarySettings)
     blue_green: BlueGreenSettings = field(default_factory=BlueGreenSettings)
+    analysis: AnalysisSettings = field(default_factory=AnalysisSettings)
 
 
 @dataclass(frozen=True, config=_SECTION)
@@ -605,6 +631,11 @@ def _rollout_problems(rollout: RolloutSettings) -> list[str]:
         problems.append(
             f"{NAMESPACE}:rollout.canary.weight: {canary.weight} needs rollout.canary.tag "
             "(no canary in flight means no tag and weight 0)"
+        )
+    analysis = rollout.analysis
+    if analysis.good_factor >= analysis.bad_factor:
+        problems.append(
+            f"{NAMESPACE}:rollout.analysis: goodFactor {analysis.good_factor:g} must be below badFactor {analysis.bad_factor:g}"
         )
     blue_green = rollout.blue_green
     if blue_green.green_weight is not None and blue_green.idle_replicas is not None:

@@ -1,0 +1,163 @@
+"""The whole driver against the offline stack (which checks the design's invariants after
+every update) and metrics simulated from the stack's own weights."""
+
+from __future__ import annotations
+
+import pytest
+
+from release.audit import AuditLog
+from release.driver import Driver
+from release.ports import StackError, StackLocked
+from release.report import render
+from release.simulation import Scenario
+from release.stacks import OfflineStack
+from tests.release.conftest import FakeTime, SimulatedMetrics
+
+GOOD, BAD = Scenario("good", 0.005), Scenario("bad", 0.05)
+
+
+def driver_for(stack, metrics, tmp_path, time: FakeTime, **options) -> Driver:
+    return Driver(stack, metrics, AuditLog(tmp_path / "audit.jsonl", stack.name), clock=time.clock, sleep=time.sleep, show=lambda line: None, **options)
+
+
+def canary_weights(stack: OfflineStack) -> list[int]:
+    weights = []
+    for plan in stack.plans:
+        routes = plan.one("kubernetes:networking.istio.io/v1:VirtualService").inputs["spec"]["http"]
+        split = {d["destination"]["subset"]: d["weight"] for d in routes[-1]["route"]}
+        weights.append(split.get("canary", 0))
+    return weights
+
+
+def test_a_good_canary_goes_through_every_step_and_is_promoted(tmp_path, fake_time):
+    stack = OfflineStack("staging")
+    run = driver_for(stack, SimulatedMetrics(stack, GOOD), tmp_path, fake_time).run("v2.0.0")
+    assert run.outcome == "promoted"
+    weights = canary_weights(stack)
+    steps = [w for i, w in enumerate(weights) if i == 0 or w != weights[i - 1]]
+    assert steps == [0, 5, 10, 25, 50, 75, 100, 0]
+    assert len(weights) > len(steps), "the canary was scaled up in updates of its own"
+    rollout, chat_api = stack.config()["rollout"], stack.config()["chatApi"]
+    assert chat_api["tag"] == "v2.0.0" and "tag" not in rollout["canary"] and rollout["canary"]["weight"] == 0
+    deployments = {r.inputs["metadata"]["name"] for r in stack.plans[-1].of_type("kubernetes:apps/v1:Deployment")}
+    assert deployments == {"chat-api"}
+
+
+def test_a_bad_canary_is_rolled_back_at_the_first_step(tmp_path, fake_time):
+    stack = OfflineStack("staging")
+    metrics = SimulatedMetrics(stack, BAD)
+    run = driver_for(stack, metrics, tmp_path, fake_time).run("v2.0.0")
+    assert run.outcome == "rolled back"
+    assert canary_weights(stack) == [0, 5, 0]
+    assert stack.config()["chatApi"]["tag"] == "v1.4.0" and "tag" not in stack.config()["rollout"]["canary"]
+    assert metrics.totals["canary"][1] < 30, "a bad canary fails only a few dozen requests"
+
+
+def test_no_data_holds_and_a_rerun_resumes_from_the_stacks_config(tmp_path):
+    stack = OfflineStack("staging")
+    with pytest.raises(KeyboardInterrupt):
+        driver_for(stack, SimulatedMetrics(stack, GOOD, empty=True), tmp_path, FakeTime(limit=30)).run("v2.0.0")
+    assert canary_weights(stack)[-1] == 5, "no data never advances"
+    shown = []
+    driver = Driver(stack, SimulatedMetrics(stack, GOOD), AuditLog(tmp_path / "audit.jsonl", "staging"), clock=FakeTime().clock, sleep=FakeTime().sleep, show=shown.append)
+    time = FakeTime()
+    driver.clock, driver.sleep = time.clock, time.sleep
+    assert driver.run("v2.0.0").outcome == "promoted"
+    assert shown[0] == "resuming v2.0.0 at 5 %"
+
+
+def test_unreachable_metrics_hold_then_abort_never_advance_blind(tmp_path, fake_time):
+    stack = OfflineStack("staging")
+    run = driver_for(stack, SimulatedMetrics(stack, GOOD, failing=100), tmp_path, fake_time).run("v2.0.0")
+    assert run.outcome == "rolled back"
+    assert canary_weights(stack) == [0, 5, 0]
+    holds = [e for e in AuditLog(tmp_path / "audit.jsonl", "staging").entries() if e["action"] == "hold"]
+    assert len(holds) == 5 and holds[-1]["consecutive"] == 5
+
+
+class FailingStack(OfflineStack):
+    def __init__(self, name, fail_on: int, error: type = StackError):
+        super().__init__(name)
+        self.ups, self.fail_on, self.error = 0, fail_on, error
+
+    def up(self):
+        self.ups += 1
+        if self.ups == self.fail_on:
+            raise self.error("resource creation failed" if self.error is StackError else "locked")
+        super().up()
+
+
+def test_a_failed_up_stops_and_leaves_traffic_where_it_was(tmp_path, fake_time):
+    stack = FailingStack("staging", fail_on=3)
+    run = driver_for(stack, SimulatedMetrics(stack, GOOD), tmp_path, fake_time).run("v2.0.0")
+    assert run.outcome == "stopped" and "resource creation failed" in run.message
+    assert canary_weights(stack)[-1] == 10, "the last successful update stands"
+    actions = [e["action"] for e in AuditLog(tmp_path / "audit.jsonl", "staging").entries()]
+    assert "up-failed" in actions and actions[-1] == "stopped"
+
+
+def test_a_failed_up_can_abort_instead(tmp_path, fake_time):
+    stack = FailingStack("staging", fail_on=3)
+    run = driver_for(stack, SimulatedMetrics(stack, GOOD), tmp_path, fake_time, abort_on_failure=True).run("v2.0.0")
+    assert run.outcome == "stopped"
+    assert canary_weights(stack)[-1] == 0 and "tag" not in stack.config()["rollout"]["canary"]
+
+
+def test_a_locked_stack_says_so(tmp_path, fake_time):
+    stack = FailingStack("staging", fail_on=1, error=StackLocked)
+    run = driver_for(stack, SimulatedMetrics(stack, GOOD), tmp_path, fake_time).run("v2.0.0")
+    assert run.outcome == "stopped" and "locked" in run.message
+
+
+def _blue_green(tmp_path, scenario, status=200):
+    stack = OfflineStack("production")
+    checked = []
+
+    def http_get(url):
+        checked.append(url)
+        return status
+
+    driver = driver_for(stack, SimulatedMetrics(stack, scenario), tmp_path, FakeTime(), http_get=http_get)
+    return stack, driver.run("v2.0.0"), checked
+
+
+def test_blue_green_smoke_tests_switches_and_bakes(tmp_path):
+    stack, run, checked = _blue_green(tmp_path, GOOD)
+    assert run.outcome == "switched"
+    blue_green = stack.config()["rollout"]["blueGreen"]
+    assert (blue_green["active"], blue_green["green"]["tag"]) == ("green", "v2.0.0")
+    assert checked and checked[0].endswith(":8443/healthz")
+
+
+def test_blue_green_switches_back_when_the_new_colour_fails(tmp_path):
+    stack, run, _ = _blue_green(tmp_path, BAD)
+    assert run.outcome == "switched back"
+    assert stack.config()["rollout"]["blueGreen"]["active"] == "blue"
+
+
+def test_blue_green_does_not_switch_when_smoke_tests_fail(tmp_path):
+    stack, run, _ = _blue_green(tmp_path, GOOD, status=503)
+    assert run.outcome == "stopped" and "GET /healthz: 503, expected 200" in run.message
+    assert stack.config()["rollout"]["blueGreen"]["active"] == "blue"
+
+
+def test_rolling_rolls_back_to_the_previous_tag_on_failure(tmp_path, fake_time):
+    stack = OfflineStack("demo")
+    run = driver_for(stack, SimulatedMetrics(stack, BAD), tmp_path, fake_time).run("v2.0.0")
+    assert run.outcome == "rolled back"
+    assert stack.config()["chatApi"]["tag"] == "v1.4.0"
+    images = [p.one("kubernetes:apps/v1:Deployment", "chat-api").inputs["spec"]["template"]["spec"]["containers"][0]["image"].rsplit(":", 1)[1] for p in stack.plans]
+    assert images == ["v1.4.0", "v2.0.0", "v1.4.0"]
+
+
+def test_every_decision_is_audited_and_reported(tmp_path, fake_time, monkeypatch):
+    monkeypatch.setenv("CAREPATH_OPERATOR", "release-bot")
+    stack = OfflineStack("staging")
+    run = driver_for(stack, SimulatedMetrics(stack, GOOD), tmp_path, fake_time).run("v2.0.0")
+    entries = AuditLog(tmp_path / "audit.jsonl", "staging").entries()
+    assert {e["operator"] for e in entries} == {"release-bot"}
+    analyses = [e for e in entries if e["action"] == "analysis"]
+    assert analyses and all({"time", "weights", "samples", "verdict", "gates", "llr"} <= set(e) for e in analyses)
+    assert [e["action"] for e in entries if e["action"] != "analysis"][:1] == ["start"]
+    page = render("staging", "v2.0.0", run, entries)
+    assert page.count("<svg") == 3 and "<polyline" in page and "promoted" in page
