@@ -29,7 +29,7 @@ diff: setup
 	$(PY) -m offline diff $(STACK) $(OVERRIDES)
 
 test: setup
-	@scripts/ensure-promtool
+	@scripts/ensure-prometheus
 	$(PY) -m pytest
 
 bench: setup

@@ -1,5 +1,5 @@
 """Rules and dashboard against a real Prometheus toolchain (`promtool`, Debian's prometheus package,
-installed by `make test` / `.ci/run` through scripts/ensure-promtool)."""
+installed by `make test` / `.ci/run` through scripts/ensure-prometheus)."""
 
 from __future__ import annotations
 
