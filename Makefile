@@ -4,11 +4,12 @@ STACK ?= demo
 SET ?=
 UNSET ?=
 PYTHON ?= python3
+PROMETHEUS ?= http://127.0.0.1:9090
 VENV := .venv
 PY := $(VENV)/bin/python
 OVERRIDES := $(foreach s,$(SET),--set $(s)) $(foreach u,$(UNSET),--unset $(u))
 
-.PHONY: setup plan plan-json diff test bench preview deploy rollback switch rollback-switch promote abort clean
+.PHONY: setup plan plan-json diff test bench preview deploy rollback switch rollback-switch promote abort release clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -76,3 +77,9 @@ abort: setup
 	pulumi config rm --path rollout.canary.tag --stack $(STACK)
 	pulumi config set --path rollout.canary.weight 0 --stack $(STACK)
 	pulumi up --stack $(STACK)
+
+## The whole release, hands-off, gated on Prometheus: make release STACK=staging TAG=v2.0.0
+## (OFFLINE=1 rehearses it on the offline plan engine).
+release: setup
+	@test -n "$(TAG)" || { echo "usage: make release STACK=<stack> TAG=<tag> [PROMETHEUS=<url>] [OFFLINE=1]"; exit 2; }
+	$(PY) -m release run $(STACK) --tag $(TAG) --prometheus $(PROMETHEUS) --report release-$(STACK)-$(TAG).html $(if $(OFFLINE),--offline)

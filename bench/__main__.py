@@ -1,4 +1,5 @@
-"""`make bench`: wall time of the offline plan per stack against its floor, and of the test suite.
+"""`make bench`: wall time of the offline plan per stack against its floor, of the test suite,
+and the release driver's analysis against Flagger's default rule on simulated releases.
 
 Two floors, each a fresh interpreter that does nothing but load SDK code:
 
@@ -94,7 +95,45 @@ def main() -> int:
     start = time.perf_counter()
     subprocess.run([python, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
     print(f"test suite: {time.perf_counter() - start:.1f}s (target: under {TARGET_SUITE_SECONDS}s)")
+    print()
+    release_bench()
     return 0
+
+
+def release_bench(releases: int = 200) -> None:
+    """The driver's analysis against Flagger's default rule on the same simulated traffic."""
+    from release.analysis import Gates
+    from release.simulation import Scenario, flagger, ours, summarise
+
+    gates = Gates()
+    scenarios = [
+        Scenario("good (0.5 %, as stable)", 0.005),
+        Scenario("2x stable (1 %)", 0.01),
+        Scenario("10x stable (5 %)", 0.05),
+        Scenario("broken (50 %)", 0.5),
+        Scenario("p95 +50 %", 0.005, 1.5),
+        Scenario("p95 +25 %", 0.005, 1.25),
+    ]
+    print(
+        f"Release analysis, {releases} seeded releases per scenario: 100 req/s, stable at 0.5 % 5xx, canary steps 5-10-25-50-75-100 %."
+    )
+    print(
+        f"ours: SPRT alpha {gates.alpha}, beta {gates.beta}, good <= {gates.good_factor:g}x / bad >= {gates.bad_factor:g}x stable, "
+        "checks every 10 s; flagger: success rate >= 99 % per 60 s, 5 failed checks roll back"
+    )
+    print(f"{'scenario':<26}{'rule':<9}{'promoted':>9}{'rolled back':>12}{'failed req':>11}{'decision s':>11}{'promotion s':>12}")
+    for scenario in scenarios:
+        for name, judge in (("ours", ours), ("flagger", flagger)):
+            summary = summarise([judge(scenario, seed) for seed in range(releases)])
+            promotion = f"{summary.mean_seconds_to_promotion:.0f}" if summary.mean_seconds_to_promotion is not None else "-"
+            print(
+                f"{scenario.name:<26}{name:<9}{summary.promotion_rate:>8.1%}{summary.rollback_rate:>12.1%}"
+                f"{summary.mean_failed:>11.1f}{summary.mean_seconds_to_decision:>11.0f}{promotion:>12}"
+            )
+    print(
+        f"bound: a canary at >= {gates.bad_factor:g}x stable's 5xx ratio is promoted with probability <= "
+        f"beta/(1-alpha) = {gates.beta / (1 - gates.alpha):.2%}; a good one rolled back with <= alpha/(1-beta) = {gates.alpha / (1 - gates.beta):.2%}"
+    )
 
 
 if __name__ == "__main__":
