@@ -67,6 +67,11 @@ class ReleaseRun:
     observations: list[Observation] = field(default_factory=list)
     message: str = ""
 
+    @property
+    def last_reasons(self) -> str:
+        """Why the last analysis decided as it did (no analysis: the metrics never answered)."""
+        return "; ".join(self.observations[-1].reasons) if self.observations else "metrics unavailable"
+
 
 class Driver:
     def __init__(
@@ -227,7 +232,7 @@ class Driver:
 
         verdict = self._guarded(lambda: self._analysis_loop(run, judge, on_advance, None), run)
         if verdict == "rollback":
-            self.abort("analysis: " + "; ".join(run.observations[-1].reasons) if run.observations else "metrics unavailable")
+            self.abort("analysis: " + run.last_reasons)
             run.outcome = "rolled back"
         elif verdict == "advanced":
             run.outcome = "promoted"
@@ -268,7 +273,7 @@ class Driver:
         self._up("switch", to=idle, tag=tag)
         if self._bake(run, idle, baseline) == "rollback":
             self.stack.set("rollout.blueGreen.active", active)
-            self._up("switch-back", to=active, reason="; ".join(run.observations[-1].reasons) if run.observations else "metrics unavailable")
+            self._up("switch-back", to=active, reason=run.last_reasons)
             run.outcome = "switched back"
         else:
             run.outcome = "switched"
@@ -299,7 +304,7 @@ class Driver:
             self.start(tag)
         if self._bake(run, "stable", baseline) == "rollback":
             self.stack.set("chatApi.tag", previous)
-            self._up("rollback", to=previous, reason="; ".join(run.observations[-1].reasons) if run.observations else "metrics unavailable")
+            self._up("rollback", to=previous, reason=run.last_reasons)
             run.outcome = "rolled back"
         else:
             run.outcome = "promoted"
