@@ -59,11 +59,9 @@ def floor_scripts(stack: str) -> tuple[str, str]:
     classes = [line.split()[-1] for line in imports]
     resolve = [
         "from pulumi import _types",
-        *(
-            f"_types.input_type_types(sys.modules[{c}.__module__].{c}Args)"
-            for c in classes
-            if c != "CustomResource"  # takes plain keyword arguments, no args class
-        ),
+        # ConfigMap and Secret name theirs ...InitArgs, beside their ...Args input types.
+        "def args_of(cls): m = sys.modules[cls.__module__]; return getattr(m, cls.__name__ + 'InitArgs', None) or getattr(m, cls.__name__ + 'Args')",
+        *(f"_types.input_type_types(args_of({c}))" for c in classes if c != "CustomResource"),  # no args class
     ]
     type_floor = "\n".join(["import sys", import_floor, *resolve])
     return import_floor, type_floor
