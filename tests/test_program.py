@@ -175,8 +175,10 @@ def test_production_runs_both_colours_and_forwards_to_the_active_one(run_stack, 
     groups = {r.name: r.outputs["arn"] for r in plan.of_type("aws:lb/targetGroup:TargetGroup")}
     assert set(groups) == {"edge-blue", "edge-green"}
     listeners = {r.inputs["port"]: r.inputs for r in plan.of_type("aws:lb/listener:Listener")}
-    assert set(listeners) == {80, 8443}
-    assert listeners[80]["defaultActions"][0]["forward"]["targetGroups"] == [{"arn": groups["edge-blue"], "weight": 100}]
+    assert set(listeners) == {80, 443, 8443}
+    assert listeners[80]["defaultActions"][0]["type"] == "redirect"
+    assert listeners[443]["protocol"] == "HTTPS" and listeners[8443]["protocol"] == "HTTPS"
+    assert listeners[443]["defaultActions"][0]["forward"]["targetGroups"] == [{"arn": groups["edge-blue"], "weight": 100}]
     assert listeners[8443]["defaultActions"][0]["forward"]["targetGroups"] == [{"arn": groups["edge-green"], "weight": 1}]
     bindings = {r.inputs["spec"]["serviceRef"]["name"]: r.inputs["spec"]["targetGroupARN"] for r in plan.of_type("kubernetes:elbv2.k8s.aws/v1beta1:TargetGroupBinding")}
     assert bindings == {"chat-api-blue": groups["edge-blue"], "chat-api-green": groups["edge-green"]}

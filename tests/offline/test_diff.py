@@ -87,13 +87,13 @@ def test_switching_rolling_to_canary_keeps_the_serving_deployment(run_stack):
 def test_a_blue_green_switch_updates_only_the_listeners_and_replaces_nothing(run_stack):
     diff = diff_plans(run_stack("production"), run_stack("production", {"rollout.blueGreen.active": "green"}))
     assert {(c.action, c.type, c.name) for c in diff.changes} == {
-        ("update", "aws:lb/listener:Listener", "production-http"),
+        ("update", "aws:lb/listener:Listener", "production-https"),
         ("update", "aws:lb/listener:Listener", "test"),
     }
     groups = {r.name: r.outputs["arn"] for r in run_stack("production").of_type("aws:lb/targetGroup:TargetGroup")}
     moves = {c.name: [(f.before, f.after) for f in c.fields] for c in diff.changes}
     assert moves == {
-        "production-http": [(groups["edge-blue"], groups["edge-green"])],
+        "production-https": [(groups["edge-blue"], groups["edge-green"])],
         "test": [(groups["edge-green"], groups["edge-blue"])],
     }
 
@@ -113,7 +113,7 @@ def test_a_new_tag_on_the_idle_colour_updates_only_its_deployment(run_stack):
 
 def test_a_gradual_switch_changes_only_the_production_listener(run_stack):
     change = _only_change(diff_plans(run_stack("production"), run_stack("production", {"rollout.blueGreen.greenWeight": 10})))
-    assert (change.action, change.name) == ("update", "production-http")
+    assert (change.action, change.name) == ("update", "production-https")
 
 
 def test_scaling_the_idle_colour_to_zero_drops_its_test_route(run_stack):

@@ -1,0 +1,234 @@
+"""The CarePath guardrails, as plain functions over resources (no Pulumi imports), so they
+are tested like any code and the pack in `__main__.py` only wraps them.
+
+A resource is its type token and its input properties (camelCase, as the engine and the
+offline plan both see them). Resource rules return violation messages for one resource;
+stack rules see every resource of the stack at once. The settings already refuse most
+unsafe config; these rules are the second line, for whatever reaches a resource
+another way (a new component, a hand edit, a provider default).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Literal, Mapping, Sequence
+
+Props = Mapping[str, Any]
+PRODUCTION_STACKS = ("production",)
+ECR_IMAGE = re.compile(
+    r"\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com/[a-z0-9][a-z0-9._/-]*"
+    r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?(?:@(?P<digest>sha256:[0-9a-f]{64}))?"
+)
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+VIRTUAL_SERVICE = "kubernetes:networking.istio.io/v1:VirtualService"
+DESTINATION_RULE = "kubernetes:networking.istio.io/v1:DestinationRule"
+PDB = "kubernetes:policy/v1:PodDisruptionBudget"
+HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
+
+
+@dataclass(frozen=True)
+class Resource:
+    type: str
+    name: str
+    props: Props
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    description: str
+    remediation: str
+    enforcement: Literal["mandatory", "advisory"]
+    resource: Callable[[str, Props, str], list[str]] | None = None  # (type, props, stack) -> violations
+    stack: Callable[[Sequence[Resource], str], list[str]] | None = None  # (resources, stack) -> violations
+
+
+def _containers(props: Props) -> list[Props]:
+    return list(props.get("spec", {}).get("template", {}).get("spec", {}).get("containers", []))
+
+
+def _pod(props: Props) -> Props:
+    return props.get("spec", {}).get("template", {}).get("spec", {})
+
+
+def pinned_ecr_images(kind: str, props: Props, stack: str) -> list[str]:
+    if kind != DEPLOYMENT:
+        return []
+    problems = []
+    for container in _containers(props):
+        image = str(container.get("image", ""))
+        match = ECR_IMAGE.fullmatch(image)
+        if not match:
+            problems.append(f"container {container.get('name')}: image {image!r} is not from an ECR repository")
+        elif not (match["tag"] or match["digest"]):
+            problems.append(f"container {container.get('name')}: image {image!r} has neither a tag nor a digest")
+        elif (match["tag"] or "").lower() == "latest":
+            problems.append(f"container {container.get('name')}: image {image!r} uses the moving tag latest")
+    return problems
+
+
+def probes_and_resources(kind: str, props: Props, stack: str) -> list[str]:
+    if kind != DEPLOYMENT:
+        return []
+    problems = []
+    for container in _containers(props):
+        name = container.get("name")
+        if "readinessProbe" not in container:
+            problems.append(f"container {name}: no readinessProbe")
+        resources = container.get("resources", {})
+        for section in ("requests", "limits"):
+            missing = {"cpu", "memory"} - set(resources.get(section, {}))
+            if missing:
+                problems.append(f"container {name}: no {section} for {', '.join(sorted(missing))}")
+    return problems
+
+
+def restricted_security_context(kind: str, props: Props, stack: str) -> list[str]:
+    if kind != DEPLOYMENT:
+        return []
+    pod = _pod(props)
+    pod_context = pod.get("securityContext", {})
+    problems = []
+    if any(pod.get(key) for key in ("hostNetwork", "hostPID", "hostIPC")):
+        problems.append("the pod shares a host namespace")
+    for container in _containers(props):
+        context, name = container.get("securityContext", {}), container.get("name")
+        if not (context.get("runAsNonRoot") or pod_context.get("runAsNonRoot")):
+            problems.append(f"container {name}: runAsNonRoot is not set")
+        if context.get("allowPrivilegeEscalation") is not False:
+            problems.append(f"container {name}: allowPrivilegeEscalation is not false")
+        if "ALL" not in context.get("capabilities", {}).get("drop", []):
+            problems.append(f"container {name}: capabilities are not all dropped")
+        seccomp = (context.get("seccompProfile") or pod_context.get("seccompProfile") or {}).get("type")
+        if seccomp not in ("RuntimeDefault", "Localhost"):
+            problems.append(f"container {name}: no RuntimeDefault seccomp profile")
+        if context.get("readOnlyRootFilesystem") is not True:
+            problems.append(f"container {name}: the root filesystem is writable")
+    return problems
+
+
+def _selects(selector: Props, labels: Props) -> bool:
+    match = selector.get("matchLabels", {})
+    return bool(match) and all(labels.get(key) == value for key, value in match.items())
+
+
+def production_deployment_safety(resources: Sequence[Resource], stack: str) -> list[str]:
+    if stack not in PRODUCTION_STACKS:
+        return []
+    budgets = [r.props.get("spec", {}).get("selector", {}) for r in resources if r.type == PDB]
+    scaled = {r.props.get("spec", {}).get("scaleTargetRef", {}).get("name") for r in resources if r.type == HPA}
+    problems = []
+    for deployment in (r for r in resources if r.type == DEPLOYMENT):
+        spec, name = deployment.props.get("spec", {}), deployment.props.get("metadata", {}).get("name", deployment.name)
+        if spec.get("strategy", {}).get("rollingUpdate", {}).get("maxUnavailable") not in (0, "0%"):
+            problems.append(f"Deployment {name}: maxUnavailable must be 0 in production")
+        replicas = spec.get("replicas")
+        # an idle blue/green colour may be scaled to zero; anything serving needs two
+        if name not in scaled and replicas is not None and 0 < replicas < 2:
+            problems.append(f"Deployment {name}: {replicas} replica; production needs at least 2")
+        labels = spec.get("template", {}).get("metadata", {}).get("labels", {})
+        if not any(_selects(selector, labels) for selector in budgets):
+            problems.append(f"Deployment {name}: no PodDisruptionBudget selects its pods")
+    return problems
+
+
+def virtual_service_routes(resources: Sequence[Resource], stack: str) -> list[str]:
+    subsets: dict[str, set[str]] = {}
+    for rule in (r for r in resources if r.type == DESTINATION_RULE):
+        spec = rule.props.get("spec", {})
+        subsets.setdefault(spec.get("host", ""), set()).update(s.get("name") for s in spec.get("subsets", []))
+    problems = []
+    for service in (r for r in resources if r.type == VIRTUAL_SERVICE):
+        for route in service.props.get("spec", {}).get("http", []):
+            destinations = route.get("route", [])
+            total = sum(d.get("weight", 100 if len(destinations) == 1 else 0) for d in destinations)
+            if total != 100:
+                problems.append(f"VirtualService {service.name} route {route.get('name')}: weights sum to {total}, not 100")
+            for target in [d.get("destination", {}) for d in destinations] + ([route["mirror"]] if "mirror" in route else []):
+                if "subset" in target and target["subset"] not in subsets.get(target.get("host", ""), set()):
+                    problems.append(f"VirtualService {service.name} route {route.get('name')}: subset {target['subset']} is in no DestinationRule for {target.get('host')}")
+    return problems
+
+
+def ecr_immutable_and_scanned(kind: str, props: Props, stack: str) -> list[str]:
+    if kind != "aws:ecr/repository:Repository":
+        return []
+    problems = []
+    if props.get("imageTagMutability") != "IMMUTABLE":
+        problems.append("image tags are mutable: a tag could point at another image after review")
+    if props.get("imageScanningConfiguration", {}).get("scanOnPush") is not True:
+        problems.append("images are not scanned on push")
+    return problems
+
+
+def eks_cluster_hardening(kind: str, props: Props, stack: str) -> list[str]:
+    if kind != "eks:index:Cluster":
+        return []
+    problems = []
+    if not props.get("enabledClusterLogTypes"):
+        problems.append("control-plane logging is off")
+    if not props.get("encryptionConfigKeyArn"):
+        problems.append("Kubernetes secrets are not encrypted with a KMS key")
+    if stack in PRODUCTION_STACKS and props.get("endpointPublicAccess", True):
+        cidrs = props.get("publicAccessCidrs") or ["0.0.0.0/0"]
+        if "0.0.0.0/0" in cidrs or "::/0" in cidrs:
+            problems.append("the public API endpoint is open to the internet in production")
+    return problems
+
+
+def https_listeners_in_production(kind: str, props: Props, stack: str) -> list[str]:
+    if kind != "aws:lb/listener:Listener" or stack not in PRODUCTION_STACKS:
+        return []
+    actions = props.get("defaultActions", [])
+    redirects_only = actions and all(a.get("type") == "redirect" and a.get("redirect", {}).get("protocol") == "HTTPS" for a in actions)
+    if props.get("protocol") != "HTTPS" and not redirects_only:
+        return [f"listener on port {props.get('port')} serves {props.get('protocol')} in production"]
+    return []
+
+
+def autoscaler_present(resources: Sequence[Resource], stack: str) -> list[str]:
+    scaled = {r.props.get("spec", {}).get("scaleTargetRef", {}).get("name") for r in resources if r.type == HPA}
+    names = [r.props.get("metadata", {}).get("name", r.name) for r in resources if r.type == DEPLOYMENT]
+    return [f"Deployment {name} has no HorizontalPodAutoscaler" for name in names if name not in scaled]
+
+
+def topology_spread(kind: str, props: Props, stack: str) -> list[str]:
+    if kind != DEPLOYMENT or _pod(props).get("topologySpreadConstraints"):
+        return []
+    return ["pods are not spread over zones"]
+
+
+RULES: tuple[Rule, ...] = (
+    Rule("pinned-ecr-images", "Deployments run images from ECR, pinned by a tag (never latest) or a digest.",
+         "Set chatApi.tag (or the colour/canary tag) to a released tag; chatApi.pinDigest adds the digest.", "mandatory", resource=pinned_ecr_images),
+    Rule("probes-and-resources", "Every container has a readiness probe and CPU and memory requests and limits.",
+         "Render containers through the Track component, which sets both from chatApi.", "mandatory", resource=probes_and_resources),
+    Rule("restricted-security-context", "Pods meet the Kubernetes 'restricted' Pod Security Standard.",
+         "Non-root, no privilege escalation, all capabilities dropped, RuntimeDefault seccomp, read-only root filesystem.", "mandatory", resource=restricted_security_context),
+    Rule("production-deployment-safety", "Production Deployments roll with maxUnavailable 0, run at least 2 replicas and have a PodDisruptionBudget.",
+         "Keep rollout.rolling.maxUnavailable at 0 and chatApi.replicas at 2 or more on production.", "mandatory", stack=production_deployment_safety),
+    Rule("virtual-service-routes", "Every VirtualService route's weights sum to 100 and every subset it names exists in a DestinationRule.",
+         "Change weights through rollout.canary.weight; the CanaryRouter keeps routes and subsets in step.", "mandatory", stack=virtual_service_routes),
+    Rule("ecr-immutable-and-scanned", "ECR repositories have immutable tags and scan images on push.",
+         "Use the Registry component, or set imageTagMutability IMMUTABLE and scanOnPush.", "mandatory", resource=ecr_immutable_and_scanned),
+    Rule("eks-cluster-hardening", "EKS logs its control plane, encrypts secrets with KMS, and in production opens its public endpoint only to listed CIDRs.",
+         "Use the Cluster component; on production set cluster.publicAccessCidrs or cluster.endpointPublicAccess false.", "mandatory", resource=eks_cluster_hardening),
+    Rule("https-listeners-in-production", "Production ALB listeners serve HTTPS (plain HTTP only to redirect).",
+         "Set edge.certificateArn on production.", "mandatory", resource=https_listeners_in_production),
+    Rule("autoscaler-present", "Deployments have a HorizontalPodAutoscaler.", "Set chatApi.autoscaling.enabled.", "advisory", stack=autoscaler_present),
+    Rule("topology-spread", "Pods spread over availability zones.", "Render pods through the Track component.", "advisory", resource=topology_spread),
+)
+
+
+def evaluate(resources: Sequence[Resource], stack: str, enforcement: str | None = None) -> list[tuple[str, str, str]]:
+    """Every violation as (rule, resource or stack, message); all rules, or those of one enforcement level."""
+    found = []
+    for rule in RULES:
+        if enforcement and rule.enforcement != enforcement:
+            continue
+        if rule.resource:
+            found += [(rule.name, r.name, message) for r in resources for message in rule.resource(r.type, r.props, stack)]
+        if rule.stack:
+            found += [(rule.name, stack, message) for message in rule.stack(resources, stack)]
+    return found
