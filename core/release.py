@@ -68,9 +68,10 @@ class ReleasePlan:
 
     @property
     def production_tracks(self) -> tuple[TrackSpec, ...]:
-        """Tracks with production traffic: their pods must be ready before the listener moves to them."""
-        weighted = {track for track, weight in self.weights if weight > 0}
-        return tuple(t for t in self.tracks if t.track in weighted)
+        """Tracks the production entrypoint routes to (by weight, or by the tester header): their
+        pods must be ready before the route moves to them."""
+        routed = {track for track, weight in self.weights if weight > 0} | {self.header_track}
+        return tuple(t for t in self.tracks if t.track in routed)
 
     @property
     def other_tracks(self) -> tuple[TrackSpec, ...]:

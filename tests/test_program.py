@@ -253,3 +253,11 @@ def test_staging_virtual_service_with_stickiness_and_mirror(run_stack, reference
     assert ("pinned-canary" in names) is stickiness and ("shadowed" in names) is bool(mirror)
     if stickiness:
         assert names.index("pinned-stable") < names.index("split")
+
+
+def test_a_canary_at_weight_zero_is_ready_before_its_header_route(run_stack):
+    # The shadow phase: testers (and mirrored copies) reach the canary before any patient does.
+    plan = run_stack("staging", {"rollout.canary.tag": "v2.0.0", "rollout.canary.weight": 0})
+    service = plan.one("kubernetes:networking.istio.io/v1:VirtualService")
+    assert plan.one("kubernetes:apps/v1:Deployment", "chat-api-canary").urn in service.options["dependsOn"]
+    assert plan.one("kubernetes:apps/v1:Deployment", "chat-api").urn in service.options["dependsOn"]

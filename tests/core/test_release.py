@@ -119,3 +119,12 @@ def test_every_step_of_start_steps_promote_and_start_abort_is_a_valid_plan(steps
         # A track that leaves the plan is not routed by the plan that removes it.
         gone = {t.track for t in before.tracks} - {t.track for t in after.tracks}
         assert not gone & ({t for t, _ in after.weights} | {after.header_track})
+
+
+@given(settings())
+def test_every_track_the_production_entrypoint_routes_to_comes_before_the_route(config):
+    plan = plan_release(config)
+    first = {t.track for t in plan.production_tracks}
+    assert {t for t, w in plan.weights if w > 0} <= first
+    assert plan.header_track is None or plan.header_track in first
+    assert set(plan.production_tracks) | set(plan.other_tracks) == set(plan.tracks)
