@@ -118,6 +118,8 @@ class Driver:
         elif strategy == "blue-green":
             idle = _idle(settings)
             self.stack.set(f"rollout.blueGreen.{idle}.tag", tag)
+            # The candidate runs at full size: it is smoke-tested, then takes all traffic.
+            self.stack.unset("rollout.blueGreen.idleReplicas")
             self._up("start", strategy=strategy, tag=tag, colour=idle)
         else:
             self.stack.set("chatApi.tag", tag)
@@ -260,6 +262,7 @@ class Driver:
         settings = self.settings()
         idle = _idle(settings)
         active = settings.rollout.blue_green.active
+        idle_replicas = settings.rollout.blue_green.idle_replicas  # restored once the release settles
         run = ReleaseRun()
         if getattr(settings.rollout.blue_green, idle).tag != tag:
             self.start(tag)
@@ -277,6 +280,10 @@ class Driver:
             run.outcome = "switched back"
         else:
             run.outcome = "switched"
+        if idle_replicas is not None:
+            # Only now, with traffic settled, does the colour left idle shrink again.
+            self.stack.set("rollout.blueGreen.idleReplicas", idle_replicas)
+            self._up("scale-idle", replicas=idle_replicas)
         return run
 
     def _smoke(self, settings: Settings) -> list[str]:

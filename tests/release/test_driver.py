@@ -109,8 +109,8 @@ def test_a_locked_stack_says_so(tmp_path, fake_time):
     assert run.outcome == "stopped" and "locked" in run.message
 
 
-def _blue_green(tmp_path, scenario, status=200):
-    stack = OfflineStack("production")
+def _blue_green(tmp_path, scenario, status=200, overrides=None):
+    stack = OfflineStack("production", overrides)
     checked = []
 
     def http_get(url):
@@ -161,3 +161,13 @@ def test_every_decision_is_audited_and_reported(tmp_path, fake_time, monkeypatch
     assert [e["action"] for e in entries if e["action"] != "analysis"][:1] == ["start"]
     page = render("staging", "v2.0.0", run, entries)
     assert page.count("<svg") == 3 and "<polyline" in page and "promoted" in page
+
+
+def test_an_idle_colour_scaled_to_zero_runs_full_size_for_the_release_then_shrinks(tmp_path):
+    stack, run, checked = _blue_green(tmp_path, GOOD, overrides={"rollout.blueGreen.idleReplicas": 0})
+    assert run.outcome == "switched" and checked
+    replicas = [{r.inputs["metadata"]["name"]: r.inputs["spec"]["replicas"] for r in p.of_type("kubernetes:apps/v1:Deployment")} for p in stack.plans]
+    assert replicas[0] == {"chat-api-blue": 3, "chat-api-green": 0}
+    assert replicas[1] == {"chat-api-blue": 3, "chat-api-green": 3}, "the candidate is tested at full size"
+    assert replicas[-1] == {"chat-api-blue": 0, "chat-api-green": 3}, "the old colour shrinks after the bake"
+    assert stack.config()["rollout"]["blueGreen"]["idleReplicas"] == 0
