@@ -38,13 +38,11 @@ class Edge(pulumi.ComponentResource):
     url: pulumi.Output[str]
     dns_name: pulumi.Output[str]
     load_balancer_arn: pulumi.Output[str]
-    certificate_arn: Optional[str]
     target_group_arns: dict[str, pulumi.Output[str]]
 
     def __init__(self, name: str, args: EdgeArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("carepath:edge:Edge", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        self.certificate_arn = args.certificate_arn
         public_ports = (80, 443) if args.certificate_arn else (80,)
         ingress = [
             {"protocol": "tcp", "from_port": port, "to_port": port, "cidr_blocks": list(args.allowed_cidrs), "description": "production listener"}

@@ -18,6 +18,7 @@ import pulumi_kubernetes as k8s
 from components.cluster import irsa_trust_policy
 
 CHART_REPOSITORY = "https://aws.github.io/eks-charts"
+TGB_API_VERSION = "elbv2.k8s.aws/v1beta1"
 NAMESPACE = "kube-system"
 SERVICE_ACCOUNT = "aws-load-balancer-controller"
 
@@ -50,6 +51,21 @@ def controller_policy(target_group_arns: Sequence[str]) -> str:
                 {"Sid": "Targets", "Effect": "Allow", "Action": list(TARGET_ACTIONS), "Resource": sorted(target_group_arns)},
             ],
         }
+    )
+
+
+def target_group_binding(
+    name: str, namespace: pulumi.Input[str], service: str, port: int, target_group_arn: pulumi.Input[str], opts: pulumi.ResourceOptions
+) -> k8s.apiextensions.CustomResource:
+    """Hands the pods behind `service` to a target group Pulumi owns. No `networking` block:
+    Pulumi owns the security group rules; the controller only registers targets."""
+    return k8s.apiextensions.CustomResource(
+        name,
+        api_version=TGB_API_VERSION,
+        kind="TargetGroupBinding",
+        metadata={"name": service, "namespace": namespace},
+        spec={"serviceRef": {"name": service, "port": port}, "targetGroupARN": target_group_arn, "targetType": "ip"},
+        opts=opts,
     )
 
 

@@ -21,6 +21,8 @@ from typing import Any, Optional
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.load_balancer_controller import target_group_binding
+
 CHART_REPOSITORY = "https://blob.istio.io/istio-release/charts"
 SYSTEM_NAMESPACE = "istio-system"
 GATEWAY_NAMESPACE = "istio-ingress"
@@ -29,7 +31,6 @@ GATEWAY_SELECTOR = {"istio": "ingressgateway"}
 GATEWAY_PORT = 80
 GATEWAY_HEALTH_PORT = 15021  # the gateway's status port
 GATEWAY_HEALTH_PATH = "/healthz/ready"
-TGB_API_VERSION = "elbv2.k8s.aws/v1beta1"
 
 
 @dataclass(frozen=True)
@@ -90,17 +91,13 @@ class IstioMesh(pulumi.ComponentResource):
             },
             [cni],
         )
-        binding = k8s.apiextensions.CustomResource(
+        binding = target_group_binding(
             GATEWAY_NAME,
-            api_version=TGB_API_VERSION,
-            kind="TargetGroupBinding",
-            metadata={"name": GATEWAY_NAME, "namespace": GATEWAY_NAMESPACE},
-            spec={
-                "serviceRef": {"name": GATEWAY_NAME, "port": GATEWAY_PORT},
-                "targetGroupARN": args.gateway_target_group_arn,
-                "targetType": "ip",
-            },
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[args.controller, ingress]),
+            GATEWAY_NAMESPACE,
+            GATEWAY_NAME,
+            GATEWAY_PORT,
+            args.gateway_target_group_arn,
+            pulumi.ResourceOptions(parent=self, depends_on=[args.controller, ingress]),
         )
         chart(
             GATEWAY_NAME,

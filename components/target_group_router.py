@@ -24,9 +24,9 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components.listeners import forward, listener, production_listener
+from components.load_balancer_controller import target_group_binding
 from core.release import SERVICE_PORT, ReleasePlan
 
-TGB_API_VERSION = "elbv2.k8s.aws/v1beta1"
 
 
 @dataclass(frozen=True)
@@ -49,19 +49,13 @@ class TargetGroupRouter(pulumi.ComponentResource):
         self._args = args
         self.bindings = {}
         for track in args.plan.tracks:
-            service = track.deployment
-            self.bindings[track.track] = k8s.apiextensions.CustomResource(
-                service,
-                api_version=TGB_API_VERSION,
-                kind="TargetGroupBinding",
-                metadata={"name": service, "namespace": track.namespace},
-                # No `networking` block: Pulumi owns the security group rules; the controller only registers targets.
-                spec={
-                    "serviceRef": {"name": service, "port": SERVICE_PORT},
-                    "targetGroupARN": args.target_group_arns[track.track],
-                    "targetType": "ip",
-                },
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[args.controller, *args.namespaces]),
+            self.bindings[track.track] = target_group_binding(
+                track.deployment,
+                track.namespace,
+                track.deployment,
+                SERVICE_PORT,
+                args.target_group_arns[track.track],
+                pulumi.ResourceOptions(parent=self, depends_on=[args.controller, *args.namespaces]),
             )
 
     def deployment_after(self, track: str) -> list[pulumi.Resource]:

@@ -31,10 +31,6 @@ class Scenario:
     stable_error_ratio: float = 0.005
     rps: int = 100
 
-    @property
-    def bad(self) -> bool:
-        return self.canary_error_ratio >= 5 * self.stable_error_ratio or self.canary_latency_factor >= 1.5
-
 
 @dataclass(frozen=True)
 class Result:
