@@ -312,7 +312,7 @@ class CanarySettings:
     weight: Percent = 0
     replicas: Optional[Count] = None  # unset: its share of the stable count, at least 1
     stickiness: bool = True  # a conversation stays on the track it was first sent to
-    mirror: Optional[MirrorSettings] = None
+    mirror: Optional[MirrorSettings] = None  # applies while a canary is in flight; opens the driver's shadow step
     steps: Steps = (5, 10, 25, 50, 75, 100)
     header: HeaderSettings = field(default_factory=HeaderSettings)
 
@@ -625,8 +625,6 @@ def _rollout_problems(rollout: RolloutSettings) -> list[str]:
             f"{NAMESPACE}:rollout.rolling: maxSurge and maxUnavailable are both 0, so a rollout could never progress"
         )
     canary = rollout.canary
-    if canary.mirror is not None and canary.tag is None:
-        problems.append(f"{NAMESPACE}:rollout.canary.mirror needs rollout.canary.tag: there is no canary to mirror to")
     if canary.weight > 0 and canary.tag is None:
         problems.append(
             f"{NAMESPACE}:rollout.canary.weight: {canary.weight} needs rollout.canary.tag "

@@ -4,8 +4,9 @@ It changes only the stack's config and runs `up`, so Pulumi stays the one owner
 of every weight and the stack's config always says where a release stands:
 rerunning `run` after Ctrl-C or a crash resumes from it.
 
-- canary: start at the first step; each `interval`, analyse (`release.analysis`)
-  and advance, hold or abort; promote after the last step.
+- canary: start at the first step (with `rollout.canary.mirror`, at a shadow step
+  of weight 0 first); each `interval`, analyse (`release.analysis`) and advance,
+  hold or abort; promote after the last step.
 - blue-green: deploy the candidate to the idle colour, smoke-test it through the
   test listener, switch, bake while comparing it with the colour it replaced,
   switch back on failure.
@@ -109,7 +110,9 @@ class Driver:
         settings = self.settings()
         strategy = settings.rollout.strategy
         if strategy == "canary":
-            first = settings.rollout.canary.steps[0]
+            # With a mirror, the release opens with a shadow step: weight 0, the canary judged on
+            # copies of real requests (and testers') before any patient reaches it.
+            first = 0 if settings.rollout.canary.mirror else settings.rollout.canary.steps[0]
             self.stack.set("rollout.canary.tag", tag)
             self.stack.set("rollout.canary.weight", first)
             # Pinned, so a later weight step changes only the VirtualService (see `advance`).

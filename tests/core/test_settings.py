@@ -143,7 +143,6 @@ BAD_INPUTS = [
     (with_(ROLLING, rollout__canary__mirror={"percent": 10}), "carepath:rollout.canary.mirror.paths is required"),
     (with_(ROLLING, rollout__canary__mirror={"percent": 10, "paths": ["/*"]}), "carepath:rollout.canary.mirror.paths[0]: '/*' matches every path, write endpoints included"),
     (with_(ROLLING, rollout__canary__mirror={"percent": 10, "paths": ["/v1/.*"]}), "carepath:rollout.canary.mirror.paths[0]: '/v1/.*' is not a path such as /v1/models"),
-    (with_(ROLLING, rollout__canary__mirror={"percent": 10, "paths": ["/v1/models"]}), "carepath:rollout.canary.mirror needs rollout.canary.tag"),
     (with_(ROLLING, rollout__canary__stickiness="yes"), "carepath:rollout.canary.stickiness: 'yes' is not true or false"),
     (with_(ROLLING, monitoring__thresholds__errorRatio=2), "carepath:monitoring.thresholds.errorRatio: 2 is not a fraction between 0 and 1"),
     (with_(ROLLING, monitoring__thresholds__latencyP95Seconds=0), "carepath:monitoring.thresholds.latencyP95Seconds: 0 must be more than 0"),
@@ -183,6 +182,11 @@ def test_a_section_error_does_not_hide_another_sections_rules():
     # chatApi is broken, yet the cluster's cross-field rule is still checked.
     found = problems(with_(ROLLING, chatApi__replicas=0, cluster__minNodes=3, cluster__desiredNodes=2))
     assert any("chatApi.replicas" in p for p in found) and any("minNodes <= desiredNodes" in p for p in found)
+
+
+def test_a_mirror_is_a_standing_setting_that_waits_for_a_canary():
+    raw = with_(ROLLING, rollout__strategy="canary", rollout__canary__mirror={"percent": 10, "paths": ["/v1/models"]})
+    assert parse(raw, "staging").rollout.canary.mirror.paths == ("/v1/models",)
 
 
 def test_secrets_set_with_secret_are_accepted_and_never_printed():

@@ -43,9 +43,14 @@ class SimulatedMetrics:
         self.calls = 0
 
     def _tracks(self) -> dict[str, tuple[int, str]]:
-        """Track -> (its share of traffic, its tag), as the stack's config has them now."""
-        plan = plan_release(parse(self.stack.config(), self.stack.name, frozenset({"secrets"})))
+        """Track -> (its share of traffic, its tag), as the stack's config has them now; a mirror adds
+        its copies to the canary's requests (as the canary's own metrics count them)."""
+        settings = parse(self.stack.config(), self.stack.name, frozenset({"secrets"}))
+        plan = plan_release(settings)
         weights = dict(plan.weights)
+        mirror = settings.rollout.canary.mirror
+        if mirror and "canary" in weights:
+            weights["canary"] += round(mirror.percent * weights["stable"] / 100)
         return {t.track: (weights.get(t.track, 0), t.tag) for t in plan.tracks}
 
     def sample(self, namespace: str, release_seconds: float, step_seconds: float) -> dict[str, TrackSample]:

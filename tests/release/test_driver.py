@@ -171,3 +171,25 @@ def test_an_idle_colour_scaled_to_zero_runs_full_size_for_the_release_then_shrin
     assert replicas[1] == {"chat-api-blue": 3, "chat-api-green": 3}, "the candidate is tested at full size"
     assert replicas[-1] == {"chat-api-blue": 0, "chat-api-green": 3}, "the old colour shrinks after the bake"
     assert stack.config()["rollout"]["blueGreen"]["idleReplicas"] == 0
+
+
+MIRROR = {"rollout.canary.mirror": {"percent": 20, "paths": ["/v1/models"]}}
+
+
+def test_with_a_mirror_the_release_opens_with_a_shadow_step(tmp_path, fake_time):
+    stack = OfflineStack("staging", MIRROR)
+    run = driver_for(stack, SimulatedMetrics(stack, GOOD), tmp_path, fake_time).run("v2.0.0")
+    assert run.outcome == "promoted"
+    weights = canary_weights(stack)
+    steps = [w for i, w in enumerate(weights) if i == 0 or w != weights[i - 1]]
+    assert steps[:3] == [0, 5, 10], "shadow (weight 0), then the first weighted step"
+    shadow = stack.plans[1].one("kubernetes:networking.istio.io/v1:VirtualService").inputs["spec"]["http"]
+    assert any(route.get("mirror", {}).get("subset") == "canary" for route in shadow)
+    assert run.observations[0].weights == {"stable": 100, "canary": 0}
+
+
+def test_a_bad_canary_is_caught_in_the_shadow_step_before_any_patient_sees_it(tmp_path, fake_time):
+    stack = OfflineStack("staging", MIRROR)
+    run = driver_for(stack, SimulatedMetrics(stack, BAD), tmp_path, fake_time).run("v2.0.0")
+    assert run.outcome == "rolled back"
+    assert canary_weights(stack) == [0, 0, 0], "the canary never took a patient request"
