@@ -30,7 +30,7 @@ plan: setup
 plan-json: setup
 	$(PY) -m offline plan $(STACK) --json $(OVERRIDES)
 
-## What changes between the stack file and the overrides: make diff STACK=staging SET=rollout.canary.weight=25
+## What changes between the stack file and the overrides: make diff STACK=demo SET=chatApi.tag=v1.5.0
 diff: setup
 	$(PY) -m offline diff $(STACK) $(OVERRIDES)
 
