@@ -83,6 +83,10 @@ class ReleasePlan:
         return tuple(dict.fromkeys(t.namespace for t in self.tracks))
 
 
+def idle_colour(active: str) -> str:
+    return next(c for c in COLOURS if c != active)
+
+
 def canary_replicas(stable_replicas: int, weight: int) -> int:
     """The canary's share of the stable size, at least one pod, never more than stable."""
     return min(stable_replicas, max(1, math.ceil(stable_replicas * weight / 100)))
@@ -93,7 +97,7 @@ def plan_release(settings: Settings) -> ReleasePlan:
     if rollout.strategy == "blue-green":
         blue_green = rollout.blue_green
         active = blue_green.active
-        idle = next(c for c in COLOURS if c != active)
+        idle = idle_colour(active)
         idle_replicas = replicas if blue_green.idle_replicas is None else blue_green.idle_replicas
         isolated = blue_green.isolation == "namespace"
 

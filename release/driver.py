@@ -27,8 +27,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
-from core.settings import COLOURS, AnalysisSettings, Settings, parse
-from core.release import canary_replicas
+from core.settings import AnalysisSettings, Settings, parse
+from core.release import canary_replicas, idle_colour, plan_release
 from release.analysis import AnalysisState, Gates, TrackSample, analyse
 from release.audit import AuditLog
 from release.ports import Metrics, MetricsError, Stack, StackError
@@ -84,7 +84,7 @@ class Driver:
         sleep: Sleep = time.sleep,
         show: Callable[[str], None] = print,
         abort_on_failure: bool = False,
-        http_get: Callable[[str], int] = None,  # type: ignore[assignment]
+        http_get: Optional[Callable[[str], int]] = None,
     ):
         self.stack, self.metrics, self.audit = stack, metrics, audit
         self.clock, self.sleep, self.show = clock, sleep, show
@@ -181,9 +181,15 @@ class Driver:
             return ReleaseRun("stopped", message=str(error))
 
     def _analysis_loop(
-        self, run: ReleaseRun, judge: Callable[[dict[str, TrackSample], AnalysisState], Any], on_advance: Callable[[], bool], limit: Optional[float]
+        self,
+        run: ReleaseRun,
+        judge: Callable[[dict[str, TrackSample], AnalysisState], Any],
+        on_advance: Optional[Callable[[], bool]],
+        limit: Optional[float],
     ) -> str:
-        """Sample, judge and act until a verdict ends it; returns "advanced", "rollback" or "baked"."""
+        """Sample, judge and act until a verdict ends it; returns "advanced", "rollback" or "baked".
+        Stepping (`on_advance`, which returns False once the last step is done) runs until it ends;
+        a bake (`limit` seconds) ends on the first pass after the limit."""
         settings = self.settings()
         analysis = settings.rollout.analysis
         started = step_started = self.clock()
@@ -204,7 +210,7 @@ class Driver:
             decision = judge(samples, state)
             state = decision.state
             settings = self.settings()
-            observation = Observation(now - started, step, _weights(settings), samples, decision.verdict, decision.reasons, decision.llr)
+            observation = Observation(now - started, step, dict(plan_release(settings).weights), samples, decision.verdict, decision.reasons, decision.llr)
             run.observations.append(observation)
             self.show(_progress(observation, now - step_started))
             self.audit.record("analysis", step=step, weights=observation.weights, samples={t: s.__dict__ for t, s in samples.items()}, verdict=decision.verdict, reasons=list(decision.reasons), gates=decision.gates, llr=decision.llr)
@@ -213,7 +219,7 @@ class Driver:
             # A bake ends on a pass only: too little data keeps it watching.
             if limit is not None and now - started >= limit and decision.verdict == "advance":
                 return "baked"
-            if decision.verdict == "advance" and limit is None:
+            if decision.verdict == "advance" and on_advance is not None:
                 if not on_advance():
                     return "advanced"
                 step, step_started = step + 1, self.clock()
@@ -259,7 +265,7 @@ class Driver:
         def judge(samples: dict[str, TrackSample], state: AnalysisState):
             return analyse(samples.get(track, TrackSample(0, 0)), baseline, gates, state)
 
-        return self._guarded(lambda: self._analysis_loop(run, judge, lambda: True, settings.rollout.analysis.bake_seconds), run)
+        return self._guarded(lambda: self._analysis_loop(run, judge, None, settings.rollout.analysis.bake_seconds), run)
 
     def _run_blue_green(self, tag: str) -> ReleaseRun:
         settings = self.settings()
@@ -331,16 +337,7 @@ class Driver:
 
 
 def _idle(settings: Settings) -> str:
-    return next(c for c in COLOURS if c != settings.rollout.blue_green.active)
-
-
-def _weights(settings: Settings) -> dict[str, int]:
-    rollout = settings.rollout
-    if rollout.strategy == "canary" and rollout.canary.tag:
-        return {"stable": 100 - rollout.canary.weight, "canary": rollout.canary.weight}
-    if rollout.strategy == "blue-green":
-        return {rollout.blue_green.active: 100}
-    return {"stable": 100}
+    return idle_colour(settings.rollout.blue_green.active)
 
 
 def _progress(observation: Observation, in_step: float) -> str:
