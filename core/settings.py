@@ -3,7 +3,7 @@
 `parse(raw, stack)` turns the raw config (section name -> JSON value, as Pulumi
 holds it) into `Settings`, or raises `SettingsError` listing every problem, each
 naming its full key, the value and what is allowed. Nothing here imports Pulumi:
-`load()` in `core.config_source` reads the values from the Pulumi runtime.
+`program.load_settings()` reads the values from the Pulumi runtime.
 
 Decisions, where the design leaves room:
 
@@ -153,6 +153,8 @@ def _quantity(value: str) -> str:
 
 
 Percent = Annotated[int, _between(0, 100)]
+Fraction = Annotated[float, AfterValidator(_fraction)]
+Positive = Annotated[float, AfterValidator(_positive)]
 Quantity = Annotated[str, AfterValidator(_quantity)]
 Count = Annotated[int, _between(1, 1000)]
 Port = Annotated[int, _between(1, 65535)]
@@ -291,19 +293,19 @@ def _mirror_path(value: str) -> str:
     return value
 
 
+def _non_empty(value: tuple) -> tuple:
+    if not value:
+        raise _problem("is empty: list the read-only paths to mirror")
+    return value
+
+
 @dataclass(frozen=True, config=_SECTION)
 class MirrorSettings:
     """Shadow traffic: a share of the requests on read-only paths is copied to the canary;
     its answers are discarded. Writes are never mirrored: list read-only paths only."""
 
     percent: Percent
-    paths: Annotated[tuple[Annotated[str, AfterValidator(_mirror_path)], ...], AfterValidator(lambda v: _non_empty(v))]
-
-
-def _non_empty(value: tuple) -> tuple:
-    if not value:
-        raise _problem("is empty: list the read-only paths to mirror")
-    return value
+    paths: Annotated[tuple[Annotated[str, AfterValidator(_mirror_path)], ...], AfterValidator(_non_empty)]
 
 
 @dataclass(frozen=True, config=_SECTION)
@@ -345,12 +347,12 @@ class AnalysisSettings:
     """The release driver's gates (see `release.analysis`)."""
 
     interval_seconds: Annotated[int, _between(1, 600)] = 10
-    alpha: Annotated[float, AfterValidator(lambda v: _fraction(v))] = 0.05  # bound on rolling back a good canary
-    beta: Annotated[float, AfterValidator(lambda v: _fraction(v))] = 0.01  # bound on promoting a bad canary
-    good_factor: Annotated[float, AfterValidator(lambda v: _positive(v))] = 2.0
-    bad_factor: Annotated[float, AfterValidator(lambda v: _positive(v))] = 5.0
+    alpha: Fraction = 0.05  # bound on rolling back a good canary
+    beta: Fraction = 0.01  # bound on promoting a bad canary
+    good_factor: Positive = 2.0
+    bad_factor: Positive = 5.0
     min_step_requests: Annotated[int, _between(1, 1_000_000)] = 50
-    latency_tolerance: Annotated[float, AfterValidator(lambda v: _positive(v))] = 1.25
+    latency_tolerance: Positive = 1.25
     latency_breaches: Annotated[int, _between(1, 100)] = 3
     max_metric_errors: Annotated[int, _between(1, 100)] = 5  # consecutive failed queries before aborting
     bake_seconds: Annotated[int, _between(0, 86400)] = 300  # watch after a blue/green switch or a rolling update
@@ -396,11 +398,11 @@ class MeshSettings:
 class ThresholdSettings:
     """Alert thresholds, per version of chat-api."""
 
-    error_ratio: Annotated[float, AfterValidator(lambda v: _fraction(v))] = 0.02  # 5xx share of requests
-    latency_p95_seconds: Annotated[float, AfterValidator(lambda v: _positive(v))] = 2.5  # an LLM answer is slow
-    canary_error_margin: Annotated[float, AfterValidator(lambda v: _fraction(v))] = 0.01  # canary above stable by
+    error_ratio: Fraction = 0.02  # 5xx share of requests
+    latency_p95_seconds: Positive = 2.5  # an LLM answer is slow
+    canary_error_margin: Fraction = 0.01  # canary above stable by
     restarts: Annotated[int, _between(1, 100)] = 3  # container restarts within 15 minutes
-    min_requests_per_second: Annotated[float, AfterValidator(lambda v: _positive(v))] = 0.1  # below: too little data to judge
+    min_requests_per_second: Positive = 0.1  # below: too little data to judge
 
 
 @dataclass(frozen=True, config=_SECTION)
