@@ -28,7 +28,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.listeners import forward, production_listener
-from components.mesh import GATEWAY_SELECTOR
+from components.mesh import GATEWAY_PORT, GATEWAY_SELECTOR
 from core.release import APP, SERVICE_PORT, ReleasePlan
 from core.routing import canary_routes
 from core.settings import HeaderSettings, MirrorSettings
@@ -81,7 +81,7 @@ class CanaryRouter(pulumi.ComponentResource):
             metadata={"name": APP, "namespace": args.namespace},
             spec={
                 "selector": GATEWAY_SELECTOR,
-                "servers": [{"port": {"number": 80, "name": "http", "protocol": "HTTP"}, "hosts": ["*"]}],
+                "servers": [{"port": {"number": GATEWAY_PORT, "name": "http", "protocol": "HTTP"}, "hosts": ["*"]}],
             },
             opts=after_mesh,
         )
