@@ -24,6 +24,7 @@ from components.track import Track, TrackArgs
 from core.drain import drain_timings
 from core.release import GATEWAY_BACKEND, TrackSpec, edge_backends, plan_release
 from core.settings import NAMESPACE, Settings, parse
+from core.signals import catalogue
 
 
 def raw_config() -> dict[str, Any]:
@@ -205,7 +206,11 @@ def build(settings: Settings) -> dict[str, Any]:
         ReleaseSignals(
             "release-signals",
             ReleaseSignalsArgs(
-                namespaces=release.namespaces, mesh=mesh_on, thresholds=settings.monitoring.thresholds, monitoring=monitoring.chart
+                namespaces=release.namespaces,
+                mesh=mesh_on,
+                thresholds=settings.monitoring.thresholds,
+                monitoring=monitoring.chart,
+                signals=catalogue(overrides=settings.rollout.analysis.signals),
             ),
             opts=on_cluster,
         )

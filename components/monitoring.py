@@ -6,6 +6,9 @@ from its Helm chart, pinned.
 - Grafana's admin password is generated (a Pulumi secret, never in config) and
   handed over in a Kubernetes Secret; dashboards come from ConfigMaps labelled
   `grafana_dashboard: "1"` in any namespace.
+- kube-state-metrics exports the pods' `track`, name and version labels on `kube_pod_labels`:
+  the signal catalogue joins Kubernetes' series (restarts, readiness, CPU, memory) with them
+  to tell versions apart.
 - Alertmanager sends every alert to each configured receiver; their URLs and keys
   come from `carepath:secrets`, so they stay encrypted in state.
 """
@@ -24,6 +27,8 @@ from core.settings import MonitoringSettings, ReceiverSettings
 CHART_REPOSITORY = "https://prometheus-community.github.io/helm-charts"
 NAMESPACE = "monitoring"
 GRAFANA_SECRET = "grafana-admin"
+# The pod labels kube-state-metrics exports as `label_*` on `kube_pod_labels` (it exports none by default).
+POD_LABELS_ALLOWLIST = ["pods=[track,app.kubernetes.io/name,app.kubernetes.io/version]"]
 DASHBOARD_LABEL = "grafana_dashboard"
 
 
@@ -100,6 +105,7 @@ class Monitoring(pulumi.ComponentResource):
                         "ruleSelectorNilUsesHelmValues": False,
                     }
                 },
+                "kube-state-metrics": {"metricLabelsAllowlist": POD_LABELS_ALLOWLIST},
                 "alertmanager": {"config": pulumi.Output.secret(alertmanager_config(settings.receivers, args.secrets))},
                 "grafana": {
                     "admin": {"existingSecret": GRAFANA_SECRET, "userKey": "admin-user", "passwordKey": "admin-password"},

@@ -6,8 +6,9 @@
   (`:15020/stats/prometheus`: the app's metrics and Istio's), which stays plain HTTP
   under STRICT mutual TLS, so a Prometheus outside the mesh can scrape it.
 - With the mesh, a ServiceMonitor for istiod.
-- A PrometheusRule with the recording rules and alerts of `core.observability`.
-- The Grafana dashboard, as a ConfigMap Grafana's sidecar provisions.
+- A PrometheusRule with the recording rules and alerts `core.observability` derives from
+  the signal catalogue (`core.signals`).
+- The Grafana dashboard (a panel per signal), as a ConfigMap Grafana's sidecar provisions.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from components.monitoring import DASHBOARD_LABEL, NAMESPACE
 from components.track import METRICS_LABEL
 from core.observability import dashboard, rule_groups
 from core.settings import ThresholdSettings
+from core.signals import Signal, catalogue
 
 MONITORING_API = "monitoring.coreos.com/v1"
 MERGED_METRICS_PORT = 15020
@@ -53,6 +55,7 @@ class ReleaseSignalsArgs:
     mesh: bool
     thresholds: ThresholdSettings
     monitoring: pulumi.Resource  # the chart: its CRDs must exist first
+    signals: Sequence[Signal] = catalogue()  # with the stack's overrides, the ones the release is judged on
 
 
 class ReleaseSignals(pulumi.ComponentResource):
@@ -89,13 +92,13 @@ class ReleaseSignals(pulumi.ComponentResource):
             api_version=MONITORING_API,
             kind="PrometheusRule",
             metadata={"name": "chat-api", "namespace": NAMESPACE},
-            spec={"groups": rule_groups(args.thresholds)},
+            spec={"groups": rule_groups(args.thresholds, args.signals)},
             opts=after,
         )
         k8s.core.v1.ConfigMap(
             "chat-api-dashboard",
             metadata={"name": "chat-api-dashboard", "namespace": NAMESPACE, "labels": {DASHBOARD_LABEL: "1"}},
-            data={"chat-api-releases.json": json.dumps(dashboard(), indent=1)},
+            data={"chat-api-releases.json": json.dumps(dashboard(args.signals), indent=1)},
             opts=after,
         )
         self.register_outputs({})

@@ -1,59 +1,158 @@
-"""What Prometheus records and alerts on, and what Grafana shows, per version of chat-api.
+"""What Prometheus records and alerts on, and what Grafana shows, per version of a service.
 
 Pure data, rendered by the `ReleaseSignals` component and checked by `promtool` in the
-tests. Series carry `namespace`, `track` (stable, canary, blue, green) and `version`
-(the image tag), relabelled from the pods' labels by the ServiceMonitor.
+tests. The signal catalogue (`core.signals`) is the source: every signal gets its
+recording rules, its alerts and its dashboard panel from its own templates, so no
+signal is defined twice. Series carry `namespace`, `track` (stable, canary, blue,
+green) and `version` (the image tag): relabelled from the pods' labels by the
+ServiceMonitor for the application's metrics, joined from `kube_pod_labels` for
+Kubernetes' own.
 
-Two sources: the application's own metrics (`http_requests_total` with a `status`
-code label, `http_request_duration_seconds`), and, with the mesh, Istio's
-(`istio_requests_total`) for the same pods, labelled by Istio with the destination
-workload and version, and (through the CanaryRouter's Telemetry) the request host.
-Mirrored requests carry a `-shadow` host: Istio's patient-traffic series leave them
-out and a shadow series counts them. The app's own series cannot tell them apart,
-so while a mirror is on, judge the canary on the Istio series.
+Recorded per signal (`<name>` is the signal's name with `_` for `-`):
+
+- ratio: `carepath:<name>:ratio_rate5m`, the numerator's share of the denominator. That is
+  the bad share for `direction: up` and the good share for `direction: down` (for
+  `triage-success`, the share of triages that succeeded): the series shows what the
+  signal's summary says, and the alerts judge its complement.
+- distribution: `carepath:<name>:p<q>_5m` at the signal's quantile, and at 1 - quantile
+  too for `direction: either`.
+- gauge: `carepath:<name>:avg5m`, with `carepath:<name>:limit` when it has a `limit`.
+- count: `carepath:<name>:increase15m`.
+
+Alerted per signal (`<Name>` in CamelCase), critical for a critical signal, a warning for an
+advisory one:
+
+- `ChatApi<Name>WorseThanStable` for a signal judged relatively: the canary `bad` x worse
+  than stable (ratios: in bad share, plus `canaryErrorMargin`), with enough traffic.
+- `ChatApiHigh<Name>` for one judged absolutely: a version beyond `bound` (x `limit` for
+  gauges). `monitoring.thresholds` sets the bounds of `errors` (`ChatApiHighErrorRatio`),
+  `latency-p95` and `restarts`.
+
+Besides the catalogue: the request rate (traffic panels, and the least traffic an
+alert needs), and, with the mesh, Istio's view (`istio_requests_total`) of the same
+pods, labelled by Istio with the destination workload and version, and (through the
+CanaryRouter's Telemetry) the request host. Mirrored requests carry a `-shadow` host:
+Istio's patient-traffic series leave them out and a shadow series counts them. The
+app's own series cannot tell them apart, so while a mirror is on, judge the canary on
+the Istio series.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence
 
 from core.settings import ThresholdSettings
+from core.signals import DEFAULT_SERVICE, Signal, catalogue, render, selectors
 
 BY = "namespace, track, version"
-APP_SELECTOR = 'job=~".*chat-api.*"'
+NAMESPACES = 'namespace=~"carepath-.*"'  # the rules cover every stack's namespace
 RUNBOOK = "https://github.com/carepath/deploy/blob/main/README.md#alerts"
 
 REQUESTS = "carepath:http_requests:rate5m"
-ERRORS = "carepath:http_errors:rate5m"
-ERROR_RATIO = "carepath:http_errors:ratio_rate5m"
-LATENCY = "carepath:http_request_duration_seconds:p{quantile}_5m"
 MESH_REQUESTS = "carepath:istio_requests:rate5m"
 MESH_ERROR_RATIO = "carepath:istio_errors:ratio_rate5m"
 SHADOW_REQUESTS = "carepath:istio_shadow_requests:rate5m"
 SHADOW_HOST = '".*-shadow(:[0-9]+)?"'
-QUANTILES = (50, 95, 99)
+
+# Counts are judged over the last 15 minutes (a restart is rare, 5 minutes would forget it).
+WINDOWS = {"count": "15m"}
+UNITS = {"ratio": "percentunit", "s": "s", "bytes": "bytes", "cores": "cores", "tokens": "short"}
+HUMANIZE = {"ratio": "humanizePercentage", "s": "humanizeDuration", "bytes": "humanize1024"}
+
+VERSION = "{{ $labels.version }}"
+TRACK = "{{ $labels.track }}"
+ROLL_BACK = "Canary: make abort STACK=<stack>. Blue/green: make rollback-switch. Rolling: make rollback TAG=<previous>."
+RELATIVE_RUNBOOK = (
+    "make abort STACK=<stack>: all traffic returns to stable in one pulumi up. Then compare the two versions "
+    "on this signal's dashboard panel and read the canary's logs."
+)
+# What to do when an absolute alert fires; signals not named here get ABSOLUTE_RUNBOOK.
+RUNBOOKS = {
+    "errors": f"{ROLL_BACK} Then read the version's logs for the failing requests.",
+    "latency-p95": "Compare with the other track's p95 on the dashboard; if only the new version is slow, hold or roll back "
+    "the release. If all versions are slow, check the model backend and CPU throttling.",
+    "restarts": "kubectl describe pod and kubectl logs --previous; OOMKilled means raising chatApi.resources.limits.memory.",
+    "pods-not-ready": "kubectl rollout status and kubectl get events in the namespace: failing probes, a bad image, or no "
+    "capacity to schedule. A stuck rollout also fails pulumi up after progressDeadlineSeconds.",
+    "cpu": "A container at its CPU limit is throttled and answers slowly: raise chatApi.resources.limits.cpu or the "
+    "replicas; if only the new version needs more, roll it back.",
+    "memory": "A container at its memory limit is OOM-killed: raise chatApi.resources.limits.memory; if only the new "
+    "version needs more, roll it back.",
+}
+ABSOLUTE_RUNBOOK = f"If only the new version is affected, roll it back. {ROLL_BACK} If every version is, the cause is outside the release."
 
 
-def _recording_rules() -> list[dict[str, Any]]:
-    rules = [
-        {"record": REQUESTS, "expr": f"sum by ({BY}) (rate(http_requests_total{{{APP_SELECTOR}}}[5m]))"},
-        {"record": ERRORS, "expr": f'sum by ({BY}) (rate(http_requests_total{{{APP_SELECTOR}, status=~"5.."}}[5m]))'},
-        # A version without a single 5xx has no error series: count it as 0, not as missing.
-        {"record": ERROR_RATIO, "expr": f"({ERRORS} or {REQUESTS} * 0) / {REQUESTS}"},
-    ]
-    rules += [
-        {
-            "record": LATENCY.format(quantile=q),
-            "expr": f"histogram_quantile(0.{q:02d}, sum by ({BY}, le) (rate(http_request_duration_seconds_bucket{{{APP_SELECTOR}}}[5m])))",
-        }
-        for q in QUANTILES
-    ]
-    # Istio's view of the same pods, by the destination workload's labels.
-    destination = 'reporter="destination", destination_workload=~"chat-api.*"'
+@dataclass(frozen=True)
+class Recorded:
+    """One series recorded for a signal, and which way it gets worse."""
+
+    record: str
+    worse: str  # ">": higher is worse, "<": lower is
+    quantile: Optional[float] = None  # distributions
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _snake(signal: Signal) -> str:
+    return signal.name.replace("-", "_")
+
+
+def _camel(name: str) -> str:
+    """`time-to-first-token` -> `TimeToFirstToken`."""
+    return "".join(part.capitalize() for part in re.split(r"[-_]", name))
+
+
+def _quantile(name: str, quantile: float, worse: str) -> Recorded:
+    return Recorded(f"carepath:{name}:p{quantile * 100:g}_5m", worse, quantile)
+
+
+def recorded(signal: Signal) -> tuple[Recorded, ...]:
+    """The signal's recording rules, the judged one first."""
+    name, worse = _snake(signal), "<" if signal.direction == "down" else ">"
+    if signal.kind == "ratio":
+        return (Recorded(f"carepath:{name}:ratio_rate5m", worse),)
+    if signal.kind == "distribution":
+        judged = _quantile(name, signal.quantile, worse)
+        # `either`: output drifting longer shows at the quantile, shorter at 1 - quantile.
+        return (judged, _quantile(name, round(1 - signal.quantile, 6), "<")) if signal.direction == "either" else (judged,)
+    if signal.kind == "gauge":
+        return (Recorded(f"carepath:{name}:avg5m", worse),)
+    return (Recorded(f"carepath:{name}:increase{WINDOWS['count']}", worse),)
+
+
+def limit_record(signal: Signal) -> str:
+    return f"carepath:{_snake(signal)}:limit"
+
+
+def _signal_rules(signal: Signal, service: str) -> list[dict[str, Any]]:
+    values = {**selectors(service, NAMESPACES), "by": BY, "window": WINDOWS.get(signal.kind, "5m")}
+    numerator, denominator, query, limit = (
+        render(template, **values) for template in (signal.numerator, signal.denominator, signal.query, signal.limit)
+    )
+    rules = []
+    for side in recorded(signal):
+        if signal.kind == "ratio":
+            # A version without a single numerator event has no numerator series: count it as 0, not as missing.
+            expr = f"({numerator} or ({denominator}) * 0) / ({denominator})"
+        elif signal.kind == "distribution":
+            expr = f"histogram_quantile({side.quantile:g}, {query})"
+        else:
+            expr = query
+        rules.append({"record": side.record, "expr": expr})
+    return rules + ([{"record": limit_record(signal), "expr": limit}] if signal.limit else [])
+
+
+def _mesh_rules(service: str) -> list[dict[str, Any]]:
+    """Istio's view of the same pods, by the destination workload's labels."""
+    destination = f'reporter="destination", destination_workload=~"{service}.*"'
     patients = f"{destination}, request_host!~{SHADOW_HOST}"
     mesh_by = "destination_workload_namespace, destination_workload, destination_version"
     mesh_errors = f'sum by ({mesh_by}) (rate(istio_requests_total{{{patients}, response_code=~"5.."}}[5m]))'
-    rules += [
+    return [
         {"record": MESH_REQUESTS, "expr": f"sum by ({mesh_by}) (rate(istio_requests_total{{{patients}}}[5m]))"},
         {"record": MESH_ERROR_RATIO, "expr": f"({mesh_errors} or {MESH_REQUESTS} * 0) / {MESH_REQUESTS}"},
         {
@@ -61,80 +160,119 @@ def _recording_rules() -> list[dict[str, Any]]:
             "expr": f"sum by ({mesh_by}) (rate(istio_requests_total{{{destination}, request_host=~{SHADOW_HOST}}}[5m]))",
         },
     ]
-    return rules
 
 
-def _alert(name: str, expr: str, duration: str, severity: str, summary: str, description: str, runbook: str) -> dict[str, Any]:
+def _recording_rules(signals: Sequence[Signal], service: str) -> list[dict[str, Any]]:
+    requests = render("sum by ($by) (rate(http_requests_total{$app}[5m]))", **selectors(service, NAMESPACES), by=BY)
+    rules = [{"record": REQUESTS, "expr": requests}]
+    for signal in signals:
+        rules += _signal_rules(signal, service)
+    return rules + _mesh_rules(service)
+
+
+def _alert_bounds(thresholds: ThresholdSettings) -> dict[str, float]:
+    """Absolute alert bounds `monitoring.thresholds` sets; they win over the catalogue's (the release gate's),
+    and give an absolute alert to a signal the catalogue judges relatively only (latency-p95)."""
+    # `restarts` is the count that alerts; a bound is the worst acceptable value.
+    return {"errors": thresholds.error_ratio, "latency-p95": thresholds.latency_p95_seconds, "restarts": thresholds.restarts - 1}
+
+
+def _relative_level(signal: Signal, side: Recorded, reference: str, margin: float) -> str:
+    """The level past which the candidate's `side` is `bad` x worse than `reference`. Ratios compare
+    bad shares, plus `margin`, so that a flawless reference does not make one failure an alert."""
+    if signal.kind != "ratio":
+        return f"{signal.bad:g} * {reference}" if side.worse == ">" else f"{reference} / {signal.bad:g}"
+    if side.worse == ">":
+        return f"{signal.bad:g} * {reference} + {margin:g}"
+    return f"1 - ({signal.bad:g} * (1 - {reference}) + {margin:g})"  # a good share: its complement is the bad one
+
+
+def _worse_than_stable(signal: Signal, side: Recorded, margin: float) -> str:
+    canary, stable = f'{side.record}{{track="canary"}}', f'{side.record}{{track="stable"}}'
+    # group_left keeps the canary's labels (its version) on the result; the level needs no parentheses (arithmetic
+    # binds tighter than a comparison), and must have none: after group_left they would read as a label list.
+    return f"({canary} {side.worse} ignoring (track, version) group_left {_relative_level(signal, side, stable, margin)})"
+
+
+def _enough_traffic(expr: str, thresholds: ThresholdSettings) -> str:
+    """A quiet version never alerts on two requests."""
+    return f"({expr}) and on ({BY}) ({REQUESTS} > {thresholds.min_requests_per_second:g})"
+
+
+def _alert(signal: Signal, service: str, name: str, expr: str, summary: str, description: str, runbook: str) -> dict[str, Any]:
+    """Critical for a signal that can roll a release back, a warning for an advisory one."""
     return {
         "alert": name,
         "expr": expr,
-        "for": duration,
-        "labels": {"severity": severity, "service": "chat-api"},
-        "annotations": {"summary": summary, "description": description, "runbook": runbook, "runbook_url": RUNBOOK},
+        "for": "0m" if signal.kind == "count" else "5m" if signal.critical else "10m",  # a count already spans its window
+        "labels": {"severity": "critical" if signal.critical else "warning", "service": service, "signal": signal.name},
+        "annotations": {
+            "summary": summary,
+            "description": f"{_capital(description)}.",
+            "runbook": runbook,
+            "runbook_url": RUNBOOK,
+        },
     }
 
 
-def _alerts(thresholds: ThresholdSettings) -> list[dict[str, Any]]:
-    enough = f"{REQUESTS} > {thresholds.min_requests_per_second}"
-    return [
-        _alert(
-            "ChatApiHighErrorRatio",
-            f"({ERROR_RATIO} > {thresholds.error_ratio}) and on ({BY}) ({enough})",
-            "5m",
-            "critical",
-            "chat-api {{ $labels.version }} ({{ $labels.track }}) answers 5xx to {{ $value | humanizePercentage }} of requests",
-            f"More than {thresholds.error_ratio:.2%} of requests to this version failed with a 5xx over 5 minutes.",
-            "Canary: make abort. Blue/green: make rollback-switch. Rolling: make rollback TAG=<previous>. "
-            "Then read the version's logs for the failing requests.",
-        ),
-        _alert(
-            "ChatApiHighLatencyP95",
-            f"({LATENCY.format(quantile=95)} > {thresholds.latency_p95_seconds}) and on ({BY}) ({enough})",
-            "10m",
-            "warning",
-            "chat-api {{ $labels.version }} ({{ $labels.track }}) p95 latency is {{ $value | humanizeDuration }}",
-            f"The 95th percentile of request duration for this version stayed above {thresholds.latency_p95_seconds}s for 10 minutes.",
-            "Compare with the other track's p95 on the dashboard; if only the new version is slow, hold or roll back "
-            "the release. If all versions are slow, check the model backend and CPU throttling.",
-        ),
-        _alert(
-            "ChatApiPodRestarts",
-            f'sum by (namespace, pod) (increase(kube_pod_container_status_restarts_total{{container="chat-api"}}[15m])) >= {thresholds.restarts}',
-            "0m",
-            "warning",
-            "chat-api pod {{ $labels.pod }} restarted {{ $value }} times in 15 minutes",
-            "The container keeps restarting: crashes, OOM kills or failed liveness probes.",
-            "kubectl describe pod and kubectl logs --previous; OOMKilled means raising chatApi.resources.limits.memory.",
-        ),
-        _alert(
-            "ChatApiPodsNotReady",
-            'sum by (namespace, deployment) (kube_deployment_status_replicas_unavailable{deployment=~"chat-api.*"}) > 0',
-            "10m",
-            "warning",
-            "{{ $value }} pods of {{ $labels.deployment }} are not ready",
-            "Pods failing readiness for 10 minutes: a stuck rollout, failing probes, or no capacity to schedule.",
-            "kubectl rollout status and kubectl get events in the namespace; a stuck rollout also fails pulumi up "
-            "after progressDeadlineSeconds.",
-        ),
-        _alert(
-            "ChatApiCanaryWorseThanStable",
-            # group_left keeps the canary's labels (its version) on the result.
-            f'({ERROR_RATIO}{{track="canary"}} - ignoring (track, version) group_left {ERROR_RATIO}{{track="stable"}} > {thresholds.canary_error_margin}) '
-            f'and ignoring (track, version) ({REQUESTS}{{track="canary"}} > {thresholds.min_requests_per_second})',
-            "5m",
-            "critical",
-            "canary {{ $labels.version }} fails {{ $value | humanizePercentage }} more requests than stable",
-            f"The canary's 5xx ratio exceeds stable's by more than {thresholds.canary_error_margin:.2%}.",
-            "make abort STACK=<stack>: all traffic returns to stable in one pulumi up.",
-        ),
-    ]
+def _value(signal: Signal) -> str:
+    return "{{ $value | " + HUMANIZE.get(signal.unit, "humanize") + " }}"
 
 
-def rule_groups(thresholds: ThresholdSettings) -> list[dict[str, Any]]:
+def _relative_alert(signal: Signal, service: str, thresholds: ThresholdSettings) -> dict[str, Any]:
+    margin = thresholds.canary_error_margin
+    worse = [_worse_than_stable(signal, side, margin) for side in recorded(signal)]
+    in_events = f" in bad events, plus {margin:.2%}" if signal.kind == "ratio" else ""
+    return _alert(
+        signal,
+        service,
+        f"{_camel(service)}{_camel(signal.name)}WorseThanStable",
+        _enough_traffic(" or ".join(worse), thresholds),
+        f"{signal.summary}: {_value(signal)} for canary {VERSION}, worse than stable",
+        f"{signal.summary}: the canary is worse than stable by more than {signal.bad:g}x{in_events}",
+        RELATIVE_RUNBOOK,
+    )
+
+
+def _absolute_alert(signal: Signal, service: str, thresholds: ThresholdSettings, bound: float) -> dict[str, Any]:
+    side = recorded(signal)[0]  # the bound is for the judged series
+    if signal.kind == "ratio" and side.worse == "<":
+        bound = 1 - bound  # a ratio's bound is on the bad share, this series is the good one
+    value = f"floor({side.record})" if signal.kind == "count" else side.record  # increase() extrapolates past whole events
+    expr = f"{value} {side.worse} {bound:g}" + (f" * {limit_record(signal)}" if signal.limit else "")
+    if signal.limit:
+        bound_text = f"{bound:.0%} of the limit"
+    else:
+        bound_text = f"{bound:.2%}" if signal.unit == "ratio" else f"{bound:g} {signal.unit}"
+    return _alert(
+        signal,
+        service,
+        # The README and runbooks know the 5xx alert by this name.
+        f"{_camel(service)}HighErrorRatio" if signal.name == "errors" else f"{_camel(service)}High{_camel(signal.name)}",
+        _enough_traffic(expr, thresholds) if signal.statistical else expr,
+        f"{signal.summary}: {_value(signal)} for {service} {VERSION} ({TRACK})",
+        f"{signal.summary}: {'above' if side.worse == '>' else 'below'} {bound_text} for this version",
+        RUNBOOKS.get(signal.name, ABSOLUTE_RUNBOOK),
+    )
+
+
+def _alerts(signals: Sequence[Signal], service: str, thresholds: ThresholdSettings) -> list[dict[str, Any]]:
+    bounds = _alert_bounds(thresholds)
+    alerts = []
+    for signal in signals:
+        if signal.judged in ("relative", "both"):
+            alerts.append(_relative_alert(signal, service, thresholds))
+        bound = bounds.get(signal.name, None if signal.judged == "relative" else signal.bound)
+        if bound is not None:
+            alerts.append(_absolute_alert(signal, service, thresholds, bound))
+    return alerts
+
+
+def rule_groups(thresholds: ThresholdSettings, signals: Sequence[Signal] = catalogue(), service: str = DEFAULT_SERVICE) -> list[dict[str, Any]]:
     """Prometheus rule groups: recording rules first (the alerts and the dashboard read them)."""
     return [
-        {"name": "carepath-chat-api.recording", "interval": "30s", "rules": _recording_rules()},
-        {"name": "carepath-chat-api.alerts", "rules": _alerts(thresholds)},
+        {"name": f"carepath-{service}.recording", "interval": "30s", "rules": _recording_rules(signals, service)},
+        {"name": f"carepath-{service}.alerts", "rules": _alerts(signals, service, thresholds)},
     ]
 
 
@@ -150,18 +288,19 @@ def _panel(panel_id: int, title: str, targets: list[tuple[str, str]], unit: str,
     }
 
 
-def dashboard() -> dict[str, Any]:
-    """The Grafana dashboard: traffic, errors and latency per version, the weight each track
-    gets, restarts, CPU and memory, with Deployment changes as release annotations."""
-    pods = 'namespace=~"carepath-.*", container="chat-api"'
+def _signal_panel(signal: Signal) -> tuple[str, list[tuple[str, str]], str]:
+    sides = recorded(signal)
+    targets = [(side.record, ("" if len(sides) == 1 else f"p{side.quantile * 100:g} ") + "{{track}} {{version}}") for side in sides]
+    if signal.limit:
+        targets.append((limit_record(signal), "limit {{track}} {{version}}"))
+    return _capital(signal.summary), targets, UNITS.get(signal.unit, "short")
+
+
+def dashboard(signals: Sequence[Signal] = catalogue()) -> dict[str, Any]:
+    """The Grafana dashboard: traffic per version and the weight each track gets, Istio's view, then one
+    panel per signal, with Deployment changes as release annotations."""
     panels = [
         ("Requests per second by version", [(f"sum by (track, version) ({REQUESTS})", "{{track}} {{version}}")], "reqps"),
-        ("5xx ratio by version", [(f"{ERROR_RATIO}", "{{track}} {{version}}")], "percentunit"),
-        (
-            "Latency p50 / p95 / p99 by version",
-            [(LATENCY.format(quantile=q), f"p{q} {{{{track}}}} {{{{version}}}}") for q in QUANTILES],
-            "s",
-        ),
         (
             "Traffic weight by track (observed)",
             [(f"sum by (track) ({REQUESTS}) / ignoring (track) group_left sum({REQUESTS})", "{{track}}")],
@@ -177,17 +316,7 @@ def dashboard() -> dict[str, Any]:
             [(f"sum by (destination_version) ({SHADOW_REQUESTS})", "{{destination_version}}")],
             "reqps",
         ),
-        (
-            "Pod restarts (15m)",
-            [(f"sum by (pod) (increase(kube_pod_container_status_restarts_total{{{pods}}}[15m]))", "{{pod}}")],
-            "short",
-        ),
-        (
-            "CPU by pod",
-            [(f"sum by (pod) (rate(container_cpu_usage_seconds_total{{{pods}}}[5m]))", "{{pod}}")],
-            "cores",
-        ),
-        ("Memory by pod", [(f"sum by (pod) (container_memory_working_set_bytes{{{pods}}})", "{{pod}}")], "bytes"),
+        *(_signal_panel(signal) for signal in signals),
     ]
     return {
         "uid": "carepath-chat-api-releases",

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal, Optional
+from typing import Literal, Optional, Sequence
 
 from core.settings import COLOURS, Settings
 
@@ -90,6 +90,25 @@ def idle_colour(active: str) -> str:
 def canary_replicas(stable_replicas: int, weight: int) -> int:
     """The canary's share of the stable size, at least one pod, never more than stable."""
     return min(stable_replicas, max(1, math.ceil(stable_replicas * weight / 100)))
+
+
+def next_weight(steps: Sequence[int], current: int, requests_per_second: float, interval_seconds: float, min_step_requests: int, budget_seconds: float) -> int:
+    """The next canary weight: the next step of the ladder whose `min_step_requests` arrive within
+    `budget_seconds` at the service's traffic (the last step always qualifies).
+
+    Exposure is counted in requests, not minutes: at high traffic the release starts at the
+    ladder's smallest weight, so few patients meet an unproven canary and a bad one fails few
+    requests per check; at low traffic the steps too slow to fill are skipped, so a decision
+    comes within the budget. A step is never shorter than one check `interval_seconds`. Unknown
+    traffic (0) moves one step at a time."""
+    following = [step for step in steps if step > current]
+    if requests_per_second <= 0:  # traffic unknown: one step at a time
+        return following[0] if following else current
+    for step in following:
+        rate = requests_per_second * step / 100
+        if rate > 0 and max(min_step_requests / rate, interval_seconds) <= budget_seconds:
+            return step
+    return following[-1] if following else current
 
 
 def plan_release(settings: Settings) -> ReleasePlan:

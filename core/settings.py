@@ -37,6 +37,7 @@ from pydantic.dataclasses import dataclass
 from pydantic_core import PydanticCustomError
 
 from core.quantity import parse_quantity
+from core.signals import CHAT_API, PLACEHOLDERS, unknown_placeholders
 
 NAMESPACE = "carepath"
 STRATEGIES = ("rolling", "canary", "blue-green")
@@ -315,7 +316,7 @@ class CanarySettings:
     replicas: Optional[Count] = None  # unset: its share of the stable count, at least 1
     stickiness: bool = True  # a conversation stays on the track it was first sent to
     mirror: Optional[MirrorSettings] = None  # applies while a canary is in flight; opens the driver's shadow step
-    steps: Steps = (5, 10, 25, 50, 75, 100)
+    steps: Steps = (1, 5, 10, 25, 50, 75, 100)  # steps too slow to fill at the current traffic are skipped
     header: HeaderSettings = field(default_factory=HeaderSettings)
 
 
@@ -342,21 +343,62 @@ class SmokeCheck:
     status: Annotated[int, _between(100, 599)] = 200
 
 
+SignalName = Annotated[str, _matching(r"[a-z][a-z0-9-]{0,62}", "a signal name (lowercase letters, digits, '-')")]
+
+
+def _template(value: str) -> str:
+    unknown = unknown_placeholders(value)
+    if unknown:
+        raise _problem(f"uses {', '.join('$' + u for u in unknown)}; the placeholders are {', '.join('$' + p for p in sorted(PLACEHOLDERS))}")
+    if "$by" not in value:
+        raise _problem("must aggregate by the version label: `sum by ($by) (...)` (histograms: `by ($by, le)`)")
+    if "$window" not in value and "[" not in value:
+        raise _problem("reads no window: use `[$window]` (e.g. `increase(x_total{$app}[$window])`)")
+    return value
+
+
+Template = Annotated[str, AfterValidator(_template)]
+
+
+@dataclass(frozen=True, config=_SECTION)
+class SignalSettings:
+    """One entry of `rollout.analysis.signals`: a change to a default signal (by name), or a new
+    one (`core.signals`). Unset fields keep the default's value; a new signal names its kind,
+    summary, unit and queries. `enabled: false` drops a default signal."""
+
+    name: SignalName
+    enabled: bool = True
+    kind: Optional[Literal["ratio", "distribution", "gauge", "count"]] = None
+    summary: Optional[Annotated[str, _matching(r".{1,200}", "one line of at most 200 characters")]] = None
+    unit: Optional[Annotated[str, _matching(r"[a-z%]{1,16}", "a unit such as ratio, s, tokens, bytes")]] = None
+    direction: Optional[Literal["up", "down", "either"]] = None
+    judged: Optional[Literal["relative", "absolute", "both"]] = None
+    critical: Optional[bool] = None
+    numerator: Optional[Template] = None
+    denominator: Optional[Template] = None
+    query: Optional[Template] = None
+    limit: Optional[Template] = None
+    quantile: Optional[Fraction] = None
+    good: Optional[Positive] = None
+    bad: Optional[Positive] = None
+    bound: Optional[Positive] = None
+    weight: Optional[Positive] = None
+
+
 @dataclass(frozen=True, config=_SECTION)
 class AnalysisSettings:
-    """The release driver's gates (see `release.analysis`)."""
+    """The release driver's judge (see `release.judge`) and its pace."""
 
     interval_seconds: Annotated[int, _between(1, 600)] = 10
-    alpha: Fraction = 0.05  # bound on rolling back a good canary
-    beta: Fraction = 0.01  # bound on promoting a bad canary
-    good_factor: Positive = 2.0
-    bad_factor: Positive = 5.0
-    min_step_requests: Annotated[int, _between(1, 1_000_000)] = 50
-    latency_tolerance: Positive = 1.25
-    latency_breaches: Annotated[int, _between(1, 100)] = 3
-    max_metric_errors: Annotated[int, _between(1, 100)] = 5  # consecutive failed queries before aborting
-    bake_seconds: Annotated[int, _between(0, 86400)] = 300  # watch after a blue/green switch or a rolling update
+    alpha: Fraction = 0.05  # bound on rolling back a good candidate, for all gates together
+    beta: Fraction = 0.01  # bound on promoting a candidate `bad` x worse on a critical gate
+    min_step_requests: Annotated[int, _between(1, 1_000_000)] = 50  # canary requests before a step may advance
+    step_budget_seconds: Annotated[int, _between(10, 3600)] = 60  # skip steps that fill slower at the current traffic
+    max_inconclusive_seconds: Annotated[int, _between(10, 86400)] = 300  # no usable data this long: abort
+    baseline_seconds: Annotated[int, _between(60, 86400)] = 1800  # the reference's history the judge starts from
+    bake_seconds: Annotated[int, _between(0, 86400)] = 300  # least watch after a blue/green switch or a rolling update
     smoke_checks: tuple[SmokeCheck, ...] = (SmokeCheck(path="/healthz"),)
+    signals: tuple[SignalSettings, ...] = ()
 
 
 @dataclass(frozen=True, config=_SECTION)
@@ -632,11 +674,7 @@ def _rollout_problems(rollout: RolloutSettings) -> list[str]:
             f"{NAMESPACE}:rollout.canary.weight: {canary.weight} needs rollout.canary.tag "
             "(no canary in flight means no tag and weight 0)"
         )
-    analysis = rollout.analysis
-    if analysis.good_factor >= analysis.bad_factor:
-        problems.append(
-            f"{NAMESPACE}:rollout.analysis: goodFactor {analysis.good_factor:g} must be below badFactor {analysis.bad_factor:g}"
-        )
+    problems += _signal_problems(rollout.analysis.signals)
     blue_green = rollout.blue_green
     if blue_green.green_weight is not None and blue_green.idle_replicas is not None:
         problems.append(
@@ -649,6 +687,52 @@ def _rollout_problems(rollout: RolloutSettings) -> list[str]:
                 problems.append(
                     f"{NAMESPACE}:rollout.blueGreen.{colour}.tag is required: the blue-green strategy runs both colours"
                 )
+    return problems
+
+
+_NEW_SIGNAL_NEEDS = {"ratio": ("numerator", "denominator"), "distribution": ("query",), "gauge": ("query",), "count": ("query", "bound")}
+
+
+def _signal_problems(entries: tuple[SignalSettings, ...]) -> list[str]:
+    """What a signal entry cannot mean, checked against the default catalogue it changes."""
+    problems: list[str] = []
+    defaults = {s.name: s for s in CHAT_API}
+    seen: set[str] = set()
+    for index, entry in enumerate(entries):
+        key = f"{NAMESPACE}:rollout.analysis.signals[{index}]"
+        if entry.name in seen:
+            problems.append(f"{key}.name: {entry.name!r} is listed twice; merge the two entries")
+        seen.add(entry.name)
+        if not entry.enabled:
+            if entry.name not in defaults:
+                problems.append(f"{key}.enabled: false, but {entry.name!r} is not a default signal (defaults: {', '.join(defaults)})")
+            continue
+        set_fields = {f.name: getattr(entry, f.name) for f in fields(entry) if getattr(entry, f.name) is not None}
+        base = defaults.get(entry.name)
+        kind = entry.kind or (base.kind if base else None)
+        if base is None:
+            hint = difflib.get_close_matches(entry.name, defaults, n=1)
+            missing = [camel for camel in ("kind", "summary", "unit") if camel not in set_fields]
+            missing += [to_camel(q) for q in _NEW_SIGNAL_NEEDS.get(kind or "", ()) if q not in set_fields]
+            if missing:
+                also = f" (or did you mean the default {hint[0]!r}?)" if hint else ""
+                problems.append(f"{key}: a new signal {entry.name!r} needs {', '.join(missing)}{also}")
+        elif entry.kind is not None and entry.kind != base.kind:
+            problems.append(f"{key}.kind: {entry.kind!r} changes the kind of the default {entry.name!r} ({base.kind}); add a new signal instead")
+        merged_good = entry.good if entry.good is not None else (base.good if base else 1.0)
+        merged_bad = entry.bad if entry.bad is not None else (base.bad if base else 2.0)
+        if merged_good >= merged_bad:
+            problems.append(f"{key}: good {merged_good:g} must be below bad {merged_bad:g} (both are factors on the reference's share)")
+        judged = entry.judged or (base.judged if base else "relative")
+        bound = entry.bound if entry.bound is not None else (base.bound if base else None)
+        if judged in ("absolute", "both") and bound is None:
+            problems.append(f"{key}.bound is required: the signal is judged {judged!r}")
+        if judged != "relative" and kind == "distribution":
+            problems.append(f"{key}.judged: {judged!r} is not available for distributions; they are judged against the reference")
+        if kind == "count" and judged != "absolute":
+            problems.append(f"{key}.judged: counts are judged 'absolute' (against bound), not {judged!r}")
+        if kind == "ratio" and bound is not None and bound >= 1:
+            problems.append(f"{key}.bound: {bound:g} is not a share between 0 and 1")
     return problems
 
 

@@ -7,20 +7,30 @@
 
 The stack is the real one (Automation API, needs the Pulumi CLI) or, with
 --offline, a rehearsal on the offline plan engine that checks the design's
-invariants after every update. Every decision is appended to the audit log.
+invariants after every update. With --scenario (good, bad-model, slow-first-token,
+errors, no-metrics, long-answers, nan), `run --offline` also starts a synthetic
+chat-api whose candidate behaves as the scenario says and a real Prometheus on
+loopback scraping it (both stopped after), at a faster pace. Every decision is
+appended to the audit log.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 from core.release import plan_release
+from core.settings import SettingsError
 from offline.harness import ROOT, STACKS
+from rehearsal import SCENARIOS
+from rehearsal.run import HISTORY_STEP, PACE, rehearsal
 from release.audit import AuditLog
 from release.driver import Driver
-from release.ports import MetricsError, StackError
+from release.judge import Ratio
+from release.ports import Metrics, MetricsError, StackError
 from release.prometheus import PrometheusMetrics
 from release.report import render
 from release.stacks import AutomationStack, OfflineStack
@@ -36,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--audit-log", type=Path, help="default: .carepath/audit/<stack>.jsonl")
     parser.add_argument("--report", type=Path, help="write the HTML report here at the end of `run`")
     parser.add_argument("--abort-on-failure", action="store_true", help="abort the canary when pulumi up fails mid-release")
+    parser.add_argument("--scenario", choices=sorted(SCENARIOS), help="with run --offline: rehearse against a synthetic chat-api and a real Prometheus")
     return parser
 
 
@@ -44,10 +55,34 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("start", "run") and not args.tag:
         print(f"{args.command} needs --tag", file=sys.stderr)
         return 2
-    stack = OfflineStack(args.stack) if args.offline else AutomationStack(args.stack)
+    if args.scenario and not (args.offline and args.command == "run"):
+        print("--scenario rehearses a whole release: use it with `run --offline`", file=sys.stderr)
+        return 2
+    try:
+        stack = OfflineStack(args.stack, PACE if args.scenario else None) if args.offline else AutomationStack(args.stack)
+    except SettingsError as error:
+        print(f"{args.stack}: {error}", file=sys.stderr)
+        return 2
     audit = AuditLog(args.audit_log or ROOT / ".carepath" / "audit" / f"{args.stack}.jsonl", args.stack)
-    metrics = PrometheusMetrics(args.prometheus)
-    driver = Driver(stack, metrics, audit, abort_on_failure=args.abort_on_failure)
+    if args.scenario:
+        with rehearsal(stack, args.tag, args.scenario) as (url, service):
+            print(f"rehearsal: scenario {args.scenario}, Prometheus {url}, synthetic chat-api {service.url}")
+            smoke = lambda address: _status_of(service.url + "/" + address.split("/", 3)[-1])  # noqa: E731
+            driver = Driver(stack, PrometheusMetrics(url), audit, http_get=smoke, history_step=HISTORY_STEP)
+            return _command(args, driver, audit)
+    return _command(args, Driver(stack, PrometheusMetrics(args.prometheus), audit, abort_on_failure=args.abort_on_failure), audit)
+
+
+def _status_of(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 (the rehearsal's own loopback service)
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def _command(args: argparse.Namespace, driver: Driver, audit: AuditLog) -> int:
+    metrics = driver.metrics
     try:
         if args.command == "status":
             print(status(driver, metrics))
@@ -63,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
             run = driver.run(args.tag)
             print(f"{args.tag} on {args.stack}: {run.outcome}" + (f" ({run.message})" if run.message else ""))
             if args.report:
-                args.report.write_text(render(args.stack, args.tag, run, audit.entries()))
+                args.report.write_text(render(run, audit.entries(), driver.signals()))
                 print(f"report: {args.report}")
             return 0 if run.outcome in ("promoted", "switched") else 1
     except StackError as error:
@@ -75,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def status(driver: Driver, metrics: PrometheusMetrics) -> str:
+def status(driver: Driver, metrics: Metrics) -> str:
     settings = driver.settings()
     plan = plan_release(settings)
     lines = [f"stack {settings.stack}: strategy {settings.rollout.strategy}"]
@@ -83,14 +118,17 @@ def status(driver: Driver, metrics: PrometheusMetrics) -> str:
     for track in plan.tracks:
         route = f"{weights[track.track]} %" if track.track in weights else ("test listener" if track.track == plan.test_track else "no traffic")
         lines.append(f"  {track.deployment:<16} {track.tag:<12} {track.replicas} replicas  {route}")
+    ratios = [s for s in driver.signals() if s.kind == "ratio"]
+    tracks = {t.track: t.track for t in plan.tracks}
     try:
-        samples = metrics.sample(settings.namespace, 300, 300)
-        for track, sample in sorted(samples.items()):
-            ratio = f"{sample.error_ratio * 100:.2f} %" if sample.error_ratio is not None else "-"
-            p95 = f"{sample.p95_seconds:.2f} s" if sample.p95_seconds is not None else "-"
-            lines.append(f"  live {track:<8} {sample.requests / 300:.1f} req/s  5xx {ratio}  p95 {p95} (last 5 m)")
+        readings = metrics.read(settings.namespace, ratios, "track", tracks, 300, 300)
     except MetricsError as error:
-        lines.append(f"  live health unavailable: {error}")
+        return "\n".join([*lines, f"  live health unavailable: {error}"])
+    for track in tracks:
+        shares = [f"{s.name} {r.bad / r.total:.2%}" for s in ratios if isinstance(r := readings.get(s.name, {}).get(track), Ratio) and r.total > 0]
+        requests = readings.get("errors", {}).get(track)
+        rate = f"{requests.total / 300:.1f} req/s" if isinstance(requests, Ratio) else "no data"
+        lines.append(f"  live {track:<8} {rate}  " + ", ".join(shares) + " (last 5 m)")
     return "\n".join(lines)
 
 

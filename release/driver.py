@@ -4,19 +4,29 @@ It changes only the stack's config and runs `up`, so Pulumi stays the one owner
 of every weight and the stack's config always says where a release stands:
 rerunning `run` after Ctrl-C or a crash resumes from it.
 
-- canary: start at the first step (with `rollout.canary.mirror`, at a shadow step
-  of weight 0 first); each `interval`, analyse (`release.analysis`) and advance,
-  hold or abort; promote after the last step.
-- blue-green: deploy the candidate to the idle colour, smoke-test it through the
-  test listener, switch, bake while comparing it with the colour it replaced,
-  switch back on failure.
-- rolling: set the tag (Kubernetes rolls the pods), bake against the previous
-  version's numbers, roll back to the previous tag on failure.
+One judge (`release.judge`, over the signal catalogue of `core.signals`) for every
+strategy; what differs is who is compared with whom (`Comparison`):
 
-Faults: a failed metrics query holds (never advances blind) and `max_metric_errors`
-in a row abort; a failed `up` stops with the error and leaves traffic where it
-is (or aborts, with `abort_on_failure`); a held stack lock stops with a clear
-message. Every decision goes to the audit log.
+- canary: the `canary` track against `stable`, live, from the reference's baseline
+  (`rollout.analysis.baselineSeconds` of stable before the release). Each `interval`,
+  judge, then hold, advance, roll back or promote. Weights follow the ladder
+  `rollout.canary.steps`, sized by the traffic (`core.release.next_weight`); a step
+  advances after `minStepRequests` canary requests while the evidence favours the
+  canary, and the canary is promoted from the last step once every critical gate
+  accepts it. With `rollout.canary.mirror`, a shadow step of weight 0 opens the release.
+- blue-green: deploy the candidate to the idle colour, smoke-test it through the test
+  listener, capture the active colour's baseline (none: the release stops, never judged
+  against nothing), switch, and judge the new colour against it for at least
+  `bakeSeconds` until every critical gate accepts; switch back on a rollback.
+- rolling: capture the running version's baseline, set the tag, and judge the new
+  version against the old one by `version` label while both serve, then against the
+  baseline; roll back to the previous tag on a rollback.
+
+Faults: no usable data for a critical signal, NaN, or a failed or malformed metrics
+answer holds (inconclusive, never a pass); `maxInconclusiveSeconds` of it aborts with
+that reason. A failed `up` stops with the error and leaves traffic where it is (or
+aborts, with `abort_on_failure`); a held stack lock stops with a clear message. Every
+decision goes to the audit log, tagged with the run's release id.
 """
 
 from __future__ import annotations
@@ -24,54 +34,33 @@ from __future__ import annotations
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
-from core.settings import AnalysisSettings, Settings, parse
-from core.release import canary_replicas, idle_colour, plan_release
-from release.analysis import AnalysisState, Gates, TrackSample, analyse
+from core.release import canary_replicas, idle_colour, next_weight, plan_release
+from core.settings import Settings, parse
+from core.signals import Signal, catalogue
 from release.audit import AuditLog
+from release.judge import CANDIDATE, REFERENCE, Check, Decision, JudgeState, Ratio, Reading, judge, since, start
 from release.ports import Metrics, MetricsError, Stack, StackError
+from release.record import Observation, ReleaseRun
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], None]
+HISTORY_STEP = 60.0  # the baseline's resolution: at least two scrapes per point
 
 
-def gates_from(analysis: AnalysisSettings) -> Gates:
-    return Gates(
-        alpha=analysis.alpha,
-        beta=analysis.beta,
-        good_factor=analysis.good_factor,
-        bad_factor=analysis.bad_factor,
-        min_step_requests=analysis.min_step_requests,
-        latency_tolerance=analysis.latency_tolerance,
-        latency_breaches=analysis.latency_breaches,
-    )
+@dataclass(frozen=True)
+class Comparison:
+    """Who is judged against whom: the label that tells versions apart, and its two values."""
 
-
-@dataclass
-class Observation:
-    """One analysis, for the progress line, the audit log and the report."""
-
-    seconds: float
-    step: int
-    weights: dict[str, int]
-    samples: dict[str, TrackSample]
-    verdict: str
-    reasons: tuple[str, ...]
-    llr: Optional[float] = None
-
-
-@dataclass
-class ReleaseRun:
-    outcome: str = "running"  # promoted | rolled back | switched | switched back | stopped
-    observations: list[Observation] = field(default_factory=list)
-    message: str = ""
+    by: str
+    candidate: str
+    reference: str
 
     @property
-    def last_reasons(self) -> str:
-        """Why the last analysis decided as it did (no analysis: the metrics never answered)."""
-        return "; ".join(self.observations[-1].reasons) if self.observations else "metrics unavailable"
+    def groups(self) -> dict[str, str]:
+        return {CANDIDATE: self.candidate, REFERENCE: self.reference}
 
 
 class Driver:
@@ -85,34 +74,48 @@ class Driver:
         show: Callable[[str], None] = print,
         abort_on_failure: bool = False,
         http_get: Optional[Callable[[str], int]] = None,
+        wall_clock: Clock = time.time,
+        history_step: float = HISTORY_STEP,
     ):
         self.stack, self.metrics, self.audit = stack, metrics, audit
-        self.clock, self.sleep, self.show = clock, sleep, show
+        self.clock, self.sleep, self.show, self.wall_clock = clock, sleep, show, wall_clock
         self.abort_on_failure = abort_on_failure
         self.http_get = http_get or _http_status
+        self.history_step = history_step
+        self.release_id: Optional[str] = None
 
     # --- state, read from the stack's config --------------------------------------
 
     def settings(self) -> Settings:
         return parse(self.stack.config(), self.stack.name, frozenset({"secrets"}))
 
-    def _up(self, action: str, **details: Any) -> None:
+    def signals(self) -> tuple[Signal, ...]:
+        return catalogue(overrides=self.settings().rollout.analysis.signals)
+
+    def _record(self, action: str, **details: Any) -> None:
+        if self.release_id:
+            details["release"] = self.release_id
         self.audit.record(action, **details)
+
+    def _up(self, action: str, **details: Any) -> None:
+        self._record(action, **details)
         try:
             self.stack.up()
         except StackError as error:
-            self.audit.record("up-failed", during=action, error=str(error))
+            self._record("up-failed", during=action, error=str(error))
             raise
 
     # --- canary ---------------------------------------------------------------
 
-    def start(self, tag: str) -> None:
+    def start(self, tag: str, first_weight: Optional[int] = None) -> None:
+        """canary: the first step (`first_weight`, default the ladder's first); blue-green: the
+        candidate on the idle colour; rolling: the new tag."""
         settings = self.settings()
         strategy = settings.rollout.strategy
         if strategy == "canary":
             # With a mirror, the release opens with a shadow step: weight 0, the canary judged on
             # copies of real requests (and testers') before any patient reaches it.
-            first = 0 if settings.rollout.canary.mirror else settings.rollout.canary.steps[0]
+            first = 0 if settings.rollout.canary.mirror else (first_weight or settings.rollout.canary.steps[0])
             self.stack.set("rollout.canary.tag", tag)
             self.stack.set("rollout.canary.weight", first)
             # Pinned, so a later weight step changes only the VirtualService (see `advance`).
@@ -128,8 +131,9 @@ class Driver:
             self.stack.set("chatApi.tag", tag)
             self._up("start", strategy=strategy, tag=tag, previous=settings.chat_api.tag)
 
-    def advance(self) -> int:
-        """The next canary step (promoting after the last); returns the new weight (0 once promoted).
+    def advance(self, weight: Optional[int] = None) -> int:
+        """The next canary step, or `weight` (promoting after the last); returns the new weight
+        (0 once promoted).
 
         When the next weight needs more canary pods, they come first, in an update of their
         own (it waits for them to be ready); the weight step itself then changes only the
@@ -140,7 +144,7 @@ class Driver:
         if not following:
             self.promote()
             return 0
-        weight = following[0]
+        weight = weight if weight in following else following[0]
         needed = canary_replicas(settings.chat_api.replicas, weight)
         if canary.replicas is None or canary.replicas < needed:
             self.stack.set("rollout.canary.replicas", needed)
@@ -169,123 +173,172 @@ class Driver:
     # --- run: the whole release -------------------------------------------------
 
     def run(self, tag: str) -> ReleaseRun:
-        strategy = self.settings().rollout.strategy
+        settings = self.settings()
+        run = ReleaseRun(stack=self.stack.name, tag=tag, strategy=settings.rollout.strategy)
+        self.release_id = run.release_id
+        self._record("release", tag=tag, strategy=run.strategy)
         try:
-            if strategy == "canary":
-                return self._run_canary(tag)
-            if strategy == "blue-green":
-                return self._run_blue_green(tag)
-            return self._run_rolling(tag)
+            if run.strategy == "canary":
+                return self._run_canary(run)
+            if run.strategy == "blue-green":
+                return self._run_blue_green(run)
+            return self._run_rolling(run)
         except StackError as error:
-            self.audit.record("stopped", error=str(error))
-            return ReleaseRun("stopped", message=str(error))
+            self._record("stopped", error=str(error))
+            run.outcome, run.message = "stopped", str(error)
+            return run
+
+    def _history(self, settings: Settings, comparison: Comparison) -> dict[str, list[Reading]]:
+        """The reference's readings before the release, per `HISTORY_STEP`. Raises MetricsError."""
+        analysis = settings.rollout.analysis
+        return self.metrics.history(
+            settings.namespace, self.signals(), comparison.by, comparison.reference,
+            analysis.baseline_seconds, max(float(analysis.interval_seconds), self.history_step), self.wall_clock(),
+        )
+
+    def _judge_start(self, settings: Settings, history: dict[str, list[Reading]]) -> JudgeState:
+        return start(self.signals(), settings.rollout.analysis.alpha, history)
 
     def _analysis_loop(
         self,
         run: ReleaseRun,
-        judge: Callable[[dict[str, TrackSample], AnalysisState], Any],
-        on_advance: Optional[Callable[[], bool]],
-        limit: Optional[float],
+        comparison: Comparison,
+        state: JudgeState,
+        phase: str,
+        on_advance: Optional[Callable[[bool, bool], str]] = None,
+        progress: Callable[[], float] = lambda: 0.0,
+        bake_seconds: Optional[float] = None,
     ) -> str:
-        """Sample, judge and act until a verdict ends it; returns "advanced", "rollback" or "baked".
-        Stepping (`on_advance`, which returns False once the last step is done) runs until it ends;
-        a bake (`limit` seconds) ends on the first pass after the limit."""
+        """Read, judge and act until a verdict ends it: "advanced" (the last step passed),
+        "baked" (`bake_seconds` passed and every critical gate accepts), "rollback" or
+        "inconclusive" (no usable data for `maxInconclusiveSeconds`). On a passing check,
+        `on_advance(accepted, filled)` (every critical gate accepts; the step has had
+        `minStepRequests` candidate requests) answers "moved", "stay" or "done"."""
         settings = self.settings()
-        analysis = settings.rollout.analysis
-        started = step_started = self.clock()
-        state, metric_errors, step = AnalysisState(), 0, 1
+        analysis, signals = settings.rollout.analysis, self.signals()
+        started = self.clock()
+        previous: Check = {}
+        inconclusive_since: Optional[float] = None
+        step, step_requests = 1, 0.0
         while True:
+            last = self.clock()
             self.sleep(analysis.interval_seconds)
             now = self.clock()
             try:
-                samples = self.metrics.sample(settings.namespace, now - started, now - step_started)
-                metric_errors = 0
+                cumulative = self.metrics.read(settings.namespace, signals, comparison.by, comparison.groups, now - started, now - last)
+                decision, state = judge(state, since(cumulative, previous, signals), signals, analysis.beta, progress())
+                previous = cumulative
             except MetricsError as error:
-                metric_errors += 1
-                self.show(f"metrics unavailable ({metric_errors}/{analysis.max_metric_errors}): {error}; holding")
-                self.audit.record("hold", reason=f"metrics unavailable: {error}", consecutive=metric_errors)
-                if metric_errors >= analysis.max_metric_errors:
-                    return "rollback"
-                continue
-            decision = judge(samples, state)
-            state = decision.state
-            settings = self.settings()
-            observation = Observation(now - started, step, dict(plan_release(settings).weights), samples, decision.verdict, decision.reasons, decision.llr)
+                decision = Decision("hold", (f"inconclusive: metrics unavailable: {error}",), (), inconclusive=True)
+            weights = dict(plan_release(self.settings()).weights)
+            observation = Observation(now - started, step, weights, decision.verdict, decision.reasons, decision.gates, phase)
             run.observations.append(observation)
-            self.show(_progress(observation, now - step_started))
-            self.audit.record("analysis", step=step, weights=observation.weights, samples={t: s.__dict__ for t, s in samples.items()}, verdict=decision.verdict, reasons=list(decision.reasons), gates=decision.gates, llr=decision.llr)
+            self.show(_progress(observation))
+            self._record("analysis", phase=phase, step=step, weights=weights, verdict=decision.verdict, reasons=list(decision.reasons), gates=[g.__dict__ for g in decision.gates])
             if decision.verdict == "rollback":
                 return "rollback"
-            # A bake ends on a pass only: too little data keeps it watching.
-            if limit is not None and now - started >= limit and decision.verdict == "advance":
-                return "baked"
-            if decision.verdict == "advance" and on_advance is not None:
-                if not on_advance():
+            if decision.inconclusive:
+                inconclusive_since = last if inconclusive_since is None else inconclusive_since
+                if now - inconclusive_since >= analysis.max_inconclusive_seconds:
+                    return "inconclusive"
+                continue
+            inconclusive_since = None
+            step_requests += decision.exposure
+            if bake_seconds is not None:
+                if now - started >= bake_seconds and decision.verdict == "promote":
+                    return "baked"
+                continue
+            if on_advance is not None and decision.verdict in ("advance", "promote"):
+                moved = on_advance(decision.verdict == "promote", step_requests >= analysis.min_step_requests)
+                if moved == "done":
                     return "advanced"
-                step, step_started = step + 1, self.clock()
+                if moved == "moved":
+                    step, step_requests = step + 1, 0.0
 
-    def _run_canary(self, tag: str) -> ReleaseRun:
+    def _failure_reason(self, verdict: str, run: ReleaseRun) -> str:
         settings = self.settings()
+        if verdict == "inconclusive":
+            return f"inconclusive for {settings.rollout.analysis.max_inconclusive_seconds} s: " + run.last_reasons
+        return "analysis: " + run.last_reasons
+
+    def _run_canary(self, run: ReleaseRun) -> ReleaseRun:
+        settings = self.settings()
+        tag = run.tag
+        comparison = Comparison("track", "canary", "stable")
+        analysis = settings.rollout.analysis
+        try:
+            history = self._history(settings, comparison)
+        except MetricsError as error:
+            self.show(f"no baseline for stable ({error}): judging against stable's live numbers only")
+            history = {}
+        rate = _request_rate(history, max(float(analysis.interval_seconds), self.history_step))
+        steps = settings.rollout.canary.steps
+
+        def weight_after(current: int) -> int:
+            return next_weight(steps, current, rate, analysis.interval_seconds, analysis.min_step_requests, analysis.step_budget_seconds)
+
         if settings.rollout.canary.tag != tag:
             if settings.rollout.canary.tag is not None:
                 raise StackError(f"another canary ({settings.rollout.canary.tag}) is in flight: promote or abort it first")
-            self.start(tag)
+            self.start(tag, weight_after(0))
         else:
             self.show(f"resuming {tag} at {settings.rollout.canary.weight} %")
-        gates = gates_from(settings.rollout.analysis)
-        run = ReleaseRun()
 
-        def judge(samples: dict[str, TrackSample], state: AnalysisState):
-            return analyse(samples.get("canary", TrackSample(0, 0)), samples.get("stable", TrackSample(0, 0)), gates, state)
+        def on_advance(accepted: bool, filled: bool) -> str:
+            """Promote from the last step once every gate accepts; before it, move on when filled."""
+            current = self.settings().rollout.canary.weight
+            if current == steps[-1]:
+                if not accepted:
+                    return "stay"
+                self.promote()
+                return "done"
+            if not filled:
+                return "stay"
+            self.advance(weight_after(current))
+            return "moved"
 
-        def on_advance() -> bool:
-            return self.advance() != 0  # False once promoted
+        def progress() -> float:
+            return self.settings().rollout.canary.weight / 100
 
-        verdict = self._guarded(lambda: self._analysis_loop(run, judge, on_advance, None), run)
-        if verdict == "rollback":
-            self.abort("analysis: " + run.last_reasons)
+        verdict = self._guarded(lambda: self._analysis_loop(run, comparison, self._judge_start(settings, history), "canary", on_advance, progress))
+        if verdict in ("rollback", "inconclusive"):
+            run.message = self._failure_reason(verdict, run)
+            self.abort(run.message)
             run.outcome = "rolled back"
         elif verdict == "advanced":
             run.outcome = "promoted"
         return run
 
-    def _baseline(self, track: str) -> TrackSample:
-        """The serving version's numbers before a change, to judge its replacement against."""
-        settings = self.settings()
-        window = max(settings.rollout.analysis.bake_seconds, 60)
-        try:
-            return self.metrics.sample(settings.namespace, window, window).get(track, TrackSample(0, 0))
-        except MetricsError:
-            return TrackSample(0, 0)
-
-    def _bake(self, run: ReleaseRun, track: str, baseline: TrackSample) -> str:
-        settings = self.settings()
-        gates = gates_from(settings.rollout.analysis)
-
-        def judge(samples: dict[str, TrackSample], state: AnalysisState):
-            return analyse(samples.get(track, TrackSample(0, 0)), baseline, gates, state)
-
-        return self._guarded(lambda: self._analysis_loop(run, judge, None, settings.rollout.analysis.bake_seconds), run)
-
-    def _run_blue_green(self, tag: str) -> ReleaseRun:
+    def _run_blue_green(self, run: ReleaseRun) -> ReleaseRun:
         settings = self.settings()
         idle = _idle(settings)
         active = settings.rollout.blue_green.active
         idle_replicas = settings.rollout.blue_green.idle_replicas  # restored once the release settles
-        run = ReleaseRun()
-        if getattr(settings.rollout.blue_green, idle).tag != tag:
-            self.start(tag)
+        if getattr(settings.rollout.blue_green, idle).tag != run.tag:
+            self.start(run.tag)
         failures = self._smoke(settings)
         if failures:
             run.outcome, run.message = "stopped", "smoke checks failed on the idle colour: " + "; ".join(failures)
-            self.audit.record("smoke-failed", colour=idle, failures=failures)
+            self._record("smoke-failed", colour=idle, failures=failures)
             return run
-        baseline = self._baseline(active)
+        comparison = Comparison("track", idle, active)
+        try:
+            history = self._history(settings, comparison)
+            missing = [s.name for s in self.signals() if s.critical and s.statistical and not history.get(s.name)]
+        except MetricsError as error:
+            history, missing = {}, [f"metrics unavailable: {error}"]
+        if missing:
+            run.outcome = "stopped"
+            run.message = f"no baseline for {active} ({', '.join(missing)}): not switching to a colour that could not be judged"
+            self._record("baseline-missing", colour=active, missing=missing)
+            return run
         self.stack.set("rollout.blueGreen.active", idle)
-        self._up("switch", to=idle, tag=tag)
-        if self._bake(run, idle, baseline) == "rollback":
+        self._up("switch", to=idle, tag=run.tag)
+        bake = self._guarded(lambda: self._analysis_loop(run, comparison, self._judge_start(settings, history), "bake", bake_seconds=settings.rollout.analysis.bake_seconds))
+        if bake in ("rollback", "inconclusive"):
+            run.message = self._failure_reason(bake, run)
             self.stack.set("rollout.blueGreen.active", active)
-            self._up("switch-back", to=active, reason=run.last_reasons)
+            self._up("switch-back", to=active, reason=run.message)
             run.outcome = "switched back"
         else:
             run.outcome = "switched"
@@ -302,7 +355,7 @@ class Driver:
             status = self.http_get(base + check.path)
             if status != check.status:
                 failures.append(f"GET {check.path}: {status}, expected {check.status}")
-        self.audit.record("smoke", url=base, failures=failures)
+        self._record("smoke", url=base, failures=failures)
         return failures
 
     def test_url(self, settings: Settings) -> str:
@@ -311,22 +364,28 @@ class Driver:
         scheme, _, host = url.partition("://")
         return f"{scheme}://{host.split('/')[0]}:{settings.edge.test_port}"
 
-    def _run_rolling(self, tag: str) -> ReleaseRun:
+    def _run_rolling(self, run: ReleaseRun) -> ReleaseRun:
         settings = self.settings()
-        previous = settings.chat_api.tag
-        run = ReleaseRun()
-        baseline = self._baseline("stable")
-        if previous != tag:
-            self.start(tag)
-        if self._bake(run, "stable", baseline) == "rollback":
+        previous = settings.chat_api.tag or ""
+        comparison = Comparison("version", run.tag, previous)
+        try:
+            history = self._history(settings, comparison)
+        except MetricsError as error:
+            self.show(f"no baseline for {previous} ({error}): judging against its live numbers while both serve")
+            history = {}
+        if previous != run.tag:
+            self.start(run.tag)
+        bake = self._guarded(lambda: self._analysis_loop(run, comparison, self._judge_start(settings, history), "bake", bake_seconds=settings.rollout.analysis.bake_seconds))
+        if bake in ("rollback", "inconclusive"):
+            run.message = self._failure_reason(bake, run)
             self.stack.set("chatApi.tag", previous)
-            self._up("rollback", to=previous, reason=run.last_reasons)
+            self._up("rollback", to=previous, reason=run.message)
             run.outcome = "rolled back"
         else:
             run.outcome = "promoted"
         return run
 
-    def _guarded(self, loop: Callable[[], str], run: ReleaseRun) -> str:
+    def _guarded(self, loop: Callable[[], str]) -> str:
         """A failed `up` mid-release stops (traffic stays where it safely is) or aborts by flag."""
         try:
             return loop()
@@ -340,13 +399,19 @@ def _idle(settings: Settings) -> str:
     return idle_colour(settings.rollout.blue_green.active)
 
 
-def _progress(observation: Observation, in_step: float) -> str:
-    parts = [f"step {observation.step}", " / ".join(f"{t} {w}%" for t, w in observation.weights.items()), f"{in_step:4.0f}s in step"]
-    for track, sample in sorted(observation.samples.items()):
-        ratio = sample.error_ratio
-        p95 = f"{sample.p95_seconds:.2f}s" if sample.p95_seconds is not None else "-"
-        parts.append(f"{track}: {sample.requests:.0f} req, {ratio * 100:.2f}% 5xx, p95 {p95}" if ratio is not None else f"{track}: no requests")
-    verdict = f"{observation.verdict}" + (f" ({'; '.join(observation.reasons)})" if observation.reasons else "")
+def _request_rate(history: dict[str, list[Reading]], step_seconds: float) -> float:
+    """Requests per second before the release, from the `errors` signal's baseline (0: unknown,
+    and `next_weight` then moves one step at a time)."""
+    points = [r.total for r in history.get("errors", []) if isinstance(r, Ratio)]
+    return sum(points) / (len(points) * step_seconds) if points else 0.0
+
+
+def _progress(observation: Observation) -> str:
+    parts = [f"{observation.phase} step {observation.step}", " / ".join(f"{t} {w}%" for t, w in observation.weights.items()), f"{observation.seconds:5.0f}s"]
+    for gate in observation.gates:
+        if gate.critical and gate.evidence is not None and gate.candidate is not None and gate.reference is not None:
+            parts.append(f"{gate.gate} {gate.candidate:.3g}/{gate.reference:.3g} ({gate.evidence:+.1f})")
+    verdict = observation.verdict + (f" ({'; '.join(observation.reasons)})" if observation.reasons else "")
     return " | ".join(parts) + f" -> {verdict}"
 
 

@@ -9,9 +9,10 @@ HTTP API, or a scripted one in tests.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Protocol
+from typing import Any, Mapping, Protocol, Sequence
 
-from release.analysis import TrackSample
+from core.signals import Signal
+from release.judge import Check, Reading
 
 
 class StackError(RuntimeError):
@@ -46,6 +47,9 @@ class Stack(Protocol):
 
 
 class Metrics(Protocol):
-    def sample(self, namespace: str, release_seconds: float, step_seconds: float) -> dict[str, TrackSample]:
-        """Per track: requests and errors over the last `release_seconds`, requests over the
-        last `step_seconds`, and p95 latency over the step. Raises MetricsError."""
+    def read(self, namespace: str, signals: Sequence[Signal], by: str, groups: Mapping[str, str], release_seconds: float, interval_seconds: float) -> Check:
+        """Per signal, the readings of each group (candidate / reference -> the value of label
+        `by`): counters since the release started, gauges over the last interval. Raises MetricsError."""
+
+    def history(self, namespace: str, signals: Sequence[Signal], by: str, group: str, seconds: float, step_seconds: float, now: float) -> dict[str, list[Reading]]:
+        """One group's readings per step over the last `seconds`: the baseline. Raises MetricsError."""

@@ -1,4 +1,16 @@
-"""Metrics from Prometheus's HTTP API (`/api/v1/query`), per track of chat-api."""
+"""The judge's readings from Prometheus's HTTP API, for every signal of the catalogue.
+
+Counters and histograms are read cumulatively since the release started
+(`increase(...[<release seconds>])`) and the driver takes the difference between two
+checks (`release.readings.since`): the checks then tile time exactly, whatever the scrape
+interval, where back-to-back `[interval]` windows shorter than two scrapes would answer
+nothing. Gauges are read over the last `max(interval, 60 s)`.
+
+Prometheus's answers are checked, not trusted: an error status, a missing `data`, a
+result type other than the one asked for, or a value that is not a number raise
+`MetricsError` (the driver holds: inconclusive); NaN and Inf are passed on as they are,
+and the judge counts them as no data, never as zero.
+"""
 
 from __future__ import annotations
 
@@ -7,49 +19,144 @@ import math
 import urllib.error
 import urllib.parse
 import urllib.request
+from typing import Any, Mapping, Optional, Sequence
 
-from release.analysis import TrackSample
+from core.signals import Signal, render, selectors
+from release.judge import Check, Histogram, Level, Ratio, Reading
 from release.ports import MetricsError
 
-SELECTOR = 'namespace="{namespace}", job=~".*chat-api.*"'
+GAUGE_WINDOW = 60.0  # at least two scrapes at Prometheus Operator's usual 15-30 s
 
 
-def _window(seconds: float) -> str:
+def duration(seconds: float) -> str:
     return f"{max(int(math.ceil(seconds)), 1)}s"
 
 
+def _number(raw: Any, what: str) -> float:
+    if not isinstance(raw, str):
+        raise MetricsError(f"{what}: value {raw!r} is not a sample value string")
+    try:
+        return float(raw)  # "NaN", "+Inf" and "-Inf" are numbers here, judged later
+    except ValueError:
+        raise MetricsError(f"{what}: value {raw!r} is not a number") from None
+
+
 class PrometheusMetrics:
-    def __init__(self, url: str, timeout: float = 10.0):
+    def __init__(self, url: str, timeout: float = 10.0, service: str = "chat-api"):
         self.url = url.rstrip("/")
         self.timeout = timeout
+        self.service = service
 
-    def query(self, promql: str) -> dict[str, float]:
-        """An instant query summed `by (track)`: track -> value."""
-        address = f"{self.url}/api/v1/query?{urllib.parse.urlencode({'query': promql})}"
+    def _get(self, path: str, params: Mapping[str, str], result_type: str) -> list[dict[str, Any]]:
+        address = f"{self.url}{path}?{urllib.parse.urlencode(params)}"
         try:
             with urllib.request.urlopen(address, timeout=self.timeout) as response:  # noqa: S310 (the operator's Prometheus)
                 body = json.load(response)
+        except urllib.error.HTTPError as error:
+            detail = error.read(300).decode("utf-8", "replace")
+            raise MetricsError(f"{self.url}: HTTP {error.code}: {detail}") from error
         except (urllib.error.URLError, OSError, ValueError) as error:
             raise MetricsError(f"{self.url}: {error}") from error
-        if body.get("status") != "success":
-            raise MetricsError(f"{self.url}: {body.get('errorType')}: {body.get('error')}")
-        values = {}
-        for series in body["data"]["result"]:
-            value = float(series["value"][1])
-            if not math.isnan(value):
-                values[series["metric"].get("track", "")] = value
-        return values
+        if not isinstance(body, dict) or body.get("status") != "success":
+            error_text = body.get("error") if isinstance(body, dict) else body
+            raise MetricsError(f"{self.url}: query failed: {error_text}")
+        data = body.get("data")
+        if not isinstance(data, dict) or not isinstance(data.get("result"), list):
+            raise MetricsError(f"{self.url}: the answer has no data.result")
+        if data.get("resultType") != result_type:
+            raise MetricsError(f"{self.url}: expected a {result_type} result, got {data.get('resultType')!r}")
+        for series in data["result"]:
+            if not isinstance(series, dict) or not isinstance(series.get("metric"), dict):
+                raise MetricsError(f"{self.url}: a series without labels in {params.get('query', '')[:80]}")
+        return data["result"]
 
-    def sample(self, namespace: str, release_seconds: float, step_seconds: float) -> dict[str, TrackSample]:
-        selector = SELECTOR.format(namespace=namespace)
-        release, step = _window(release_seconds), _window(step_seconds)
-        requests = self.query(f"sum by (track) (increase(http_requests_total{{{selector}}}[{release}]))")
-        errors = self.query(f'sum by (track) (increase(http_requests_total{{{selector}, status=~"5.."}}[{release}]))')
-        step_requests = self.query(f"sum by (track) (increase(http_requests_total{{{selector}}}[{step}]))")
-        p95 = self.query(
-            f"histogram_quantile(0.95, sum by (track, le) (rate(http_request_duration_seconds_bucket{{{selector}}}[{step}])))"
-        )
-        return {
-            track: TrackSample(total, errors.get(track, 0.0), step_requests.get(track, 0.0), p95.get(track))
-            for track, total in requests.items()
-        }
+    def vector(self, promql: str) -> list[tuple[dict[str, str], float]]:
+        """An instant query: each series' labels and value."""
+        result = []
+        for series in self._get("/api/v1/query", {"query": promql}, "vector"):
+            value = series.get("value")
+            if not isinstance(value, list) or len(value) != 2:
+                raise MetricsError(f"{self.url}: a vector sample is not [time, value]: {value!r}")
+            result.append((series["metric"], _number(value[1], promql[:80])))
+        return result
+
+    def matrix(self, promql: str, start: float, end: float, step: float) -> list[tuple[dict[str, str], dict[float, float]]]:
+        """A range query: each series' labels and its values by time."""
+        params = {"query": promql, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": duration(step)}
+        result = []
+        for series in self._get("/api/v1/query_range", params, "matrix"):
+            values = series.get("values")
+            if not isinstance(values, list) or not all(isinstance(v, list) and len(v) == 2 for v in values):
+                raise MetricsError(f"{self.url}: a matrix series has no [time, value] list")
+            result.append((series["metric"], {float(v[0]): _number(v[1], promql[:80]) for v in values}))
+        return result
+
+    # --- the catalogue ------------------------------------------------------------
+
+    def _render(self, template: str, namespace: str, by: str, window: float) -> str:
+        return render(template, by=by, window=duration(window), **selectors(self.service, f'namespace="{namespace}"'))
+
+    def read(self, namespace: str, signals: Sequence[Signal], by: str, groups: Mapping[str, str], release_seconds: float, interval_seconds: float) -> Check:
+        """Per signal, the readings of each group (candidate / reference -> value of label `by`):
+        counters since the release started, gauges over the last interval. Raises MetricsError."""
+        check: dict[str, dict[str, Reading]] = {}
+        for signal in signals:
+            window = max(interval_seconds, GAUGE_WINDOW) if signal.kind == "gauge" else release_seconds
+            answers = self._answers(signal, lambda t: self.vector(self._render(t, namespace, by, window)))
+            check[signal.name] = _readings(signal, by, groups, answers, None)
+        return check
+
+    def history(self, namespace: str, signals: Sequence[Signal], by: str, group: str, seconds: float, step_seconds: float, now: float) -> dict[str, list[Reading]]:
+        """The readings of one group per step over the last `seconds` (range queries), to start the
+        judge from the reference's baseline. Raises MetricsError."""
+        history: dict[str, list[Reading]] = {}
+        for signal in signals:
+            if not signal.statistical:
+                continue
+            answers = self._answers(signal, lambda t: self.matrix(self._render(t, namespace, by, step_seconds), now - seconds, now, step_seconds))
+            times = sorted({time for answer in answers.values() for _, values in answer for time in values})
+            history[signal.name] = [reading for time in times if (reading := _readings(signal, by, {"g": group}, answers, time).get("g")) is not None]
+        return history
+
+    @staticmethod
+    def _answers(signal: Signal, ask) -> dict[str, Any]:
+        queries = {"numerator": signal.numerator, "denominator": signal.denominator, "query": signal.query, "limit": signal.limit}
+        return {name: ask(template) for name, template in queries.items() if template}
+
+
+Answer = Sequence[tuple[dict[str, str], Any]]  # labels, and a value (instant) or values by time (range)
+
+
+def _value(sample: Any, time: Optional[float]) -> float:
+    return sample if time is None else sample.get(time, math.nan)
+
+
+def _by_group(answer: Answer, by: str, time: Optional[float]) -> dict[str, float]:
+    return {labels.get(by, ""): _value(value, time) for labels, value in answer}
+
+
+def _readings(signal: Signal, by: str, groups: Mapping[str, str], answers: Mapping[str, Answer], time: Optional[float]) -> dict[str, Reading]:
+    """The readings of each group from the answers to a signal's queries (at `time`, for a range)."""
+    readings: dict[str, Reading] = {}
+    for role, group in groups.items():
+        reading: Optional[Reading] = None
+        if signal.kind == "ratio":
+            totals = _by_group(answers["denominator"], by, time)
+            if group in totals:
+                # A version without a single bad event has no numerator series: that is 0, not missing.
+                numerator = _by_group(answers["numerator"], by, time).get(group, 0.0)
+                bad = numerator if signal.direction != "down" else totals[group] - numerator
+                reading = Ratio(max(bad, 0.0) if math.isfinite(bad) else bad, totals[group])
+        elif signal.kind == "distribution":
+            buckets = sorted(
+                (float(labels["le"]), _value(value, time)) for labels, value in answers["query"] if labels.get(by, "") == group and "le" in labels
+            )
+            reading = Histogram(tuple(buckets)) if buckets else None
+        else:
+            levels = _by_group(answers["query"], by, time)
+            if group in levels:
+                limit = _by_group(answers["limit"], by, time).get(group) if "limit" in answers else None
+                reading = Level(levels[group], limit)
+        if reading is not None:
+            readings[role] = reading
+    return readings

@@ -1,65 +1,524 @@
-"""The end-of-release report: one self-contained HTML page with plots (inline SVG) of
-the weight, the 5xx ratio and p95 per version over the release, and the decisions."""
+"""The end-of-release report: one self-contained HTML page (inline SVG from matplotlib, inline
+CSS, no script, no external file) that says how a release ended and why.
+
+What it shows, top to bottom:
+
+- the outcome and its reason (the run's message, or the last check's reasons);
+- one line of facts: strategy, release id, duration, number of checks, weights at the last check;
+- the traffic weight per track over the release (a step plot; dotted vertical lines mark the step
+  changes, on this plot and on every plot below, all on the same time axis);
+- one figure per gate the judge reported (`release.judge.GateView`), critical gates first, in
+  catalogue order: (a) the candidate's value against the reference's (or the bound's), (b) for the
+  sequential tests, the evidence against its two boundaries (roll back at or above the upper one,
+  accept at or below the lower one); checks without data are grey crosses on the time axis;
+- the gates at their last check against their thresholds;
+- the decisions: the audit entries of this release only (`entry["release"] == run.release_id`).
+
+`render` is pure: it reads the run, the audit entries and the catalogue, and returns the page.
+"""
 
 from __future__ import annotations
 
 import html
-from typing import Callable, Optional, Sequence
+import io
+import json
+import math
+import re
+import textwrap
+from dataclasses import dataclass
+from typing import Any, Mapping, Optional, Sequence
 
-from release.driver import Observation, ReleaseRun
+import matplotlib
 
-COLOURS = {"stable": "#1f77b4", "canary": "#d62728", "blue": "#2166ac", "green": "#1a9850"}
-WIDTH, HEIGHT, PAD = 640, 180, 40
+matplotlib.use("Agg")
+
+from matplotlib.axes import Axes  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+from core.signals import CHAT_API, Signal  # noqa: E402
+from release.judge import GateView  # noqa: E402
+from release.record import Observation, ReleaseRun  # noqa: E402
+
+TRACK_COLOURS = {"stable": "#1f77b4", "canary": "#d62728", "blue": "#2166ac", "green": "#1a9850"}
+OTHER_COLOURS = ("#7b3294", "#e08214", "#4d4d4d", "#35978f", "#c51b7d")
+CANDIDATE_COLOUR, REFERENCE_COLOUR, EVIDENCE_COLOUR = "#d62728", "#1f77b4", "#333333"
+ROLLBACK_COLOUR, ACCEPT_COLOUR, NO_DATA_COLOUR, STEP_COLOUR = "#b2182b", "#1a9850", "#8c8c8c", "#777777"
+VERDICT_COLOURS = {"rollback": "#b2182b", "hold": "#e08214", "advance": "#1a9850", "promote": "#2166ac"}
+
+WIDTH = 8.0  # inches
+PANEL = 2.1  # inches of plot per panel
+LEFT, RIGHT = 0.09, 0.79  # fixed margins (figure fractions): every time axis lines up; legends go right
+TITLE_CHARS = 92  # what fits across the figure at 10 pt bold
+TOP_IN, BOTTOM_IN, GAP_IN = 0.42, 0.48, 0.22  # inches: title, x labels, between panels
+
+RC = {
+    "svg.fonttype": "none",  # text stays text: searchable, selectable, read by screen readers
+    "font.family": "sans-serif",  # the SVG names DejaVu Sans first and ends on the generic sans-serif
+    "font.size": 9,
+    "axes.titlesize": 9,
+    "axes.labelsize": 9,
+    "xtick.labelsize": 8,
+    "ytick.labelsize": 8,
+    "legend.fontsize": 8,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+}
+
+CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;margin:1.5em auto;max-width:1040px;padding:0 1em;color:#222;line-height:1.4}
+h1{font-size:1.35em;margin:0 0 .3em}
+h1 .outcome{padding:0 .25em;border-radius:3px}
+h1 .bad{background:#fbe3e4;color:#8a1c1c}
+h1 .good{background:#e3f4e6;color:#1d5c2a}
+h2{font-size:1.1em;margin:1.6em 0 .4em;border-bottom:1px solid #ddd}
+p.summary{color:#444;margin:0 0 1em}
+p.note{color:#555;font-size:.9em;max-width:60em}
+figure{margin:0 0 1.2em}
+figure svg{display:block;max-width:100%;height:auto}
+figcaption{font-size:.85em;color:#555;max-width:60em}
+table{border-collapse:collapse;font-size:12px;margin-bottom:1em}
+th,td{padding:3px 8px;border-bottom:1px solid #e2e2e2;text-align:left;vertical-align:top}
+th{background:#f4f4f4}
+td.time{white-space:nowrap}
+td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+td.details{font-family:ui-monospace,"DejaVu Sans Mono",monospace;font-size:11px;color:#444;max-width:32em;overflow-wrap:anywhere}
+td.fail{color:#8a1c1c;font-weight:bold}
+td.pass{color:#1d5c2a}
+td.open{color:#8a5a00}
+td.no-data{color:#777}
+"""
+
+_SHARE_NOTE = re.compile(r"share (above|at or below) (\S+)")
+_BINARY = ((2**40, "TiB"), (2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB"))
 
 
-def _chart(title: str, observations: Sequence[Observation], value: Callable[[Observation, str], Optional[float]], unit: str) -> str:
-    tracks = sorted({t for o in observations for t in list(o.samples) + list(o.weights)})
-    points = {t: [(o.seconds, value(o, t)) for o in observations if value(o, t) is not None] for t in tracks}
-    xs = [x for series in points.values() for x, _ in series] or [0.0, 1.0]
-    ys = [y for series in points.values() for _, y in series] or [0.0, 1.0]
-    x0, x1 = min(xs), max(xs) if max(xs) > min(xs) else min(xs) + 1
-    y1 = max(ys) * 1.1 if max(ys) > 0 else 1.0
+# --- what the page reads -----------------------------------------------------------------
 
-    def at(x: float, y: float) -> str:
-        return f"{PAD + (x - x0) / (x1 - x0) * (WIDTH - 2 * PAD):.1f},{HEIGHT - PAD - y / y1 * (HEIGHT - 2 * PAD):.1f}"
 
-    lines = [
-        f'<polyline fill="none" stroke="{COLOURS.get(t, "#555")}" stroke-width="2" points="{" ".join(at(x, y) for x, y in series)}"><title>{html.escape(t)}</title></polyline>'
-        for t, series in points.items()
-        if series
+@dataclass(frozen=True)
+class Scale:
+    """How a gate's candidate/reference values are shown: multiply by `factor`, then `unit`."""
+
+    factor: float
+    unit: str
+    label: str  # the y label, with the unit
+    share: bool  # a share of events (%), as opposed to a level
+
+
+@dataclass(frozen=True)
+class GateSeries:
+    gate: str
+    signal: Optional[Signal]
+    views: tuple[tuple[float, GateView], ...]  # (seconds, view), in check order
+
+    @property
+    def last(self) -> GateView:
+        return self.views[-1][1]
+
+    @property
+    def critical(self) -> bool:
+        return self.last.critical
+
+    @property
+    def sequential(self) -> bool:
+        """A sequential test (has evidence and boundaries), not a gauge or a count."""
+        return any(v.evidence is not None or v.upper is not None for _, v in self.views) or bool(self.signal and self.signal.statistical)
+
+    @property
+    def absolute(self) -> bool:
+        """The reference field is a bound (an absolute gate, a gauge, a count), not another version's value."""
+        return not self.sequential or self.gate.endswith("(absolute)")
+
+
+def _series(run: ReleaseRun, signals: Sequence[Signal]) -> list[GateSeries]:
+    """Every gate in the observations: critical first, then advisory; catalogue order, then first seen."""
+    by_gate: dict[str, list[tuple[float, GateView]]] = {}
+    for observation in run.observations:
+        for view in observation.gates:
+            by_gate.setdefault(view.gate, []).append((observation.seconds, view))
+    catalogue = {s.name: s for s in signals}
+    position = {s.name: i for i, s in enumerate(signals)}
+    series = [GateSeries(gate, catalogue.get(views[-1][1].signal), tuple(views)) for gate, views in by_gate.items()]
+    first_seen = {s.gate: i for i, s in enumerate(series)}
+    return sorted(series, key=lambda s: (not s.critical, position.get(s.last.signal, len(position)), first_seen[s.gate]))
+
+
+def _finite(value: Optional[float]) -> bool:
+    return value is not None and math.isfinite(value)
+
+
+def _scale(series: GateSeries) -> Scale:
+    signal = series.signal
+    if series.sequential or (signal is not None and signal.kind in ("ratio", "distribution")):
+        if signal is not None and signal.kind == "distribution":
+            notes = [v.note for _, v in series.views if _SHARE_NOTE.search(v.note)]
+            if notes:
+                side, boundary = _SHARE_NOTE.search(notes[-1]).groups()  # type: ignore[union-attr]
+                return Scale(100.0, "%", f"requests {side} {boundary} {signal.unit} (%)", True)
+            return Scale(100.0, "%", "requests beyond the boundary (%)", True)
+        return Scale(100.0, "%", "bad share (%)", True)
+    unit = signal.unit if signal is not None else ""
+    factor = 1.0
+    if unit == "bytes":
+        largest = max((abs(x) for _, v in series.views for x in (v.candidate, v.reference) if _finite(x)), default=0.0)
+        factor, unit = next(((1 / size, name) for size, name in _BINARY if largest >= size), (1.0, "bytes"))
+    name = signal.name if signal is not None else series.gate
+    what = f"{name} over the release" if signal is not None and signal.kind == "count" else name
+    return Scale(factor, unit, f"{what} ({unit})" if unit else what, False)
+
+
+def _format(value: Optional[float], scale: Scale) -> str:
+    if value is None:
+        return "–"
+    if not math.isfinite(value):
+        return str(value)
+    shown = value * scale.factor
+    return f"{shown:.3g} {scale.unit}".strip()
+
+
+def _number(value: Optional[float], digits: int = 2) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.{digits}f}".replace("-", "−") if math.isfinite(value) else str(value)
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+def _weights(weights: Mapping[str, int]) -> str:
+    return " / ".join(f"{track} {weight} %" for track, weight in weights.items()) or "–"
+
+
+def _step_changes(observations: Sequence[Observation]) -> list[tuple[float, Observation]]:
+    """(time, first check of the new step): the weights a check reports held since the check
+    before it, so a step begins at the previous check."""
+    return [
+        (before.seconds, after)
+        for before, after in zip(observations, observations[1:])
+        if (after.step, after.phase, after.weights) != (before.step, before.phase, before.weights)
     ]
-    legend = " ".join(f'<tspan fill="{COLOURS.get(t, "#555")}">■ {html.escape(t)}</tspan>' for t in tracks)
-    return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" role="img" aria-label="{html.escape(title)}">'
-        f'<text x="{PAD}" y="16" font-size="13">{html.escape(title)} ({html.escape(unit)}, max {y1:.3g})</text>'
-        f'<line x1="{PAD}" y1="{HEIGHT - PAD}" x2="{WIDTH - PAD}" y2="{HEIGHT - PAD}" stroke="#999"/>'
-        f'<line x1="{PAD}" y1="{PAD}" x2="{PAD}" y2="{HEIGHT - PAD}" stroke="#999"/>'
-        f'<text x="{PAD}" y="{HEIGHT - 12}" font-size="11">{legend} · seconds {x0:.0f} to {x1:.0f}</text>'
-        + "".join(lines)
-        + "</svg>"
-    )
 
 
-def render(stack: str, tag: str, run: ReleaseRun, audit: Sequence[dict]) -> str:
+def _reason(run: ReleaseRun) -> str:
+    return run.message or run.last_reasons
+
+
+# --- plots ---------------------------------------------------------------------------------
+
+
+def _mpl(text: str) -> str:
+    """Data text for matplotlib: `$` would start mathtext."""
+    return text.replace("$", r"\$")
+
+
+def _figure(panels: int) -> tuple[Figure, list[Axes]]:
+    height = TOP_IN + BOTTOM_IN + panels * PANEL + (panels - 1) * GAP_IN
+    figure = Figure(figsize=(WIDTH, height))
+    axes = figure.subplots(panels, 1, sharex=True, squeeze=False)[:, 0].tolist()
+    figure.subplots_adjust(left=LEFT, right=RIGHT, top=1 - TOP_IN / height, bottom=BOTTOM_IN / height, hspace=GAP_IN / PANEL)
+    return figure, axes
+
+
+def _time_axes(axes: Sequence[Axes], end: float, changes: Sequence[float]) -> None:
+    for ax in axes:
+        ax.set_xlim(0, end * 1.03)
+        ax.grid(True, axis="y", color="#e6e6e6", linewidth=0.6)
+        ax.set_axisbelow(True)
+        for seconds in changes:
+            ax.axvline(seconds, color=STEP_COLOUR, linestyle=":", linewidth=1)
+    axes[-1].set_xlabel("time since the release started (s)")
+
+
+def _legend(ax: Axes, extra: Sequence[Any] = ()) -> None:
+    handles, labels = ax.get_legend_handles_labels()
+    handles, labels = handles + [h for h, _ in extra], labels + [label for _, label in extra]
+    if handles:
+        ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0, frameon=False)
+
+
+def _no_data(ax: Axes, times: Sequence[float], label: bool) -> None:
+    if times:
+        ax.plot(
+            times, [0.0] * len(times), transform=ax.get_xaxis_transform(), linestyle="none", marker="x", markersize=5,
+            color=NO_DATA_COLOUR, clip_on=False, label="no data" if label else None, zorder=5,
+        )
+
+
+def _svg(figure: Figure, figure_id: str, title: str) -> str:
+    with matplotlib.rc_context({"svg.hashsalt": figure_id}):  # ids unique across the page's inline SVGs
+        buffer = io.StringIO()
+        figure.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
+    figure.clear()  # not registered with pyplot: nothing else holds it once this returns
+    svg = buffer.getvalue()
+    svg = svg[svg.index("<svg") :]  # no XML prolog, no DOCTYPE (which names an external DTD)
+    svg = re.sub(r"\s*<metadata>.*?</metadata>", "", svg, count=1, flags=re.S)
+    # matplotlib names its groups figure_1, axes_1, ... in every SVG: one page, one namespace
+    svg = re.sub(r'\bid="([^"]+)"', rf'id="{figure_id}-\1"', svg)
+    svg = re.sub(r'href="#([^"]+)"', rf'href="#{figure_id}-\1"', svg)
+    svg = re.sub(r"url\(#([^)]+)\)", rf"url(#{figure_id}-\1)", svg)
+    head = svg.index(">") + 1
+    return f'{svg[:head - 1]} role="img" aria-labelledby="{figure_id}-title">\n<title id="{figure_id}-title">{html.escape(title)}</title>{svg[head:]}'
+
+
+def _track_colour(track: str, index: int) -> str:
+    return TRACK_COLOURS.get(track, OTHER_COLOURS[index % len(OTHER_COLOURS)])
+
+
+def _weights_figure(observations: Sequence[Observation], end: float, changes: Sequence[float]) -> str:
+    tracks = list(dict.fromkeys(t for o in observations for t in o.weights))
+    times = [0.0] + [o.seconds for o in observations]
+    with matplotlib.rc_context(RC):
+        figure, (ax,) = _figure(1)
+        for index, track in enumerate(tracks):
+            weights = [o.weights.get(track, 0) for o in observations]
+            ax.step(times, weights[:1] + weights, where="pre", color=_track_colour(track, index), linewidth=1.8, label=_mpl(track))
+        for verdict, colour in VERDICT_COLOURS.items():
+            at = [o.seconds for o in observations if o.verdict == verdict]
+            if at:
+                ax.plot(at, [1.04] * len(at), transform=ax.get_xaxis_transform(), linestyle="none", marker="v", markersize=4,
+                        color=colour, clip_on=False, label=f"check: {verdict}")
+        ax.set_ylim(0, 100)
+        ax.set_yticks([0, 25, 50, 75, 100])
+        ax.set_ylabel("traffic weight (%)")
+        _time_axes([ax], end, changes)
+        _legend(ax, [(Line2D([], [], color=STEP_COLOUR, linestyle=":"), "step change")] if changes else [])
+        figure.text(0.01, 1 - 0.12 / figure.get_figheight(), "Traffic weight per track", ha="left", va="top", fontsize=10, fontweight="bold")
+        return _svg(figure, "weights", "Traffic weight per track (%) against time since the release started (s)")
+
+
+def _gate_title(series: GateSeries) -> str:
+    summary = series.signal.summary if series.signal is not None else f"signal {series.last.signal}"
+    return f"{series.gate} ({'critical' if series.critical else 'advisory'}) — {summary}"
+
+
+def _gate_figure(series: GateSeries, figure_id: str, end: float, changes: Sequence[float]) -> str:
+    scale = _scale(series)
+    views = series.views
+    missing = [t for t, v in views if v.state == "no data"]
+    failed = [(t, v) for t, v in views if v.state == "fail"]
+    with matplotlib.rc_context(RC):
+        figure, axes = _figure(2 if series.sequential else 1)
+        values = axes[0]
+        times = [t for t, _ in views]
+        # NaN where a check had no value: the line breaks there instead of bridging the gap
+        candidate = [v.candidate * scale.factor if _finite(v.candidate) else math.nan for _, v in views]
+        reference = [v.reference * scale.factor if _finite(v.reference) else math.nan for _, v in views]
+        counted = series.signal is not None and series.signal.kind == "count"
+        drawstyle = "steps-pre" if counted else "default"  # a count over the release grows between checks
+        if not all(math.isnan(x) for x in candidate):
+            values.plot(times, candidate, color=CANDIDATE_COLOUR, linewidth=1.6, marker="o", markersize=3, drawstyle=drawstyle, label="candidate", zorder=3)
+        if not all(math.isnan(x) for x in reference):
+            label, style = ("bound", "--") if series.absolute else ("reference", "-")
+            values.plot(times, reference, color=REFERENCE_COLOUR, linestyle=style, linewidth=1.4, marker="" if style == "--" else "o", markersize=2.5, label=label, zorder=2)
+        if counted:
+            values.yaxis.set_major_locator(MaxNLocator(integer=True))
+        if all(math.isnan(x) for x in candidate + reference):
+            values.text(0.5, 0.5, "no values reported", transform=values.transAxes, ha="center", va="center", color=NO_DATA_COLOUR)
+        values.set_ylim(bottom=0)
+        values.set_ylabel(_mpl(textwrap.fill(scale.label, 26)))
+        if not series.sequential and failed:
+            points = [(t, v.candidate * scale.factor) for t, v in failed if _finite(v.candidate)]
+            if points:
+                values.plot(*zip(*points), linestyle="none", marker="o", markersize=8, markerfacecolor="none", markeredgecolor=ROLLBACK_COLOUR, label="breach")
+        _no_data(values, missing, label=True)
+        if series.sequential:
+            evidence_ax = axes[1]
+            last_bounds = next(((v.upper, v.lower) for _, v in reversed(views) if v.upper is not None and v.lower is not None), None)
+            extra: list[Any] = []
+            if last_bounds is not None:
+                upper, lower = last_bounds
+                evidence_ax.axhspan(lower, upper, color="#9e9e9e", alpha=0.15, linewidth=0)
+                evidence_ax.axhline(upper, color=ROLLBACK_COLOUR, linewidth=1.3)
+                evidence_ax.axhline(lower, color=ACCEPT_COLOUR, linewidth=1.3)
+                extra = [
+                    (Line2D([], [], color=ROLLBACK_COLOUR, linewidth=1.3), f"roll back ≥ {_number(upper)}"),
+                    (Patch(color="#9e9e9e", alpha=0.15), "undecided"),
+                    (Line2D([], [], color=ACCEPT_COLOUR, linewidth=1.3), f"accept ≤ {_number(lower)}"),
+                ]
+            evidence = [(t, v.evidence) for t, v in views if _finite(v.evidence)]
+            if evidence:
+                evidence_ax.plot(*zip(*evidence), color=EVIDENCE_COLOUR, linewidth=1.6, marker="o", markersize=3, label="evidence")
+            points = [(t, v.evidence) for t, v in failed if _finite(v.evidence)]
+            if points:
+                evidence_ax.plot(*zip(*points), linestyle="none", marker="o", markersize=8, markerfacecolor="none", markeredgecolor=ROLLBACK_COLOUR, label="fail")
+            _no_data(evidence_ax, missing, label=False)
+            levels = [e for _, e in evidence] + (list(last_bounds) if last_bounds is not None else [])
+            if levels:
+                low, high = min(levels), max(levels)
+                pad = 0.08 * (high - low or 1.0)
+                evidence_ax.set_ylim(low - pad, high + pad)
+            evidence_ax.set_ylabel("evidence\n(log-LR / φ)")
+            _legend(evidence_ax, extra)
+        _time_axes(axes, end, changes)
+        _legend(values, [(Line2D([], [], color=STEP_COLOUR, linestyle=":"), "step change")] if changes else [])
+        title = _gate_title(series)
+        figure.text(0.01, 1 - 0.12 / figure.get_figheight(), _mpl(textwrap.shorten(title, TITLE_CHARS, placeholder=" …")), ha="left", va="top", fontsize=10, fontweight="bold")
+        return _svg(figure, figure_id, f"{title}: {scale.label} against time since the release started (s)")
+
+
+def _caption(series: GateSeries) -> str:
+    scale = _scale(series)
+    signal = series.signal
+    parts = []
+    if series.sequential:
+        if signal is not None and signal.kind == "distribution":
+            parts.append(f"(a) the share of the candidate's requests {scale.label.removeprefix('requests ').removesuffix(' (%)')}, so far, against the reference's share")
+        else:
+            what = "the share of bad events (here those outside the share in the title: 100 % minus it)" if signal is not None and signal.direction == "down" else "the share of bad events"
+            against = "the gate's bound" if series.absolute else "the reference's share"
+            parts.append(f"(a) {what} of the candidate so far, against {against}")
+        parts.append("(b) the evidence against the candidate: at or above the upper line the gate rolls back, at or below the lower one it accepts")
+    else:
+        parts.append(f"the candidate's level ({scale.unit or 'no unit'}) against the bound it is judged by (dashed)")
+    if any(v.state == "no data" for _, v in series.views):
+        parts.append("grey crosses: checks without data")
+    title = _gate_title(series)
+    lead = f"{title}. " if len(title) > TITLE_CHARS else ""  # the plot's title was shortened
+    return lead + "; ".join(parts) + "."
+
+
+# --- tables --------------------------------------------------------------------------------
+
+
+def _evidence_table(all_series: Sequence[GateSeries]) -> str:
+    rows = []
+    for series in all_series:
+        view, scale = series.last, _scale(series)
+        state_class = view.state.replace(" ", "-")
+        cells = [
+            f"<td>{html.escape(view.gate)}</td>",
+            f"<td>{'critical' if view.critical else 'advisory'}</td>",
+            f'<td class="{html.escape(state_class)}">{html.escape(view.state)}</td>',
+            f'<td class="num">{html.escape(_format(view.candidate, scale))}</td>',
+            f'<td class="num">{html.escape(_format(view.reference, scale))}</td>',
+            f'<td class="num">{_number(view.evidence)}</td>',
+            f'<td class="num">{_number(view.upper)}</td>',
+            f'<td class="num">{_number(view.lower)}</td>',
+            f'<td class="num">{_number(view.dispersion) if series.sequential else "–"}</td>',
+            f"<td>{html.escape(view.note)}</td>",
+        ]
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    head = "".join(f"<th>{h}</th>" for h in ("gate", "critical", "state", "candidate", "reference / bound", "evidence", "upper (roll back)", "lower (accept)", "dispersion φ", "note"))
+    return f'<table id="evidence"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+
+
+_SHOWN = {"time", "stack", "operator", "action", "release", "verdict", "reasons", "reason", "error"}
+
+
+def _detail(key: str, value: Any) -> str:
+    if key == "gates" and isinstance(value, (list, tuple)):
+        states: dict[str, int] = {}
+        for gate in value:
+            state = gate.get("state") if isinstance(gate, Mapping) else getattr(gate, "state", None)
+            if state is not None:
+                states[str(state)] = states.get(str(state), 0) + 1
+        counted = ", ".join(f"{n} {state}" for state, n in sorted(states.items()))
+        return f"gates: {len(value)}" + (f" ({counted})" if counted else "")
+    text = value if isinstance(value, str) else json.dumps(value, default=str, sort_keys=True, ensure_ascii=False)
+    return f"{key}: {textwrap.shorten(text, 160, placeholder=' …')}"
+
+
+def _why(entry: Mapping[str, Any]) -> str:
+    reasons = entry.get("reasons")
+    if isinstance(reasons, (list, tuple)) and reasons:
+        return "; ".join(str(r) for r in reasons)
+    return str(entry.get("reason") or entry.get("error") or "")
+
+
+def _decisions_table(run: ReleaseRun, audit: Sequence[Mapping[str, Any]]) -> str:
+    entries = [e for e in audit if e.get("release") == run.release_id]
+    if not entries:
+        return f'<p class="note" id="decisions">No audit entries for release {html.escape(run.release_id)}.</p>'
+    rows = []
+    for entry in entries:
+        details = "<br>".join(html.escape(_detail(k, v)) for k, v in entry.items() if k not in _SHOWN)
+        rows.append(
+            f'<tr><td class="time">{html.escape(str(entry.get("time", "")))}</td>'
+            f"<td>{html.escape(str(entry.get('operator', '')))}</td>"
+            f"<td>{html.escape(str(entry.get('action', '')))}</td><td>{html.escape(str(entry.get('verdict', '')))}</td>"
+            f'<td>{html.escape(_why(entry))}</td><td class="details">{details}</td></tr>'
+        )
+    head = "".join(f"<th>{h}</th>" for h in ("time", "operator", "action", "verdict", "why", "details"))
+    return f'<table id="decisions"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+
+
+# --- the page ------------------------------------------------------------------------------
+
+
+def _slug(text: str, taken: set[str]) -> str:
+    base = "gate-" + (re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "x")
+    slug, n = base, 2
+    while slug in taken:
+        slug, n = f"{base}-{n}", n + 1
+    taken.add(slug)
+    return slug
+
+
+def render(run: ReleaseRun, audit: Sequence[dict], signals: Sequence[Signal] = CHAT_API) -> str:
+    """The report of one release run as a self-contained HTML page."""
     observations = run.observations
-    charts = [
-        _chart("Traffic weight", observations, lambda o, t: o.weights.get(t), "%"),
-        _chart("5xx ratio", observations, lambda o, t: (r * 100 if (r := o.samples[t].error_ratio) is not None else None) if t in o.samples else None, "%"),
-        _chart("p95 latency", observations, lambda o, t: o.samples[t].p95_seconds if t in o.samples else None, "s"),
-    ]
-    rows = "".join(
-        f"<tr><td>{html.escape(e['time'])}</td><td>{html.escape(e['operator'])}</td><td>{html.escape(e['action'])}</td>"
-        f"<td>{html.escape(str(e.get('verdict', '')))}</td><td>{html.escape('; '.join(e.get('reasons', [])) or str(e.get('reason', e.get('error', ''))))}</td></tr>"
-        for e in audit
+    name = f"{run.tag or 'release'} on {run.stack}" if run.stack else (run.tag or f"release {run.release_id}")
+    outcome_class = "bad" if run.outcome in ("rolled back", "switched back", "stopped") else "good" if run.outcome in ("promoted", "switched") else ""
+    heading = (
+        f'<h1>{html.escape(name)}: <span class="outcome {outcome_class}">{html.escape(run.outcome)}</span>'
+        f" — {html.escape(_reason(run))}</h1>"
     )
+    end = max((o.seconds for o in observations), default=0.0)
+    facts = [
+        f"strategy {run.strategy or '–'}",
+        f"release {run.release_id}",
+        f"duration {_duration(end)}",
+        f"{len(observations)} check{'s' if len(observations) != 1 else ''}",
+        f"weights at the last check: {_weights(observations[-1].weights) if observations else '–'}",
+    ]
+    summary = f'<p class="summary">{" · ".join(html.escape(f) for f in facts)}</p>'
+    body = [heading, summary]
+
+    if observations:
+        changes = _step_changes(observations)
+        change_times = [t for t, _ in changes]
+        steps = [(0.0, observations[0])] + changes
+        listing = "; ".join(f"step {o.step} ({o.phase}) from {t:.0f} s: {_weights(o.weights)}" for t, o in steps)
+        body.append("<h2>Traffic</h2>")
+        body.append(
+            f'<figure id="weights" class="plot">{_weights_figure(observations, max(end, 1.0), change_times)}'
+            f"<figcaption>{html.escape(listing)}. Triangles on top: each check, coloured by its verdict; dotted lines: step changes (on every plot).</figcaption></figure>"
+        )
+        all_series = _series(run, signals)
+        if all_series:
+            body.append("<h2>Gates</h2>")
+            body.append(
+                '<p class="note">Evidence is the log-likelihood ratio of “the candidate is worse by the signal’s bad factor” against '
+                "“it is as good as the reference”, divided by the dispersion φ. A gate rolls back at or above its upper boundary and "
+                "accepts at or below its lower one. Gauges and counts have no evidence: they are judged against their bound.</p>"
+            )
+            taken: set[str] = set()
+            for series in all_series:
+                figure_id = _slug(series.gate, taken)
+                body.append(
+                    f'<figure id="{figure_id}" class="plot gate" aria-label="{html.escape(_gate_title(series))}">'
+                    f"{_gate_figure(series, figure_id, max(end, 1.0), change_times)}"
+                    f"<figcaption>{html.escape(_caption(series))}</figcaption></figure>"
+                )
+            body.append("<h2>Evidence at the end against the thresholds</h2>")
+            body.append('<p class="note">Each gate as of the last check that reported it.</p>')
+            body.append(_evidence_table(all_series))
+    else:
+        body.append('<p class="note">No check was recorded: there is nothing to plot.</p>')
+
+    body.append("<h2>Decisions</h2>")
+    body.append(_decisions_table(run, audit))
+    title = f"{name}: {run.outcome}"
     return (
-        "<!doctype html><html><head><meta charset='utf-8'>"
-        f"<title>Release {html.escape(tag)} on {html.escape(stack)}</title>"
-        "<style>body{font-family:sans-serif;margin:2em}td,th{padding:2px 8px;border-bottom:1px solid #ddd;font-size:12px}</style>"
-        f"</head><body><h1>Release {html.escape(tag)} on {html.escape(stack)}: {html.escape(run.outcome)}</h1>"
-        f"<p>{html.escape(run.message)}</p>"
-        + "".join(f"<div>{chart}</div>" for chart in charts)
-        + "<h2>Decisions</h2><table><tr><th>time</th><th>operator</th><th>action</th><th>verdict</th><th>why</th></tr>"
-        + rows
-        + "</table></body></html>"
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{html.escape(title)}</title><style>{CSS}</style></head>\n<body>\n" + "\n".join(body) + "\n</body></html>\n"
     )

@@ -1,8 +1,11 @@
+import re
+
 import pytest
 import yaml
 
 from components.monitoring import CHART_REPOSITORY, GRAFANA_SECRET, Monitoring, MonitoringArgs, alertmanager_config
 from core.settings import MonitoringSettings, ReceiverSettings
+from core.signals import POD_TRACKS
 
 RECEIVERS = (ReceiverSettings(name="oncall", kind="pagerduty", secret="pagerdutyKey"), ReceiverSettings(name="team", kind="slack", secret="slackUrl"))
 SECRETS = {"pagerdutyKey": "0123abcd", "slackUrl": "https://hooks.slack.invalid/T000/B000/XXXX"}
@@ -21,6 +24,14 @@ def test_chart_is_pinned_with_retention_and_storage_from_config(plan):
     assert spec["retention"] == "30d"
     assert spec["storageSpec"]["volumeClaimTemplate"]["spec"]["resources"]["requests"]["storage"] == "100Gi"
     assert spec["ruleSelectorNilUsesHelmValues"] is False and spec["serviceMonitorSelectorNilUsesHelmValues"] is False
+
+
+def test_kube_state_metrics_exports_the_pod_labels_the_catalogue_joins_on(plan):
+    [allowlist] = plan.one("kubernetes:helm.sh/v4:Chart").inputs["values"]["kube-state-metrics"]["metricLabelsAllowlist"]
+    assert allowlist == "pods=[track,app.kubernetes.io/name,app.kubernetes.io/version]"
+    # kube-state-metrics names a label `label_` + the label with every other character as `_`.
+    exported = {"label_" + re.sub(r"[^a-zA-Z0-9_]", "_", label) for label in allowlist.removeprefix("pods=[").removesuffix("]").split(",")}
+    assert set(re.findall(r"\blabel_\w+", POD_TRACKS)) - {"label_replace"} == exported
 
 
 def test_grafana_password_is_generated_and_secret(plan):

@@ -5,17 +5,33 @@ import pulumi
 import pytest
 
 from components.release_signals import MERGED_METRICS_PORT, ReleaseSignals, ReleaseSignalsArgs
-from core.observability import dashboard, rule_groups
+from core.observability import dashboard, recorded, rule_groups
 from core.settings import ThresholdSettings
+from core.signals import catalogue
 from tests.conftest import validate_crd, validate_kubernetes
 
 
-def build(run_component, mesh):
+# A stack that drops a signal and adds one of its own.
+OVERRIDES = [
+    {"name": "complaints", "enabled": False},
+    {
+        "name": "escalations",
+        "kind": "ratio",
+        "summary": "conversations handed to a nurse",
+        "unit": "ratio",
+        "numerator": "sum by ($by) (increase(carepath_escalations_total{$app}[$window]))",
+        "denominator": "sum by ($by) (increase(carepath_conversations_total{$app}[$window]))",
+        "critical": False,
+    },
+]
+
+
+def build(run_component, mesh, **signals):
     def program():
         chart = pulumi.CustomResource("carepath:test:Chart", "monitoring", {})
         ReleaseSignals(
             "release-signals",
-            ReleaseSignalsArgs(namespaces=["carepath-staging"], mesh=mesh, thresholds=ThresholdSettings(), monitoring=chart),
+            ReleaseSignalsArgs(namespaces=["carepath-staging"], mesh=mesh, thresholds=ThresholdSettings(), monitoring=chart, **signals),
         )
 
     return run_component(program)
@@ -29,6 +45,16 @@ def plain(run_component):
 @pytest.fixture(scope="module")
 def meshed(run_component):
     return build(run_component, mesh=True)
+
+
+@pytest.fixture(scope="module")
+def overridden(run_component):
+    return build(run_component, mesh=False, signals=catalogue(overrides=OVERRIDES))
+
+
+def _records(plan):
+    groups = plan.one("kubernetes:monitoring.coreos.com/v1:PrometheusRule").inputs["spec"]["groups"]
+    return {rule["record"] for group in groups for rule in group["rules"] if "record" in rule}
 
 
 def _monitors(plan):
@@ -61,6 +87,15 @@ def test_rules_and_dashboard_are_the_cores(plain):
     config_map = plain.one("kubernetes:core/v1:ConfigMap")
     assert config_map.inputs["metadata"]["labels"] == {"grafana_dashboard": "1"}
     assert json.loads(config_map.inputs["data"]["chat-api-releases.json"]) == json.loads(json.dumps(dashboard()))
+
+
+def test_the_rule_records_every_signal_of_the_catalogue(plain, overridden):
+    assert {side.record for signal in catalogue() for side in recorded(signal)} <= _records(plain)
+    assert "carepath:complaints:ratio_rate5m" in _records(plain)
+    assert "carepath:complaints:ratio_rate5m" not in _records(overridden)
+    assert "carepath:escalations:ratio_rate5m" in _records(overridden)
+    titles = {panel["title"] for panel in json.loads(overridden.one("kubernetes:core/v1:ConfigMap").inputs["data"]["chat-api-releases.json"])["panels"]}
+    assert "Conversations handed to a nurse" in titles
 
 
 def test_everything_waits_for_the_chart_and_validates(plain, meshed, reference_schema):

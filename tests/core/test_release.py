@@ -3,7 +3,7 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core.release import DEPLOYMENTS, canary_replicas, plan_release
+from core.release import DEPLOYMENTS, canary_replicas, next_weight, plan_release
 from core.settings import parse
 
 tags = st.from_regex(r"v[0-9]{1,2}\.[0-9]{1,2}\.[0-9]{1,2}", fullmatch=True)
@@ -128,3 +128,23 @@ def test_every_track_the_production_entrypoint_routes_to_comes_before_the_route(
     assert {t for t, w in plan.weights if w > 0} <= first
     assert plan.header_track is None or plan.header_track in first
     assert set(plan.production_tracks) | set(plan.other_tracks) == set(plan.tracks)
+
+
+LADDER = (1, 5, 10, 25, 50, 75, 100)
+
+
+@given(st.floats(0, 5000), st.sampled_from((0,) + LADDER[:-1]), st.integers(1, 500), st.integers(10, 600))
+def test_the_next_weight_is_on_the_ladder_above_the_current_one(rate, current, min_requests, budget):
+    weight = next_weight(LADDER, current, rate, 10, min_requests, budget)
+    assert weight in LADDER and weight > current
+    if rate > 0 and weight != LADDER[-1]:
+        assert max(min_requests / (rate * weight / 100), 10) <= budget, "a chosen step fills within the budget"
+    skipped = [step for step in LADDER if current < step < weight]
+    assert all(rate <= 0 or max(min_requests / (rate * step / 100), 10) > budget for step in skipped), "no step that fills in time is skipped"
+
+
+def test_exposure_is_counted_in_requests_not_minutes():
+    assert next_weight(LADDER, 0, 100, 10, 50, 60) == 1, "busy: the smallest weight"
+    assert next_weight(LADDER, 0, 5, 10, 50, 60) == 25, "at night: the first step that fills in a minute"
+    assert next_weight(LADDER, 0, 0, 10, 50, 60) == 1, "traffic unknown: one step at a time"
+    assert next_weight(LADDER, 100, 100, 10, 50, 60) == 100

@@ -38,7 +38,7 @@ def test_defaults_are_the_documented_ones():
     assert settings.chat_api.repository == "carepath-chat-api"
     assert (settings.chat_api.replicas, settings.chat_api.port, settings.chat_api.health_path) == (2, 8080, "/healthz")
     assert (settings.rollout.rolling.max_surge, settings.rollout.rolling.max_unavailable) == (1, 0)
-    assert settings.rollout.canary.steps == (5, 10, 25, 50, 75, 100)
+    assert settings.rollout.canary.steps == (1, 5, 10, 25, 50, 75, 100)
     assert settings.rollout.canary.weight == 0 and settings.rollout.canary.tag is None
     assert (settings.rollout.canary.header.name, settings.rollout.canary.header.value) == ("x-version", "canary")
     assert settings.rollout.blue_green.active == "blue"

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-import random
-from typing import Optional
+import math
+from typing import Mapping, Sequence
 
+import numpy as np
 import pytest
 
 from core.release import plan_release
 from core.settings import parse
-from release.analysis import TrackSample
+from core.signals import Signal
+from release.judge import Check, Histogram, Level, Ratio, Reading
 from release.ports import MetricsError
-from release.simulation import Scenario, _traffic
+from release.simulation import Behaviour, Scenario, Traffic, baseline
+
+GOOD = Scenario("good")
+BAD = Scenario("bad", Behaviour(error_ratio=0.05))
+BAD_MODEL = Scenario("bad model", Behaviour(triage_success=0.85))
 
 
 class FakeTime:
@@ -30,21 +36,32 @@ class FakeTime:
         self.now += seconds
 
 
-class SimulatedMetrics:
-    """Traffic at the stack's current weights (read from its config), accumulated as Prometheus
-    would count it; tracks as the stack names them."""
+def _plus(a: Reading, b: Reading) -> Reading:
+    if isinstance(a, Ratio) and isinstance(b, Ratio):
+        return Ratio(a.bad + b.bad, a.total + b.total)
+    if isinstance(a, Histogram) and isinstance(b, Histogram):
+        return Histogram(tuple((le, count + b.at_most(le)) for le, count in a.buckets))
+    if isinstance(a, Level) and isinstance(b, Level):
+        return Level(a.value + b.value, a.limit)
+    raise TypeError((a, b))
 
-    def __init__(self, stack, scenario: Scenario, seed: int = 7, failing: int = 0, empty: bool = False, candidate: str = "v2.0.0"):
-        self.stack, self.scenario, self.rng, self.candidate = stack, scenario, random.Random(seed), candidate
-        self.failing, self.empty = failing, empty
-        self.totals: dict[str, list[float]] = {}
-        self.step_requests: dict[str, float] = {}
-        self.last_release = self.last_step = 0.0
+
+class SimulatedMetrics:
+    """Traffic at the stack's current weights (read from its config at every read), from the
+    bench's traffic model: the candidate version behaves as the scenario's canary, every other
+    version as its stable; a mirror adds its copies to the canary's requests. `failing` reads
+    raise MetricsError first; `empty` answers nothing; `nan` answers NaN for the candidate."""
+
+    def __init__(self, stack, scenario: Scenario, seed: int = 7, failing: int = 0, empty: bool = False, candidate: str = "v2.0.0", nan: bool = False):
+        self.stack, self.scenario, self.candidate = stack, scenario, candidate
+        self.failing, self.empty, self.nan = failing, empty, nan
+        self.traffic = Traffic(scenario, np.random.default_rng(seed))
+        self.totals: dict[str, dict[str, Reading]] = {}  # stack track -> signal -> since the loop started
+        self.served: dict[str, float] = {}  # candidate requests, all loops
+        self.last = 0.0
         self.calls = 0
 
     def _tracks(self) -> dict[str, tuple[int, str]]:
-        """Track -> (its share of traffic, its tag), as the stack's config has them now; a mirror adds
-        its copies to the canary's requests (as the canary's own metrics count them)."""
         settings = parse(self.stack.config(), self.stack.name, frozenset({"secrets"}))
         plan = plan_release(settings)
         weights = dict(plan.weights)
@@ -53,31 +70,43 @@ class SimulatedMetrics:
             weights["canary"] += round(mirror.percent * weights["stable"] / 100)
         return {t.track: (weights.get(t.track, 0), t.tag) for t in plan.tracks}
 
-    def sample(self, namespace: str, release_seconds: float, step_seconds: float) -> dict[str, TrackSample]:
+    def read(self, namespace: str, signals: Sequence[Signal], by: str, groups: Mapping[str, str], release_seconds: float, interval_seconds: float) -> Check:
         self.calls += 1
         if self.calls <= self.failing:
             raise MetricsError("connection refused")
         if self.empty:
             return {}
-        if release_seconds < self.last_release:
+        if release_seconds < self.last:
             self.totals = {}
-        if step_seconds < self.last_step:
-            self.step_requests = {}
-        elapsed = int(max(release_seconds - self.last_release, 0))
-        self.last_release, self.last_step = release_seconds, step_seconds
+        elapsed, self.last = int(max(release_seconds - self.last, 0)), release_seconds
         tracks = self._tracks()
-        stable = Scenario("stable", self.scenario.stable_error_ratio)
         for track, (weight, tag) in tracks.items():
-            # The candidate version behaves as the scenario says; every other version as stable does.
-            scenario = self.scenario if tag == self.candidate else stable
-            for _ in range(elapsed):
-                n, e, _, _ = _traffic(self.rng, scenario, weight)
-                total = self.totals.setdefault(track, [0.0, 0.0])
-                total[0] += n
-                total[1] += e
-                self.step_requests[track] = self.step_requests.get(track, 0.0) + n
-        p95 = {t: (self.scenario.canary_latency_factor if tag == self.candidate else 1.0) for t, (_, tag) in tracks.items()}
-        return {t: TrackSample(v[0], v[1], self.step_requests.get(t, 0.0), p95.get(t, 1.0)) for t, v in self.totals.items() if v[0] > 0}
+            key = "canary" if tag == self.candidate else "stable"
+            if elapsed and weight:
+                readings = self.traffic.interval({key: weight}, elapsed)[key]
+                totals = self.totals.setdefault(track, {})
+                for name, reading in readings.items():
+                    totals[name] = _plus(totals[name], reading) if name in totals else reading
+                if key == "canary":
+                    self.served[track] = self.served.get(track, 0.0) + readings["errors"].total  # type: ignore[union-attr]
+        label = {track: (track if by == "track" else tag) for track, (_, tag) in tracks.items()}
+        check: dict[str, dict[str, Reading]] = {}
+        for signal in signals:
+            check[signal.name] = {}
+            for role, group in groups.items():
+                track = next((t for t, value in label.items() if value == group and t in self.totals), None)
+                if track is None:
+                    continue
+                reading = self.totals[track][signal.name]
+                candidate = tracks[track][1] == self.candidate
+                check[signal.name][role] = Level(math.nan) if (self.nan and candidate) else reading
+        return check
+
+    def history(self, namespace: str, signals: Sequence[Signal], by: str, group: str, seconds: float, step_seconds: float, now: float) -> dict[str, list[Reading]]:
+        if self.empty or self.calls < self.failing:
+            raise MetricsError("connection refused")
+        reference = Traffic(Scenario("reference", self.scenario.stable, self.scenario.stable), self.traffic.rng)
+        return baseline(reference, int(seconds), int(step_seconds))
 
 
 @pytest.fixture

@@ -9,11 +9,8 @@ from release.audit import AuditLog
 from release.driver import Driver
 from release.ports import StackError, StackLocked
 from release.report import render
-from release.simulation import Scenario
 from release.stacks import OfflineStack
-from tests.release.conftest import FakeTime, SimulatedMetrics
-
-GOOD, BAD = Scenario("good", 0.005), Scenario("bad", 0.05)
+from tests.release.conftest import BAD, BAD_MODEL, GOOD, FakeTime, SimulatedMetrics
 
 
 def driver_for(stack, metrics, tmp_path, time: FakeTime, **options) -> Driver:
@@ -35,7 +32,7 @@ def test_a_good_canary_goes_through_every_step_and_is_promoted(tmp_path, fake_ti
     assert run.outcome == "promoted"
     weights = canary_weights(stack)
     steps = [w for i, w in enumerate(weights) if i == 0 or w != weights[i - 1]]
-    assert steps == [0, 5, 10, 25, 50, 75, 100, 0]
+    assert steps == [0, 1, 5, 10, 25, 50, 75, 100, 0], "at 100 req/s every step of the ladder fills within its budget"
     assert len(weights) > len(steps), "the canary was scaled up in updates of its own"
     rollout, chat_api = stack.config()["rollout"], stack.config()["chatApi"]
     assert chat_api["tag"] == "v2.0.0" and "tag" not in rollout["canary"] and rollout["canary"]["weight"] == 0
@@ -47,32 +44,48 @@ def test_a_bad_canary_is_rolled_back_at_the_first_step(tmp_path, fake_time):
     stack = OfflineStack("staging")
     metrics = SimulatedMetrics(stack, BAD)
     run = driver_for(stack, metrics, tmp_path, fake_time).run("v2.0.0")
-    assert run.outcome == "rolled back"
-    assert canary_weights(stack) == [0, 5, 0]
+    assert run.outcome == "rolled back" and run.message.startswith("analysis: errors:")
+    assert canary_weights(stack) == [0, 1, 0]
     assert stack.config()["chatApi"]["tag"] == "v1.4.0" and "tag" not in stack.config()["rollout"]["canary"]
-    assert metrics.totals["canary"][1] < 30, "a bad canary fails only a few dozen requests"
+    assert metrics.served["canary"] < 500, "a bad canary is judged on a few hundred requests"
+
+
+def test_a_model_that_only_triages_worse_is_rolled_back(tmp_path, fake_time):
+    stack = OfflineStack("staging")
+    run = driver_for(stack, SimulatedMetrics(stack, BAD_MODEL), tmp_path, fake_time).run("v2.0.0")
+    assert run.outcome == "rolled back" and "triage-success" in run.message
+    assert max(canary_weights(stack)) <= 50, "it never took most of the traffic"
+
+
+def test_nan_holds_then_aborts_with_that_reason(tmp_path, fake_time):
+    stack = OfflineStack("staging")
+    run = driver_for(stack, SimulatedMetrics(stack, GOOD, nan=True), tmp_path, fake_time).run("v2.0.0")
+    assert run.outcome == "rolled back" and run.message.startswith("inconclusive for 300 s")
+    assert canary_weights(stack) == [0, 1, 0], "never advanced"
+    assert {o.verdict for o in run.observations} == {"hold"}
+    assert run.observations[-1].seconds >= 300
 
 
 def test_no_data_holds_and_a_rerun_resumes_from_the_stacks_config(tmp_path):
     stack = OfflineStack("staging")
     with pytest.raises(KeyboardInterrupt):
-        driver_for(stack, SimulatedMetrics(stack, GOOD, empty=True), tmp_path, FakeTime(limit=30)).run("v2.0.0")
-    assert canary_weights(stack)[-1] == 5, "no data never advances"
+        driver_for(stack, SimulatedMetrics(stack, GOOD, empty=True), tmp_path, FakeTime(limit=20)).run("v2.0.0")
+    assert canary_weights(stack)[-1] == 1, "no data never advances"
     shown = []
     driver = Driver(stack, SimulatedMetrics(stack, GOOD), AuditLog(tmp_path / "audit.jsonl", "staging"), clock=FakeTime().clock, sleep=FakeTime().sleep, show=shown.append)
     time = FakeTime()
     driver.clock, driver.sleep = time.clock, time.sleep
     assert driver.run("v2.0.0").outcome == "promoted"
-    assert shown[0] == "resuming v2.0.0 at 5 %"
+    assert "resuming v2.0.0 at 1 %" in shown
 
 
 def test_unreachable_metrics_hold_then_abort_never_advance_blind(tmp_path, fake_time):
     stack = OfflineStack("staging")
-    run = driver_for(stack, SimulatedMetrics(stack, GOOD, failing=100), tmp_path, fake_time).run("v2.0.0")
-    assert run.outcome == "rolled back"
-    assert canary_weights(stack) == [0, 5, 0]
-    holds = [e for e in AuditLog(tmp_path / "audit.jsonl", "staging").entries() if e["action"] == "hold"]
-    assert len(holds) == 5 and holds[-1]["consecutive"] == 5
+    run = driver_for(stack, SimulatedMetrics(stack, GOOD, failing=1000), tmp_path, fake_time).run("v2.0.0")
+    assert run.outcome == "rolled back" and "metrics unavailable: connection refused" in run.message
+    assert canary_weights(stack) == [0, 1, 0], "unknown traffic: the first step of the ladder"
+    holds = [e for e in AuditLog(tmp_path / "audit.jsonl", "staging").entries() if e["action"] == "analysis"]
+    assert len(holds) == 30 and {e["verdict"] for e in holds} == {"hold"}, "300 s of 10 s checks"
 
 
 class FailingStack(OfflineStack):
@@ -91,7 +104,7 @@ def test_a_failed_up_stops_and_leaves_traffic_where_it_was(tmp_path, fake_time):
     stack = FailingStack("staging", fail_on=3)
     run = driver_for(stack, SimulatedMetrics(stack, GOOD), tmp_path, fake_time).run("v2.0.0")
     assert run.outcome == "stopped" and "resource creation failed" in run.message
-    assert canary_weights(stack)[-1] == 10, "the last successful update stands"
+    assert canary_weights(stack)[-1] == 5, "the last successful update stands"
     actions = [e["action"] for e in AuditLog(tmp_path / "audit.jsonl", "staging").entries()]
     assert "up-failed" in actions and actions[-1] == "stopped"
 
@@ -135,6 +148,14 @@ def test_blue_green_switches_back_when_the_new_colour_fails(tmp_path):
     assert stack.config()["rollout"]["blueGreen"]["active"] == "blue"
 
 
+def test_blue_green_does_not_switch_without_a_baseline(tmp_path):
+    stack = OfflineStack("production")
+    driver = driver_for(stack, SimulatedMetrics(stack, GOOD, empty=True), tmp_path, FakeTime(), http_get=lambda url: 200)
+    run = driver.run("v2.0.0")
+    assert run.outcome == "stopped" and run.message.startswith("no baseline for blue")
+    assert stack.config()["rollout"]["blueGreen"]["active"] == "blue"
+
+
 def test_blue_green_does_not_switch_when_smoke_tests_fail(tmp_path):
     stack, run, _ = _blue_green(tmp_path, GOOD, status=503)
     assert run.outcome == "stopped" and "GET /healthz: 503, expected 200" in run.message
@@ -157,10 +178,13 @@ def test_every_decision_is_audited_and_reported(tmp_path, fake_time, monkeypatch
     entries = AuditLog(tmp_path / "audit.jsonl", "staging").entries()
     assert {e["operator"] for e in entries} == {"release-bot"}
     analyses = [e for e in entries if e["action"] == "analysis"]
-    assert analyses and all({"time", "weights", "samples", "verdict", "gates", "llr"} <= set(e) for e in analyses)
-    assert [e["action"] for e in entries if e["action"] != "analysis"][:1] == ["start"]
-    page = render("staging", "v2.0.0", run, entries)
-    assert page.count("<svg") == 3 and "<polyline" in page and "promoted" in page
+    assert analyses and all({"time", "weights", "verdict", "reasons", "gates", "release"} <= set(e) for e in analyses)
+    assert {e["release"] for e in entries} == {run.release_id}
+    assert [e["action"] for e in entries if e["action"] != "analysis"][:2] == ["release", "start"]
+    errors = [g for g in analyses[-1]["gates"] if g["gate"] == "errors"][0]
+    assert errors["state"] == "pass" and errors["evidence"] <= errors["lower"]
+    page = render(run, entries)
+    assert "promoted" in page.split("</h1>")[0] and 'id="gate-errors"' in page
 
 
 def test_an_idle_colour_scaled_to_zero_runs_full_size_for_the_release_then_shrinks(tmp_path):
@@ -182,7 +206,7 @@ def test_with_a_mirror_the_release_opens_with_a_shadow_step(tmp_path, fake_time)
     assert run.outcome == "promoted"
     weights = canary_weights(stack)
     steps = [w for i, w in enumerate(weights) if i == 0 or w != weights[i - 1]]
-    assert steps[:3] == [0, 5, 10], "shadow (weight 0), then the first weighted step"
+    assert steps[:3] == [0, 1, 5], "shadow (weight 0), then the first weighted step"
     shadow = stack.plans[1].one("kubernetes:networking.istio.io/v1:VirtualService").inputs["spec"]["http"]
     assert any(route.get("mirror", {}).get("subset") == "canary" for route in shadow)
     assert run.observations[0].weights == {"stable": 100, "canary": 0}

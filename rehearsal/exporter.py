@@ -1,0 +1,415 @@
+"""A synthetic chat-api for rehearsals: simulated traffic at the stack's current split, exported
+as chat-api and its cluster would (the app's own series, and kube-state-metrics/cAdvisor-like
+series per pod), so the release driver's signals have something real to query.
+
+The candidate version behaves as a named scenario says (`SCENARIOS`); every other version
+behaves as a healthy one (`Behaviour()`). Every series carries `namespace`, so several
+services can share one Prometheus.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import threading
+import time
+import urllib.parse
+from dataclasses import dataclass, replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable, Iterable, Optional
+
+import numpy as np
+from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.metrics_core import Metric
+from prometheus_client.samples import Sample
+
+SERVICE = "chat-api"
+STEP_SECONDS = 0.1
+MiB, GiB = 2**20, 2**30
+
+# OpenTelemetry GenAI semantic conventions' explicit bucket boundaries.
+TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
+TPOT_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5)
+TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864)
+
+
+@dataclass(frozen=True)
+class Behaviour:
+    """How one version of chat-api behaves; the defaults are a healthy version. Medians and
+    sigmas are those of lognormal distributions."""
+
+    error_ratio: float = 0.005  # requests answered 500 (the rest 200)
+    latency_median: float = 0.12  # s, http_request_duration_seconds
+    latency_sigma: float = 0.5
+    ttft_median: float = 0.35  # s, time to first token
+    ttft_sigma: float = 0.35
+    tpot_median: float = 0.03  # s, time per output token
+    tpot_sigma: float = 0.3
+    output_tokens_median: float = 180
+    output_tokens_sigma: float = 0.6
+    input_tokens_median: float = 400
+    input_tokens_sigma: float = 0.8
+    triage_share: float = 0.25  # requests that are triage requests
+    triage_success: float = 0.95  # triage requests that reach a triage outcome
+    conversation_share: float = 1 / 3  # one conversation per 3 requests
+    complaint_ratio: float = 0.02  # per conversation
+    refusal_ratio: float = 0.01  # per answer (200)
+    safety_ratio: float = 0.01  # per answer (200)
+    cpu_cores: float = 0.3  # per pod
+    memory_bytes: float = 600 * MiB  # per pod, working set
+    cpu_limit: float = 1.0
+    memory_limit: float = 2 * GiB
+    restarts: float = 0.0  # container restarts per pod per minute
+    healthy: bool = True  # False: /healthz answers 503 and the pods are not ready
+    exports: bool = True  # False: this version exports nothing at all
+    nan: bool = False  # True: its series are present but every measured value is NaN
+
+
+HEALTHY = Behaviour()
+
+# How the candidate behaves, by scenario name.
+SCENARIOS: dict[str, Behaviour] = {
+    "good": HEALTHY,
+    "bad-model": replace(HEALTHY, triage_success=0.85, complaint_ratio=0.05),
+    "slow-first-token": replace(HEALTHY, ttft_median=HEALTHY.ttft_median * 1.6),
+    "errors": replace(HEALTHY, error_ratio=0.1),
+    "no-metrics": replace(HEALTHY, exports=False),
+    "long-answers": replace(HEALTHY, output_tokens_median=HEALTHY.output_tokens_median * 2),
+    "nan": replace(HEALTHY, nan=True),
+}
+
+
+@dataclass(frozen=True)
+class TrackLoad:
+    """One track as the stack has it now."""
+
+    track: str
+    version: str  # image tag
+    weight: float  # percent of requests, 0..100
+    replicas: int
+
+
+class _Families:
+    """chat-api's metric families, in one registry."""
+
+    def __init__(self, registry: CollectorRegistry):
+        app = ("namespace", "track", "version")
+        pod = ("namespace", "pod")
+        container = (*pod, "container")
+
+        def counter(name: str, doc: str, labels: tuple[str, ...] = app) -> Counter:
+            return Counter(name, doc, labels, registry=registry)
+
+        def gauge(name: str, doc: str, labels: tuple[str, ...]) -> Gauge:
+            return Gauge(name, doc, labels, registry=registry)
+
+        def histogram(name: str, doc: str, buckets: Iterable[float], labels: tuple[str, ...] = app) -> Histogram:
+            return Histogram(name, doc, labels, buckets=tuple(buckets), registry=registry)
+
+        self.requests = counter("http_requests_total", "HTTP requests answered, by status code", (*app, "status"))
+        self.duration = histogram("http_request_duration_seconds", "HTTP request duration", Histogram.DEFAULT_BUCKETS)
+        self.ttft = histogram("gen_ai_server_time_to_first_token_seconds", "Time to an answer's first token", TTFT_BUCKETS)
+        self.tpot = histogram("gen_ai_server_time_per_output_token_seconds", "Time per output token after the first", TPOT_BUCKETS)
+        self.tokens = histogram("gen_ai_client_token_usage", "Tokens per answer", TOKEN_BUCKETS, (*app, "gen_ai_token_type"))
+        self.triage = counter("carepath_triage_requests_total", "Triage requests, by outcome", (*app, "outcome"))
+        self.conversations = counter("carepath_conversations_total", "Conversations started")
+        self.complaints = counter("carepath_complaints_total", "Complaints and thumbs-down")
+        self.answers = counter("carepath_answers_total", "Answers given (status 200)")
+        self.refusals = counter("carepath_answer_refusals_total", "Answers the model refused")
+        self.safety = counter("carepath_safety_filter_hits_total", "Answers the safety filter stopped")
+        # Every series of one version, with the labels beyond (namespace, track, version).
+        self.app_series: tuple[tuple[Counter | Histogram, dict[str, str]], ...] = (
+            (self.requests, {"status": "200"}), (self.requests, {"status": "500"}),
+            (self.triage, {"outcome": "success"}), (self.triage, {"outcome": "failure"}),
+            (self.tokens, {"gen_ai_token_type": "input"}), (self.tokens, {"gen_ai_token_type": "output"}),
+            *((metric, {}) for metric in (
+                self.duration, self.ttft, self.tpot, self.conversations, self.complaints,
+                self.answers, self.refusals, self.safety,
+            )),
+        )
+
+        self.pod_labels = gauge(
+            "kube_pod_labels", "Kubernetes labels of the pod",
+            (*pod, "label_track", "label_app_kubernetes_io_name", "label_app_kubernetes_io_version"),
+        )
+        self.restarts = counter("kube_pod_container_status_restarts_total", "Container restarts", container)
+        self.ready = gauge("kube_pod_status_ready", "Pod readiness", (*pod, "condition"))
+        self.cpu = counter("container_cpu_usage_seconds_total", "CPU time used", container)
+        self.memory = gauge("container_memory_working_set_bytes", "Working-set memory", container)
+        self.limits = gauge("kube_pod_container_resource_limits", "Container resource limits", (*container, "resource"))
+        self.pods = (self.pod_labels, self.restarts, self.ready, self.cpu, self.memory, self.limits)
+
+
+# Facts about pods rather than measurements: they stay numbers for a `nan` version.
+_FACTS = frozenset({"kube_pod_labels", "kube_pod_status_ready", "kube_pod_container_resource_limits"})
+
+
+class _Scrape:
+    """The registry as chat-api's `/metrics` shows it: without prometheus-client's `_created`
+    series (the simulator's own start times, no part of the contract), and with the measured
+    samples of `nan` versions and their pods as NaN (no counter can count its way there)."""
+
+    def __init__(self, registry: CollectorRegistry, nan_versions: frozenset[str], nan_pods: frozenset[str]):
+        self.registry, self.nan_versions, self.nan_pods = registry, nan_versions, nan_pods
+
+    def _nan(self, family: Metric, sample: Sample) -> bool:
+        return family.name not in _FACTS and (
+            sample.labels.get("version") in self.nan_versions or sample.labels.get("pod") in self.nan_pods
+        )
+
+    def collect(self) -> Iterable[Metric]:
+        families = []
+        for family in self.registry.collect():
+            shown = copy.copy(family)
+            shown.samples = [
+                sample._replace(value=math.nan) if self._nan(family, sample) else sample
+                for sample in family.samples
+                if not sample.name.endswith("_created")
+            ]
+            families.append(shown)
+        return families
+
+
+def _pods(loads: list[TrackLoad]) -> dict[str, TrackLoad]:
+    """Pod name -> the load it serves: `chat-api-<track>-<i>`, numbered on across a track's
+    versions so the two of a rolling update do not share names."""
+    pods: dict[str, TrackLoad] = {}
+    counts: dict[str, int] = {}
+    for load in loads:
+        for _ in range(load.replicas):
+            index = counts.get(load.track, 0)
+            counts[load.track] = index + 1
+            pods[f"{SERVICE}-{load.track}-{index}"] = load
+    return pods
+
+
+class SyntheticService:
+    """chat-api in `namespace` with the candidate tag `candidate` behaving as `scenario`.
+
+    `tracks` is asked at every step for the current split (the driver changes the stack's
+    weights during a release). `step(seconds)` simulates that much traffic synchronously;
+    `start()` runs it every 0.1 s of wall time and serves `/metrics` and `/healthz` on loopback.
+    """
+
+    def __init__(
+        self,
+        namespace: str,
+        candidate: str,
+        scenario: str,
+        tracks: Callable[[], list[TrackLoad]],
+        requests_per_second: float = 100,
+        seed: Optional[int] = None,
+    ):
+        if scenario not in SCENARIOS:
+            raise ValueError(f"unknown scenario {scenario!r}; known: {', '.join(SCENARIOS)}")
+        self.namespace, self.candidate, self.scenario = namespace, candidate, scenario
+        self.tracks, self.requests_per_second = tracks, requests_per_second
+        self.registry = CollectorRegistry()
+        self._families = _Families(self.registry)
+        self._rng = np.random.default_rng(seed)
+        self._lock = threading.Lock()
+        self._apps: set[tuple[str, str]] = set()  # (track, version) with series
+        self._pods: dict[str, str] = {}  # pod -> version, with series
+        self._nan_versions: frozenset[str] = frozenset()
+        self._nan_pods: frozenset[str] = frozenset()
+        self._server: Optional[ThreadingHTTPServer] = None
+        self._threads: list[threading.Thread] = []
+        self._stopping = threading.Event()
+        self._failure: Optional[Exception] = None
+
+    def behaviour(self, version: str) -> Behaviour:
+        """The scenario's for the candidate, a healthy version's for any other."""
+        return SCENARIOS[self.scenario] if version == self.candidate else HEALTHY
+
+    # --- simulation ---------------------------------------------------------------------------
+
+    def step(self, seconds: float) -> None:
+        """Simulate `seconds` of requests and pod time at the split `tracks()` gives now."""
+        loads = [load for load in self.tracks() if self.behaviour(load.version).exports]
+        pods = _pods(loads)
+        with self._lock:
+            self._sync_series(loads, pods)
+            for load in loads:
+                self._serve(load, self.behaviour(load.version), seconds)
+            for pod, load in pods.items():
+                self._run_pod(pod, self.behaviour(load.version), seconds)
+
+    def _app_labels(self, track: str, version: str) -> dict[str, str]:
+        return {"namespace": self.namespace, "track": track, "version": version}
+
+    def _sync_series(self, loads: list[TrackLoad], pods: dict[str, TrackLoad]) -> None:
+        """Series of versions and pods that are gone disappear, as their pods would; new ones
+        start at zero, so `increase()` counts their first requests."""
+        f = self._families
+        apps = {(load.track, load.version) for load in loads}
+        for track, version in self._apps - apps:
+            for metric in {metric for metric, _ in f.app_series}:
+                metric.remove_by_labels(self._app_labels(track, version))
+        for pod, version in self._pods.items():
+            if pod not in pods or pods[pod].version != version:  # gone, or replaced by one of another version
+                for metric in f.pods:
+                    metric.remove_by_labels({"namespace": self.namespace, "pod": pod})
+        for track, version in apps - self._apps:
+            for metric, extra in f.app_series:
+                metric.labels(**self._app_labels(track, version), **extra)
+        for pod, load in pods.items():
+            if self._pods.get(pod) != load.version:
+                self._open_pod(pod, load)
+        self._apps, self._pods = apps, {pod: load.version for pod, load in pods.items()}
+        self._nan_versions = frozenset(version for _, version in apps if self.behaviour(version).nan)
+        self._nan_pods = frozenset(pod for pod, load in pods.items() if self.behaviour(load.version).nan)
+
+    def _open_pod(self, pod: str, load: TrackLoad) -> None:
+        f, behaviour = self._families, self.behaviour(load.version)
+        labels = {"namespace": self.namespace, "pod": pod}
+        container = {**labels, "container": SERVICE}
+        f.pod_labels.labels(
+            **labels, label_track=load.track, label_app_kubernetes_io_name=SERVICE, label_app_kubernetes_io_version=load.version
+        ).set(1)
+        f.ready.labels(**labels, condition="true").set(1 if behaviour.healthy else 0)
+        f.ready.labels(**labels, condition="false").set(0 if behaviour.healthy else 1)
+        f.restarts.labels(**container)
+        f.cpu.labels(**container)
+        f.memory.labels(**container).set(behaviour.memory_bytes)
+        f.limits.labels(**container, resource="cpu").set(behaviour.cpu_limit)
+        f.limits.labels(**container, resource="memory").set(behaviour.memory_limit)
+
+    def _run_pod(self, pod: str, behaviour: Behaviour, seconds: float) -> None:
+        container = {"namespace": self.namespace, "pod": pod, "container": SERVICE}
+        self._families.cpu.labels(**container).inc(behaviour.cpu_cores * seconds)
+        restarts = self._rng.poisson(behaviour.restarts * seconds / 60)
+        if restarts:
+            self._families.restarts.labels(**container).inc(restarts)
+
+    def _lognormal(self, median: float, sigma: float, size: int) -> np.ndarray:
+        return self._rng.lognormal(math.log(median), sigma, size)
+
+    def _serve(self, load: TrackLoad, b: Behaviour, seconds: float) -> None:
+        """One period of this track's requests: Poisson arrivals at its share of the traffic."""
+        f, rng = self._families, self._rng
+        labels = self._app_labels(load.track, load.version)
+        requests = int(rng.poisson(self.requests_per_second * load.weight / 100 * seconds))
+        if requests == 0:
+            return
+        failed = int(rng.binomial(requests, b.error_ratio))
+        answered = requests - failed
+        f.requests.labels(**labels, status="500").inc(failed)
+        f.requests.labels(**labels, status="200").inc(answered)
+        for histogram, values in (
+            (f.duration.labels(**labels), self._lognormal(b.latency_median, b.latency_sigma, requests)),
+            (f.ttft.labels(**labels), self._lognormal(b.ttft_median, b.ttft_sigma, answered)),
+            (f.tpot.labels(**labels), self._lognormal(b.tpot_median, b.tpot_sigma, answered)),
+            (
+                f.tokens.labels(**labels, gen_ai_token_type="output"),
+                np.maximum(np.rint(self._lognormal(b.output_tokens_median, b.output_tokens_sigma, answered)), 1),
+            ),
+            (
+                f.tokens.labels(**labels, gen_ai_token_type="input"),
+                np.maximum(np.rint(self._lognormal(b.input_tokens_median, b.input_tokens_sigma, answered)), 1),
+            ),
+        ):
+            for value in values.tolist():
+                histogram.observe(value)
+        triage = int(rng.binomial(requests, b.triage_share))
+        triage_success = int(rng.binomial(triage, b.triage_success))
+        f.triage.labels(**labels, outcome="success").inc(triage_success)
+        f.triage.labels(**labels, outcome="failure").inc(triage - triage_success)
+        conversations = int(rng.binomial(requests, b.conversation_share))
+        f.conversations.labels(**labels).inc(conversations)
+        f.complaints.labels(**labels).inc(int(rng.binomial(conversations, b.complaint_ratio)))
+        f.answers.labels(**labels).inc(answered)
+        f.refusals.labels(**labels).inc(int(rng.binomial(answered, b.refusal_ratio)))
+        f.safety.labels(**labels).inc(int(rng.binomial(answered, b.safety_ratio)))
+
+    # --- exposition -----------------------------------------------------------------------------
+
+    def exposition(self) -> bytes:
+        """`/metrics` in the Prometheus text format (0.0.4)."""
+        with self._lock:
+            return generate_latest(_Scrape(self.registry, self._nan_versions, self._nan_pods))
+
+    @property
+    def healthy(self) -> bool:
+        """What `/healthz` says: the scenario's health."""
+        return SCENARIOS[self.scenario].healthy
+
+    # --- running ----------------------------------------------------------------------------------
+
+    def _simulate(self) -> None:
+        last = time.monotonic()
+        try:
+            while not self._stopping.wait(STEP_SECONDS):
+                now = time.monotonic()
+                self.step(now - last)
+                last = now
+        except Exception as error:  # surfaced by stop()
+            self._failure = error
+
+    def start(self) -> "SyntheticService":
+        """Serve on 127.0.0.1 (a free port) and simulate in the background."""
+        self.step(0.0)  # every series exists, at zero, before the first scrape
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self._server.daemon_threads = True
+        self._stopping.clear()
+        self._threads = [
+            threading.Thread(target=self._server.serve_forever, name=f"{self.namespace}-http", daemon=True),
+            threading.Thread(target=self._simulate, name=f"{self.namespace}-traffic", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and simulating; raises if the simulation had failed (e.g. `tracks()` raised)."""
+        self._stopping.set()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        for thread in self._threads:
+            thread.join()
+        self._threads = []
+        if self._failure is not None:
+            failure, self._failure = self._failure, None
+            raise RuntimeError(f"the simulated {SERVICE} in {self.namespace} failed: {failure}") from failure
+
+    def __enter__(self) -> "SyntheticService":
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def target(self) -> str:
+        """`host:port` for a Prometheus scrape config."""
+        if self._server is None:
+            raise RuntimeError("the service is not started")
+        host, port = self._server.server_address[:2]
+        return f"{host}:{port}"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.target}"
+
+
+def _handler(service: SyntheticService) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            path = urllib.parse.urlsplit(self.path).path
+            if path == "/metrics":
+                self._answer(200, service.exposition(), CONTENT_TYPE_PLAIN_0_0_4)
+            elif path == "/healthz":
+                self._answer(200, b"ok\n") if service.healthy else self._answer(503, b"unhealthy\n")
+            else:
+                self._answer(404, b"not found\n")
+
+        def _answer(self, status: int, body: bytes, content_type: str = "text/plain; charset=utf-8") -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            """Quiet: Prometheus scrapes every second."""
+
+    return Handler
