@@ -9,7 +9,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 OVERRIDES := $(foreach s,$(SET),--set $(s)) $(foreach u,$(UNSET),--unset $(u))
 
-.PHONY: setup plan plan-json diff test bench preview deploy rollback switch rollback-switch promote abort release clean
+.PHONY: setup plan plan-json diff test bench bench-release preview deploy rollback switch rollback-switch promote abort release clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -39,7 +39,12 @@ test: setup
 	$(PY) -m pytest
 
 bench: setup
+	@scripts/ensure-prometheus
 	$(PY) -m bench
+
+## Only the release judgement part of the bench: make bench-release RELEASES=200
+bench-release: setup
+	$(PY) -m bench release $(or $(RELEASES),200)
 
 ## Real deployments (Pulumi CLI and AWS credentials required).
 preview: setup
@@ -84,7 +89,9 @@ abort: setup
 	pulumi up --stack $(STACK)
 
 ## The whole release, hands-off, gated on Prometheus: make release STACK=staging TAG=v2.0.0
-## (OFFLINE=1 rehearses it on the offline plan engine).
+## OFFLINE=1 rehearses it on the offline plan engine; with SCENARIO=good|bad-model|slow-first-token|errors|no-metrics
+## (and long-answers, nan) against a synthetic chat-api and a real Prometheus on loopback (SCENARIO alone implies OFFLINE=1).
 release: setup
-	@test -n "$(TAG)" || { echo "usage: make release STACK=<stack> TAG=<tag> [PROMETHEUS=<url>] [OFFLINE=1]"; exit 2; }
-	$(PY) -m release run $(STACK) --tag $(TAG) --prometheus $(PROMETHEUS) --report release-$(STACK)-$(TAG).html $(if $(OFFLINE),--offline)
+	@test -n "$(TAG)" || { echo "usage: make release STACK=<stack> TAG=<tag> [PROMETHEUS=<url>] [OFFLINE=1 [SCENARIO=<scenario>]]"; exit 2; }
+	@$(if $(SCENARIO),scripts/ensure-prometheus)
+	$(PY) -m release run $(STACK) --tag $(TAG) --prometheus $(PROMETHEUS) --report release-$(STACK)-$(TAG).html $(if $(or $(OFFLINE),$(SCENARIO)),--offline) $(if $(SCENARIO),--scenario $(SCENARIO))

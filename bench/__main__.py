@@ -107,7 +107,7 @@ def _judged(job: tuple[str, int, str]) -> tuple[str, str, object]:
     if rule == "ours":
         results = [ours(scenario, seed) for seed in range(releases)]
     else:
-        results = [flagger(scenario, seed, threshold=int(rule.split()[-1])) for seed in range(releases)]
+        results = [flagger(scenario, seed, threshold=int(rule.rsplit("=", 1)[1])) for seed in range(releases)]
     return name, rule, summarise(results)
 
 

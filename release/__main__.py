@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 from core.release import plan_release
@@ -28,7 +26,7 @@ from offline.harness import ROOT, STACKS
 from rehearsal import SCENARIOS
 from rehearsal.run import HISTORY_STEP, PACE, rehearsal
 from release.audit import AuditLog
-from release.driver import Driver
+from release.driver import Driver, http_status
 from release.judge import Ratio
 from release.ports import Metrics, MetricsError, StackError
 from release.prometheus import PrometheusMetrics
@@ -67,18 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.scenario:
         with rehearsal(stack, args.tag, args.scenario) as (url, service):
             print(f"rehearsal: scenario {args.scenario}, Prometheus {url}, synthetic chat-api {service.url}")
-            smoke = lambda address: _status_of(service.url + "/" + address.split("/", 3)[-1])  # noqa: E731
+            smoke = lambda address: http_status(service.url + "/" + address.split("/", 3)[-1])  # noqa: E731
             driver = Driver(stack, PrometheusMetrics(url), audit, http_get=smoke, history_step=HISTORY_STEP)
             return _command(args, driver, audit)
     return _command(args, Driver(stack, PrometheusMetrics(args.prometheus), audit, abort_on_failure=args.abort_on_failure), audit)
-
-
-def _status_of(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 (the rehearsal's own loopback service)
-            return response.status
-    except urllib.error.HTTPError as error:
-        return error.code
 
 
 def _command(args: argparse.Namespace, driver: Driver, audit: AuditLog) -> int:

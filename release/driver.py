@@ -80,7 +80,7 @@ class Driver:
         self.stack, self.metrics, self.audit = stack, metrics, audit
         self.clock, self.sleep, self.show, self.wall_clock = clock, sleep, show, wall_clock
         self.abort_on_failure = abort_on_failure
-        self.http_get = http_get or _http_status
+        self.http_get = http_get or http_status
         self.history_step = history_step
         self.release_id: Optional[str] = None
 
@@ -415,7 +415,8 @@ def _progress(observation: Observation) -> str:
     return " | ".join(parts) + f" -> {verdict}"
 
 
-def _http_status(url: str) -> int:
+def http_status(url: str) -> int:
+    """A GET's status code (0: no answer)."""
     try:
         with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 (the stack's own test listener)
             return response.status

@@ -17,9 +17,9 @@ boundary over the same windows, so coarse buckets cost power, never soundness; w
 Each gate is Wald's sequential probability ratio test of
     H0: the candidate's share <= good x p      against      H1: >= bad x p
 (Wald 1945), with the log-likelihood ratio recomputed at each check from the candidate's
-events so far and the reference's current share (with one pseudo bad event, which leans
-towards the candidate while the reference has little data, and floored at FLOOR, so a
-flawless reference still gives a usable `p`). An absolute gate
+events so far and the reference's current share `p`, taken at its upper confidence bound
+(`reference_share`: a reference with few events leans towards the candidate) and floored
+at FLOOR, so a flawless reference still gives a usable `p`. An absolute gate
 (`judged: absolute | both`) tests H0: <= bound / bad against H1: >= bound.
 
 Bursts. Wald's bounds need independent requests; a pod restart or a GPU stall fails
@@ -30,7 +30,8 @@ Whitehead 1997, "The Design and Analysis of Sequential Clinical Trials", 3.7): P
 chi-square of each version's per-check counts about its own share, over groups of
 consecutive checks merged until each expects at least five bad events (so that sparse
 counts at low traffic do not inflate it), pooled over both versions and the reference's
-baseline, with four pseudo-degrees of freedom at phi = 1; phi is never taken below 1. In
+baseline, with four pseudo-degrees of freedom at phi = 1; phi is 1 unless the excess is
+significant. In
 the diffusion approximation of the test, scaling by phi restores the drift-to-variance
 ratio that Wald's boundaries assume, so the bounds below hold for clustered failures as
 they do for independent ones; the price is more evidence needed when failures cluster.
@@ -249,7 +250,7 @@ def _counts(test: Test, reading: Reading) -> Optional[tuple[float, float]]:
     if isinstance(reading, Ratio):
         return reading.bad, reading.total
     if isinstance(reading, Histogram) and test.boundary is not None:
-        below = reading.at_most(test.boundary)
+        below = min(reading.at_most(test.boundary), reading.total)  # differenced buckets can cross
         return (reading.total - below if test.tail == "above" else below), reading.total
     return None
 
@@ -285,14 +286,18 @@ def _add(state: JudgeState, signal: str, candidate: Optional[Reading], reference
 FLOOR = 0.001  # the least share a reference is taken to have
 
 
-def reference_share(test: Test) -> Optional[float]:
+def reference_share(test: Test, phi: float = 1.0) -> Optional[float]:
+    """The reference's share of bad events the hypotheses scale: its upper confidence bound
+    (about 97.5 %, Poisson, widened by phi), so a reference with few events, whose share is
+    uncertain, never makes a good candidate look worse than it is; with a long baseline the
+    bound is the share itself. Floored at FLOOR."""
     if test.absolute is not None:
         return test.absolute / test.bad  # H0's share; H1's is the bound itself
     bad = test.baseline[0] + sum(b for b, _ in test.reference)
     total = test.baseline[1] + sum(n for _, n in test.reference)
     if total <= 0:
         return None
-    return max((bad + 1) / (total + 1), FLOOR)
+    return min(max((bad + 1 + 2 * math.sqrt(phi * (bad + 1))) / (total + 1), FLOOR), 1.0)
 
 
 def hypotheses(test: Test, share: float) -> tuple[float, float]:
@@ -330,11 +335,15 @@ def _pearson(buckets: Sequence[tuple[float, float]]) -> tuple[float, float]:
 
 
 def dispersion(test: Test) -> float:
-    """phi: how much more the counts vary than independent requests would (>= 1)."""
+    """phi: how much more the counts vary than independent requests would; 1 unless the excess is
+    significant (chi-square about two standard deviations above its degrees of freedom), so that
+    steady traffic does not pay for the estimate's own noise."""
     chi_c, df_c = _pearson(test.candidate)
     chi_r, df_r = _pearson(test.reference)
     chi_b, df_b = test.baseline[2:]
-    return max(1.0, (chi_c + chi_r + chi_b + PRIOR_DF) / (df_c + df_r + df_b + PRIOR_DF))
+    df = df_c + df_r + df_b + PRIOR_DF
+    phi = (chi_c + chi_r + chi_b + PRIOR_DF) / df
+    return phi if phi > 1 + 2 * math.sqrt(2 / df) else 1.0
 
 
 def censored_evidence(checks: Sequence[tuple[float, float]], p0: float, p1: float, phi: float, limit: float) -> float:
@@ -350,13 +359,13 @@ def boundaries(test: Test, beta: float) -> tuple[float, float]:
 def _view(test: Test, beta: float) -> GateView:
     upper, lower = boundaries(test, beta)
     base = dict(gate=test.gate, signal=test.signal, critical=test.critical, upper=upper, lower=lower)
-    share = reference_share(test)
+    phi = dispersion(test)
+    share = reference_share(test, phi)
     bad = sum(b for b, _ in test.candidate)
     total = sum(n for _, n in test.candidate)
     if share is None or (test.tail and test.boundary is None):
         return GateView(state="no data", note="no reference data yet", **base)
     p0, p1 = hypotheses(test, share)
-    phi = dispersion(test)
     evidence = censored_evidence(test.candidate, p0, p1, phi, CENSOR * upper)
     state: GateState = "fail" if evidence >= upper else "pass" if evidence <= lower else "open"
     reference = share if test.absolute is None else test.absolute

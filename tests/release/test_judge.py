@@ -126,7 +126,7 @@ def test_a_missing_live_reference_is_judged_against_the_baseline():
     """Blue/green after the switch, and rolling once the old pods are gone."""
     state = start([ERRORS], 0.05, baseline_errors())
     decision, _ = judge(state, {"errors": {CANDIDATE: Ratio(1, 400)}}, [ERRORS], BETA)
-    assert not decision.inconclusive and decision.gates[0].reference == pytest.approx(0.005, rel=0.01)
+    assert not decision.inconclusive and 0.005 < decision.gates[0].reference < 0.0055, "the baseline's share, at its upper bound"
 
 
 def histogram(counts_at: dict[float, float]) -> Histogram:
