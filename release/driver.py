@@ -31,6 +31,7 @@ decision goes to the audit log, tagged with the run's release id.
 
 from __future__ import annotations
 
+import math
 import time
 import urllib.error
 import urllib.request
@@ -402,7 +403,7 @@ def _idle(settings: Settings) -> str:
 def _request_rate(history: dict[str, list[Reading]], step_seconds: float) -> float:
     """Requests per second before the release, from the `errors` signal's baseline (0: unknown,
     and `next_weight` then moves one step at a time)."""
-    points = [r.total for r in history.get("errors", []) if isinstance(r, Ratio)]
+    points = [r.total for r in history.get("errors", []) if isinstance(r, Ratio) and math.isfinite(r.total)]
     return sum(points) / (len(points) * step_seconds) if points else 0.0
 
 

@@ -2,7 +2,7 @@
 
 Counters and histograms are read cumulatively since the release started
 (`increase(...[<release seconds>])`) and the driver takes the difference between two
-checks (`release.readings.since`): the checks then tile time exactly, whatever the scrape
+checks (`release.judge.since`): the checks then tile time exactly, whatever the scrape
 interval, where back-to-back `[interval]` windows shorter than two scrapes would answer
 nothing. Gauges are read over the last `max(interval, 60 s)`.
 
@@ -14,8 +14,10 @@ and the judge counts them as no data, never as zero.
 
 from __future__ import annotations
 
+import http.client
 import json
 import math
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -30,6 +32,19 @@ GAUGE_WINDOW = 60.0  # at least two scrapes at Prometheus Operator's usual 15-30
 
 def duration(seconds: float) -> str:
     return f"{max(int(math.ceil(seconds)), 1)}s"
+
+
+def _time(raw: Any, what: str) -> float:
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not math.isfinite(raw):
+        raise MetricsError(f"{what}: sample time {raw!r} is not a number")
+    return float(raw)
+
+
+def _le(raw: str) -> float:
+    try:
+        return float(raw)
+    except ValueError:
+        raise MetricsError(f"bucket bound le={raw!r} is not a number") from None
 
 
 def _number(raw: Any, what: str) -> float:
@@ -55,8 +70,8 @@ class PrometheusMetrics:
         except urllib.error.HTTPError as error:
             detail = error.read(300).decode("utf-8", "replace")
             raise MetricsError(f"{self.url}: HTTP {error.code}: {detail}") from error
-        except (urllib.error.URLError, OSError, ValueError) as error:
-            raise MetricsError(f"{self.url}: {error}") from error
+        except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as error:
+            raise MetricsError(f"{self.url}: {error!r}") from error
         if not isinstance(body, dict) or body.get("status") != "success":
             error_text = body.get("error") if isinstance(body, dict) else body
             raise MetricsError(f"{self.url}: query failed: {error_text}")
@@ -66,14 +81,16 @@ class PrometheusMetrics:
         if data.get("resultType") != result_type:
             raise MetricsError(f"{self.url}: expected a {result_type} result, got {data.get('resultType')!r}")
         for series in data["result"]:
-            if not isinstance(series, dict) or not isinstance(series.get("metric"), dict):
-                raise MetricsError(f"{self.url}: a series without labels in {params.get('query', '')[:80]}")
+            labels = series.get("metric") if isinstance(series, dict) else None
+            if not isinstance(labels, dict) or not all(isinstance(v, str) for v in labels.values()):
+                raise MetricsError(f"{self.url}: a series without string labels in {params.get('query', '')[:80]}")
         return data["result"]
 
-    def vector(self, promql: str) -> list[tuple[dict[str, str], float]]:
-        """An instant query: each series' labels and value."""
+    def vector(self, promql: str, at: Optional[float] = None) -> list[tuple[dict[str, str], float]]:
+        """An instant query (at `at`, Unix seconds; default Prometheus's now): each series' labels and value."""
+        params = {"query": promql} | ({"time": f"{at:.3f}"} if at is not None else {})
         result = []
-        for series in self._get("/api/v1/query", {"query": promql}, "vector"):
+        for series in self._get("/api/v1/query", params, "vector"):
             value = series.get("value")
             if not isinstance(value, list) or len(value) != 2:
                 raise MetricsError(f"{self.url}: a vector sample is not [time, value]: {value!r}")
@@ -88,7 +105,7 @@ class PrometheusMetrics:
             values = series.get("values")
             if not isinstance(values, list) or not all(isinstance(v, list) and len(v) == 2 for v in values):
                 raise MetricsError(f"{self.url}: a matrix series has no [time, value] list")
-            result.append((series["metric"], {float(v[0]): _number(v[1], promql[:80]) for v in values}))
+            result.append((series["metric"], {_time(v[0], promql[:80]): _number(v[1], promql[:80]) for v in values}))
         return result
 
     # --- the catalogue ------------------------------------------------------------
@@ -98,11 +115,14 @@ class PrometheusMetrics:
 
     def read(self, namespace: str, signals: Sequence[Signal], by: str, groups: Mapping[str, str], release_seconds: float, interval_seconds: float) -> Check:
         """Per signal, the readings of each group (candidate / reference -> value of label `by`):
-        counters since the release started, gauges over the last interval. Raises MetricsError."""
+        counters since the release started, gauges over the last interval. Every query is evaluated
+        at the same instant, so a ratio's numerator and denominator count the same window.
+        Raises MetricsError."""
+        at = time.time()
         check: dict[str, dict[str, Reading]] = {}
         for signal in signals:
             window = max(interval_seconds, GAUGE_WINDOW) if signal.kind == "gauge" else release_seconds
-            answers = self._answers(signal, lambda t: self.vector(self._render(t, namespace, by, window)))
+            answers = self._answers(signal, lambda t: self.vector(self._render(t, namespace, by, window), at))
             check[signal.name] = _readings(signal, by, groups, answers, None)
         return check
 
@@ -114,8 +134,8 @@ class PrometheusMetrics:
             if not signal.statistical:
                 continue
             answers = self._answers(signal, lambda t: self.matrix(self._render(t, namespace, by, step_seconds), now - seconds, now, step_seconds))
-            times = sorted({time for answer in answers.values() for _, values in answer for time in values})
-            history[signal.name] = [reading for time in times if (reading := _readings(signal, by, {"g": group}, answers, time).get("g")) is not None]
+            instants = sorted({instant for answer in answers.values() for _, values in answer for instant in values})
+            history[signal.name] = [reading for instant in instants if (reading := _readings(signal, by, {"g": group}, answers, instant).get("g")) is not None]
         return history
 
     @staticmethod
@@ -127,35 +147,35 @@ class PrometheusMetrics:
 Answer = Sequence[tuple[dict[str, str], Any]]  # labels, and a value (instant) or values by time (range)
 
 
-def _value(sample: Any, time: Optional[float]) -> float:
-    return sample if time is None else sample.get(time, math.nan)
+def _value(sample: Any, instant: Optional[float], missing: float) -> float:
+    return sample if instant is None else sample.get(instant, missing)
 
 
-def _by_group(answer: Answer, by: str, time: Optional[float]) -> dict[str, float]:
-    return {labels.get(by, ""): _value(value, time) for labels, value in answer}
+def _by_group(answer: Answer, by: str, instant: Optional[float], missing: float = math.nan) -> dict[str, float]:
+    return {labels.get(by, ""): _value(value, instant, missing) for labels, value in answer}
 
 
-def _readings(signal: Signal, by: str, groups: Mapping[str, str], answers: Mapping[str, Answer], time: Optional[float]) -> dict[str, Reading]:
-    """The readings of each group from the answers to a signal's queries (at `time`, for a range)."""
+def _readings(signal: Signal, by: str, groups: Mapping[str, str], answers: Mapping[str, Answer], instant: Optional[float]) -> dict[str, Reading]:
+    """The readings of each group from the answers to a signal's queries (at `instant`, for a range)."""
     readings: dict[str, Reading] = {}
     for role, group in groups.items():
         reading: Optional[Reading] = None
         if signal.kind == "ratio":
-            totals = _by_group(answers["denominator"], by, time)
+            totals = _by_group(answers["denominator"], by, instant)
             if group in totals:
                 # A version without a single bad event has no numerator series: that is 0, not missing.
-                numerator = _by_group(answers["numerator"], by, time).get(group, 0.0)
+                numerator = _by_group(answers["numerator"], by, instant, missing=0.0).get(group, 0.0)
                 bad = numerator if signal.direction != "down" else totals[group] - numerator
                 reading = Ratio(max(bad, 0.0) if math.isfinite(bad) else bad, totals[group])
         elif signal.kind == "distribution":
             buckets = sorted(
-                (float(labels["le"]), _value(value, time)) for labels, value in answers["query"] if labels.get(by, "") == group and "le" in labels
+                (_le(labels["le"]), _value(value, instant, math.nan)) for labels, value in answers["query"] if labels.get(by, "") == group and "le" in labels
             )
             reading = Histogram(tuple(buckets)) if buckets else None
         else:
-            levels = _by_group(answers["query"], by, time)
+            levels = _by_group(answers["query"], by, instant)
             if group in levels:
-                limit = _by_group(answers["limit"], by, time).get(group) if "limit" in answers else None
+                limit = _by_group(answers["limit"], by, instant).get(group) if "limit" in answers else None
                 reading = Level(levels[group], limit)
         if reading is not None:
             readings[role] = reading
