@@ -383,6 +383,7 @@ class SignalSettings:
     bad: Optional[Positive] = None
     bound: Optional[Positive] = None
     weight: Optional[Positive] = None
+    min_events: Optional[Positive] = None
 
 
 @dataclass(frozen=True, config=_SECTION)

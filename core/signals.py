@@ -77,7 +77,7 @@ class Signal:
     good: float = 1.0  # relative: a candidate up to good x the reference's bad-event share is acceptable
     bad: float = 2.0  # relative: one at bad x the reference's share or worse must not pass
     bound: Optional[float] = None  # absolute: the worst acceptable value (a share of `limit` for gauges)
-    min_events: float = 1.0  # least events (requests, triages, answers) in a check to count it as data
+    min_events: float = 50.0  # least candidate events (requests, triages, answers) before its gates may accept
     weight: float = 1.0  # this signal's share of the family's false-rollback bound (alpha)
 
     @property
@@ -122,7 +122,7 @@ CHAT_API: tuple[Signal, ...] = (
     Signal(
         "errors", "ratio", "share of requests answered with a 5xx", "ratio",
         numerator='sum by ($by) (increase(http_requests_total{$app, status=~"5.."}[$window]))',
-        denominator=_REQUESTS, good=1.0, bad=5.0, weight=30,
+        denominator=_REQUESTS, good=1.0, bad=5.0, weight=30, min_events=200,
     ),
     Signal(
         "latency-p50", "distribution", "median request duration", "s",

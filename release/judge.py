@@ -130,6 +130,7 @@ class Test:
     good: float
     bad: float
     absolute: Optional[float] = None  # the bound, for an absolute gate
+    min_events: float = 0.0  # the candidate's events before the gate may accept
     tail: Literal["", "above", "below"] = ""  # distributions: which side of `boundary` is bad
     quantile: float = 0.95
     boundary: Optional[float] = None
@@ -200,7 +201,7 @@ def _less(now: float, before: float) -> float:
 
 
 def _tests_of(signal: Signal) -> list[Test]:
-    base = dict(signal=signal.name, critical=signal.critical, alpha=0.0, good=signal.good, bad=signal.bad, quantile=signal.quantile)
+    base = dict(signal=signal.name, critical=signal.critical, alpha=0.0, good=signal.good, bad=signal.bad, quantile=signal.quantile, min_events=signal.min_events)
     tests: list[Test] = []
     if signal.kind == "ratio":
         if signal.judged in ("relative", "both"):
@@ -367,7 +368,7 @@ def _view(test: Test, beta: float) -> GateView:
         return GateView(state="no data", note="no reference data yet", **base)
     p0, p1 = hypotheses(test, share)
     evidence = censored_evidence(test.candidate, p0, p1, phi, CENSOR * upper)
-    state: GateState = "fail" if evidence >= upper else "pass" if evidence <= lower else "open"
+    state: GateState = "fail" if evidence >= upper else "pass" if evidence <= lower and total >= test.min_events else "open"
     reference = share if test.absolute is None else test.absolute
     note = f"share {'above' if test.tail == 'above' else 'at or below'} {test.boundary:g}" if test.tail else ""
     return GateView(state=state, candidate=bad / total if total else None, reference=reference, evidence=evidence, dispersion=phi, note=note, **base)

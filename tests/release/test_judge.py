@@ -222,3 +222,14 @@ def test_a_candidate_with_fewer_failures_than_its_reference_is_never_rolled_back
     for count in failures:
         decision, state = judge(state, check(Ratio(count, 400), Ratio(20, 1000)), [ERRORS], BETA)
         assert decision.verdict != "rollback"
+
+
+def test_a_gate_never_accepts_on_fewer_events_than_its_signal_needs():
+    cautious = Signal("errors", "ratio", "5xx", "ratio", numerator="n", denominator="d", good=1.0, bad=5.0, min_events=1000)
+    state = start([cautious], 0.05, baseline_errors())
+    for _ in range(4):
+        decision, state = judge(state, check(Ratio(0, 200)), [cautious], BETA, progress=1.0)
+    gate = decision.gates[0]
+    assert gate.evidence < gate.lower and gate.state == "open" and decision.verdict != "promote"
+    decision, _ = judge(state, check(Ratio(0, 200)), [cautious], BETA, progress=1.0)
+    assert decision.verdict == "promote", "1000 requests: now it may"
