@@ -133,7 +133,7 @@ def test_every_track_the_production_entrypoint_routes_to_comes_before_the_route(
 LADDER = (1, 5, 10, 25, 50, 75, 100)
 
 
-@given(st.floats(0, 5000), st.sampled_from((0,) + LADDER[:-1]), st.integers(1, 500), st.integers(10, 600))
+@given(st.one_of(st.just(0.0), st.floats(0.01, 5000)), st.sampled_from((0,) + LADDER[:-1]), st.integers(1, 500), st.integers(10, 600))
 def test_the_next_weight_is_on_the_ladder_above_the_current_one(rate, current, min_requests, budget):
     weight = next_weight(LADDER, current, rate, 10, min_requests, budget)
     assert weight in LADDER and weight > current

@@ -234,13 +234,13 @@ def _instant(params: dict[str, str]) -> str | None:
 
 
 def test_one_read_evaluates_every_query_at_one_instant(canned, metrics):
-    """BUG (release/prometheus.py, `read`/`vector`): no query of a read says when to evaluate it
-    (neither `time` nor `@`), so Prometheus evaluates each at its own "now". A ratio's numerator
-    and denominator, answered apart, are then counted over different windows with different
-    extrapolations; `bad = total - successes` (direction down) takes the difference of two such
-    numbers and `since()` clips each check's negative differences to 0, so the noise becomes bias.
-    Measured on a real Prometheus (1 s scrapes) with queries 0.3 s apart: stable's triage failure
-    share read as 0.095 where it was 0.047 (0.045 with one `time` for the whole read)."""
+    """Every query of a read says when to evaluate it (`time`, or `@`), the same instant for all.
+    Left to Prometheus's own "now" each, a ratio's numerator and denominator answered apart are
+    counted over different windows with different extrapolations; `bad = total - successes`
+    (direction down) takes the difference of two such numbers and `since()` clips each check's
+    negative differences to 0, so the noise becomes bias. (Found as a bug: on a real Prometheus
+    with 1 s scrapes and queries 0.3 s apart, stable's triage failure share read as 0.095 where it
+    was 0.047; 0.045 with one `time` for the whole read.)"""
     read(metrics, ERRORS, TRIAGE, P95)
     instants = [_instant(params) for _, params in canned.asked]
     assert len(instants) == 5
@@ -362,12 +362,12 @@ def test_a_malformed_range_answer_raises_metrics_error(canned, metrics, body):
         metrics.history(NAMESPACE, [ERRORS], "track", "stable", 60, 5, NOW)
 
 
-# Bugs: each of these is malformed, and escapes as another exception than MetricsError, which
-# the driver does not catch (`_analysis_loop` holds on MetricsError only): the release run dies.
+# Each of these is malformed, and once escaped as another exception than MetricsError, which
+# the driver does not catch (`_analysis_loop` holds on MetricsError only): the release run died.
 
 @pytest.mark.parametrize("timestamp", ["abc", None, {}, [NOW]], ids=["text", "null", "object", "list"])
 def test_a_range_point_whose_time_is_not_a_number_raises_metrics_error(canned, metrics, timestamp):
-    """BUG (release/prometheus.py, `matrix`: `float(v[0])` is unchecked): ValueError or TypeError escapes."""
+    """A point's time must be a JSON number (once `float(v[0])` unchecked: ValueError or TypeError)."""
     canned.answer(_answer([{"metric": track("stable"), "values": [[timestamp, "1"]]}], "matrix"))
     with pytest.raises(MetricsError):
         metrics.matrix("up", NOW - 60, NOW, 5)
