@@ -375,8 +375,8 @@ def test_a_range_point_whose_time_is_not_a_number_raises_metrics_error(canned, m
 
 @pytest.mark.parametrize("le", ["abc", "", None, ["1"]], ids=["text", "empty", "null", "list"])
 def test_a_bucket_whose_le_is_not_a_number_raises_metrics_error(canned, metrics, le):
-    """BUG (release/prometheus.py, `_readings`: `float(labels["le"])` is unchecked): ValueError or
-    TypeError escapes from `read`."""
+    """A bucket bound must be a number (once `float(labels["le"])` unchecked: ValueError or
+    TypeError from `read`)."""
     canned.answer(vector((track("canary", le="+Inf"), "10"), (track("canary", le=le), "5")))
     with pytest.raises(MetricsError):
         read(metrics, P95)
@@ -384,9 +384,8 @@ def test_a_bucket_whose_le_is_not_a_number_raises_metrics_error(canned, metrics,
 
 @pytest.mark.parametrize("value", [["canary"], {"name": "canary"}], ids=["list", "object"])
 def test_a_label_value_that_is_not_a_string_raises_metrics_error(canned, metrics, value):
-    """BUG (release/prometheus.py: `_get` checks that `metric` is an object, not that its label
-    values are strings; `_by_group` then uses the value as a dict key): TypeError (unhashable)
-    escapes from `read`."""
+    """Label values must be strings (once only `metric` being an object was checked, and
+    `_by_group` used the value as a dict key: TypeError, unhashable, from `read`)."""
     canned.answer(vector(({"track": value}, "1"), (track("stable"), "10")))
     with pytest.raises(MetricsError):
         read(metrics, ERRORS)
@@ -499,9 +498,9 @@ BROKEN_HTTP = {
 
 @pytest.mark.parametrize("reply", list(BROKEN_HTTP.values()), ids=list(BROKEN_HTTP))
 def test_a_broken_http_answer_raises_metrics_error(reply):
-    """BUG (release/prometheus.py, `_get` catches URLError, OSError and ValueError only):
-    http.client.IncompleteRead and http.client.BadStatusLine (http.client.HTTPException, not
-    OSError) escape: a proxy or port-forward that cuts an answer short ends the release run."""
+    """An answer cut short, or not HTTP at all (a proxy or port-forward gone wrong): once
+    http.client.IncompleteRead and BadStatusLine (http.client.HTTPException, not OSError)
+    escaped `_get`, which caught URLError, OSError and ValueError only."""
     server, port = _raw_server(reply)
     with server:
         with pytest.raises(MetricsError):
@@ -552,12 +551,11 @@ def test_history_without_the_group_is_empty(canned, metrics):
 
 
 def test_history_counts_a_missing_bad_event_point_as_zero_like_a_missing_series(canned, metrics):
-    """BUG (release/prometheus.py, `_value`/`_readings`): in a range answer, a numerator series
-    with no point at a time where the denominator has one reads as NaN bad events (the reading
-    is then dropped from the baseline as no data), while a numerator series missing altogether
-    reads as 0 bad. Prometheus leaves such a gap whenever a version's first 5xx came later in
-    the window (the 5xx series did not exist yet): those error-free points are dropped from the
-    reference's baseline, which overstates its error share."""
+    """In a range answer, a numerator series with no point at a time where the denominator has
+    one is 0 bad events there, as a numerator series missing altogether is. Prometheus leaves
+    such a gap whenever a version's first 5xx came later in the window (the 5xx series did not
+    exist yet). (Found as a bug: they read as NaN, and those error-free points were dropped from
+    the reference's baseline, which overstated its error share.)"""
     t0 = NOW - 10
     canned.by_query(errors_answer(
         numerator=matrix((track("stable"), [(t0 + 10, "1")])),  # the first 5xx came at t0 + 10
@@ -652,7 +650,7 @@ def test_any_instant_answer_is_readings_or_metrics_error(stand_in, body):
 @PROPERTY
 @given(body=_answers(MATRIX_SERIES, "matrix"))
 def test_any_range_answer_is_readings_or_metrics_error(stand_in, body):
-    """Fails on the `matrix` timestamp bug above (a point whose time is not a number)."""
+    """(Found the `matrix` timestamp bug above: a point whose time is not a number.)"""
     stand_in.answer(body)
     metrics = PrometheusMetrics(stand_in.url, timeout=5.0)
     try:
@@ -669,8 +667,7 @@ SOUND_VECTORS = st.lists(st.fixed_dictionaries({"metric": LABELS, "value": POINT
 @PROPERTY
 @given(body=_answers(VECTOR_SERIES, "vector") | SOUND_VECTORS)
 def test_any_instant_answer_reads_every_signal_or_raises_metrics_error(stand_in, body):
-    """Fails on the `le` and label bugs above (a bucket whose `le` is not a number, a label
-    value that is not a string)."""
+    """(Found the label bug above: a label value that is not a string.)"""
     stand_in.answer(body)
     metrics = PrometheusMetrics(stand_in.url, timeout=5.0)
     try:

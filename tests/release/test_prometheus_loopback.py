@@ -288,11 +288,10 @@ def test_no_metrics_for_the_candidate_holds_then_aborts(world):
 
 
 def test_a_baseline_of_nan_is_no_request_rate(world):
-    """BUG (release/driver.py, `_request_rate`): it sums the `total` of every baseline reading,
-    NaN included (`PrometheusMetrics.history` passes NaN on, for the judge to drop), so one NaN
-    point makes the rate NaN; `core.release.next_weight(steps, 0, nan, ...)` then finds no step
-    whose `rate > 0` and returns the ladder's LAST step: the canary opens at 100 % of the traffic.
-    Traffic the baseline cannot count is unknown traffic (rate 0): one step, the ladder's first."""
+    """Traffic the baseline cannot count is unknown traffic: the release opens at the ladder's
+    first step. (Found as a bug in `release.driver._request_rate`: it summed the `total` of every
+    baseline reading, NaN included, so the rate was NaN, and `core.release.next_weight(steps, 0,
+    nan, ...)`, finding no step whose `rate > 0`, returned the LAST: the canary opened at 100 %.)"""
     release = world.releases["nan-baseline"]
     assert release.future is not None
     error = release.future.exception(timeout=60)
