@@ -102,7 +102,7 @@ def next_weight(steps: Sequence[int], current: int, requests_per_second: float, 
     comes within the budget. A step is never shorter than one check `interval_seconds`. Unknown
     traffic (0) moves one step at a time."""
     following = [step for step in steps if step > current]
-    if requests_per_second <= 0:  # traffic unknown: one step at a time
+    if not requests_per_second > 0:  # traffic unknown (0 or NaN): one step at a time
         return following[0] if following else current
     for step in following:
         rate = requests_per_second * step / 100

@@ -174,7 +174,9 @@ class Decision:
 
 def since(current: Check, previous: Check, signals: Sequence[Signal]) -> Check:
     """One check's data from two cumulative readings (counters since the release started):
-    their difference, never below 0 (`increase()` extrapolates); gauges stay as read."""
+    their difference; gauges stay as read. A difference may dip below 0 where `increase()`
+    extrapolates: it is kept, since the differences then add up to the cumulative reading,
+    where clipping each at 0 would bias a share upwards."""
     kinds = {s.name: s.kind for s in signals}
     result: dict[str, dict[str, Reading]] = {}
     for name, readings in current.items():
@@ -193,8 +195,7 @@ def since(current: Check, previous: Check, signals: Sequence[Signal]) -> Check:
 
 
 def _less(now: float, before: float) -> float:
-    difference = now - before
-    return max(difference, 0.0) if math.isfinite(difference) else difference
+    return now - before
 
 
 # --- setting up ----------------------------------------------------------------------

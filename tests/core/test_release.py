@@ -147,4 +147,5 @@ def test_exposure_is_counted_in_requests_not_minutes():
     assert next_weight(LADDER, 0, 100, 10, 50, 60) == 1, "busy: the smallest weight"
     assert next_weight(LADDER, 0, 5, 10, 50, 60) == 25, "at night: the first step that fills in a minute"
     assert next_weight(LADDER, 0, 0, 10, 50, 60) == 1, "traffic unknown: one step at a time"
+    assert next_weight(LADDER, 0, float("nan"), 10, 50, 60) == 1, "NaN traffic is unknown traffic, not a reason to open at 100 %"
     assert next_weight(LADDER, 100, 100, 10, 50, 60) == 100
