@@ -111,6 +111,14 @@ def next_weight(steps: Sequence[int], current: int, requests_per_second: float, 
     return following[-1] if following else current
 
 
+def canary_move(weight: int, steps: Sequence[int], accepted: bool, filled: bool) -> Literal["promote", "advance", "stay"]:
+    """After a passing check: from the last step, promote once every critical gate accepts the
+    canary (`accepted`); before it, advance once the step has had its requests (`filled`)."""
+    if weight == steps[-1]:
+        return "promote" if accepted else "stay"
+    return "advance" if filled else "stay"
+
+
 def plan_release(settings: Settings) -> ReleasePlan:
     rollout, replicas, namespace = settings.rollout, settings.chat_api.replicas, settings.namespace
     if rollout.strategy == "blue-green":

@@ -38,11 +38,11 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
-from core.release import canary_replicas, idle_colour, next_weight, plan_release
+from core.release import canary_move, canary_replicas, idle_colour, next_weight, plan_release
 from core.settings import Settings, parse
 from core.signals import Signal, catalogue
 from release.audit import AuditLog
-from release.judge import CANDIDATE, REFERENCE, Check, Decision, JudgeState, Ratio, Reading, judge, since, start
+from release.judge import CANDIDATE, REFERENCE, Check, Decision, Ratio, Reading, judge, since, start
 from release.ports import Metrics, MetricsError, Stack, StackError
 from release.record import Observation, ReleaseRun
 
@@ -197,14 +197,11 @@ class Driver:
             analysis.baseline_seconds, max(float(analysis.interval_seconds), self.history_step), self.wall_clock(),
         )
 
-    def _judge_start(self, settings: Settings, history: dict[str, list[Reading]]) -> JudgeState:
-        return start(self.signals(), settings.rollout.analysis.alpha, history)
-
     def _analysis_loop(
         self,
         run: ReleaseRun,
         comparison: Comparison,
-        state: JudgeState,
+        history: dict[str, list[Reading]],
         phase: str,
         on_advance: Optional[Callable[[bool, bool], str]] = None,
         progress: Callable[[], float] = lambda: 0.0,
@@ -217,6 +214,7 @@ class Driver:
         `minStepRequests` candidate requests) answers "moved", "stay" or "done"."""
         settings = self.settings()
         analysis, signals = settings.rollout.analysis, self.signals()
+        state = start(signals, analysis.alpha, history)
         started = self.clock()
         previous: Check = {}
         inconclusive_since: Optional[float] = None
@@ -272,7 +270,7 @@ class Driver:
         except MetricsError as error:
             self.show(f"no baseline for stable ({error}): judging against stable's live numbers only")
             history = {}
-        rate = _request_rate(history, max(float(analysis.interval_seconds), self.history_step))
+        rate = request_rate(history, max(float(analysis.interval_seconds), self.history_step))
         steps = settings.rollout.canary.steps
 
         def weight_after(current: int) -> int:
@@ -286,22 +284,20 @@ class Driver:
             self.show(f"resuming {tag} at {settings.rollout.canary.weight} %")
 
         def on_advance(accepted: bool, filled: bool) -> str:
-            """Promote from the last step once every gate accepts; before it, move on when filled."""
             current = self.settings().rollout.canary.weight
-            if current == steps[-1]:
-                if not accepted:
-                    return "stay"
+            move = canary_move(current, steps, accepted, filled)
+            if move == "promote":
                 self.promote()
                 return "done"
-            if not filled:
-                return "stay"
-            self.advance(weight_after(current))
-            return "moved"
+            if move == "advance":
+                self.advance(weight_after(current))
+                return "moved"
+            return "stay"
 
         def progress() -> float:
             return self.settings().rollout.canary.weight / 100
 
-        verdict = self._guarded(lambda: self._analysis_loop(run, comparison, self._judge_start(settings, history), "canary", on_advance, progress))
+        verdict = self._guarded(lambda: self._analysis_loop(run, comparison, history, "canary", on_advance, progress))
         if verdict in ("rollback", "inconclusive"):
             run.message = self._failure_reason(verdict, run)
             self.abort(run.message)
@@ -335,7 +331,7 @@ class Driver:
             return run
         self.stack.set("rollout.blueGreen.active", idle)
         self._up("switch", to=idle, tag=run.tag)
-        bake = self._guarded(lambda: self._analysis_loop(run, comparison, self._judge_start(settings, history), "bake", bake_seconds=settings.rollout.analysis.bake_seconds))
+        bake = self._guarded(lambda: self._analysis_loop(run, comparison, history, "bake", bake_seconds=settings.rollout.analysis.bake_seconds))
         if bake in ("rollback", "inconclusive"):
             run.message = self._failure_reason(bake, run)
             self.stack.set("rollout.blueGreen.active", active)
@@ -376,7 +372,7 @@ class Driver:
             history = {}
         if previous != run.tag:
             self.start(run.tag)
-        bake = self._guarded(lambda: self._analysis_loop(run, comparison, self._judge_start(settings, history), "bake", bake_seconds=settings.rollout.analysis.bake_seconds))
+        bake = self._guarded(lambda: self._analysis_loop(run, comparison, history, "bake", bake_seconds=settings.rollout.analysis.bake_seconds))
         if bake in ("rollback", "inconclusive"):
             run.message = self._failure_reason(bake, run)
             self.stack.set("chatApi.tag", previous)
@@ -400,7 +396,7 @@ def _idle(settings: Settings) -> str:
     return idle_colour(settings.rollout.blue_green.active)
 
 
-def _request_rate(history: dict[str, list[Reading]], step_seconds: float) -> float:
+def request_rate(history: dict[str, list[Reading]], step_seconds: float) -> float:
     """Requests per second before the release, from the `errors` signal's baseline (0: unknown,
     and `next_weight` then moves one step at a time)."""
     points = [r.total for r in history.get("errors", []) if isinstance(r, Ratio) and math.isfinite(r.total)]

@@ -186,16 +186,12 @@ def since(current: Check, previous: Check, signals: Sequence[Signal]) -> Check:
             if kinds.get(name) == "gauge" or before is None or type(before) is not type(reading):
                 result[name][role] = reading
             elif isinstance(reading, Ratio) and isinstance(before, Ratio):
-                result[name][role] = Ratio(_less(reading.bad, before.bad), _less(reading.total, before.total))
+                result[name][role] = Ratio(reading.bad - before.bad, reading.total - before.total)
             elif isinstance(reading, Histogram) and isinstance(before, Histogram):
-                result[name][role] = Histogram(tuple((le, _less(count, before.at_most(le))) for le, count in reading.buckets))
+                result[name][role] = Histogram(tuple((le, count - before.at_most(le)) for le, count in reading.buckets))
             elif isinstance(reading, Level) and isinstance(before, Level):
-                result[name][role] = Level(_less(reading.value, before.value), reading.limit)
+                result[name][role] = Level(reading.value - before.value, reading.limit)
     return result
-
-
-def _less(now: float, before: float) -> float:
-    return now - before
 
 
 # --- setting up ----------------------------------------------------------------------

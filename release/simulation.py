@@ -32,9 +32,9 @@ from typing import Literal, Optional, Sequence
 
 import numpy as np
 
-from core.release import next_weight
+from core.release import canary_move, next_weight
 from core.signals import CHAT_API, Signal
-from release.driver import HISTORY_STEP
+from release.driver import HISTORY_STEP, request_rate
 from release.judge import CANDIDATE, REFERENCE, Check, Histogram, Level, Ratio, Reading, judge, start
 
 Outcome = Literal["promoted", "rolled back", "undecided"]
@@ -236,7 +236,7 @@ def ours(
     traffic = Traffic(scenario, rng)
     history = baseline(traffic, baseline_seconds, max(interval, int(HISTORY_STEP)))
     state = start(signals, alpha, history)
-    rps = sum(r.total for r in history["errors"] if isinstance(r, Ratio)) / baseline_seconds
+    rps = request_rate(history, max(interval, HISTORY_STEP))
     traffic.now = failed = 0
     weight = next_weight(steps, 0, rps, interval, min_step_requests, step_budget)
     step_requests = 0.0
@@ -253,7 +253,6 @@ def ours(
             for name in readings["canary"]
         }
         decision, state = judge(state, check, signals, beta, weight / 100)
-        step_requests += decision.exposure
         if decision.verdict == "rollback":
             return Result("rolled back", second, failed, decision.reasons[0])
         if decision.inconclusive:
@@ -262,9 +261,13 @@ def ours(
                 return Result("rolled back", second, failed, decision.reasons[0])
             continue
         inconclusive_since = None
-        if decision.verdict == "promote" and weight == steps[-1]:
+        step_requests += decision.exposure
+        if decision.verdict not in ("advance", "promote"):
+            continue
+        move = canary_move(weight, steps, decision.verdict == "promote", step_requests >= min_step_requests)
+        if move == "promote":
             return Result("promoted", second, failed)
-        if decision.verdict in ("advance", "promote") and weight < steps[-1] and step_requests >= min_step_requests:
+        if move == "advance":
             weight, step_requests = next_weight(steps, weight, rps, interval, min_step_requests, step_budget), 0.0
     return Result("undecided", limit, failed)
 

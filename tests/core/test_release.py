@@ -3,7 +3,7 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core.release import DEPLOYMENTS, canary_replicas, next_weight, plan_release
+from core.release import DEPLOYMENTS, canary_move, canary_replicas, next_weight, plan_release
 from core.settings import parse
 
 tags = st.from_regex(r"v[0-9]{1,2}\.[0-9]{1,2}\.[0-9]{1,2}", fullmatch=True)
@@ -149,3 +149,12 @@ def test_exposure_is_counted_in_requests_not_minutes():
     assert next_weight(LADDER, 0, 0, 10, 50, 60) == 1, "traffic unknown: one step at a time"
     assert next_weight(LADDER, 0, float("nan"), 10, 50, 60) == 1, "NaN traffic is unknown traffic, not a reason to open at 100 %"
     assert next_weight(LADDER, 100, 100, 10, 50, 60) == 100
+
+
+@given(st.sampled_from(LADDER), st.booleans(), st.booleans())
+def test_the_canary_is_promoted_only_from_the_last_step_and_advances_only_when_filled(weight, accepted, filled):
+    move = canary_move(weight, LADDER, accepted, filled)
+    if weight == LADDER[-1]:
+        assert move == ("promote" if accepted else "stay")
+    else:
+        assert move == ("advance" if filled else "stay")

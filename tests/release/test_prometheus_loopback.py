@@ -289,7 +289,7 @@ def test_no_metrics_for_the_candidate_holds_then_aborts(world):
 
 def test_a_baseline_of_nan_is_no_request_rate(world):
     """Traffic the baseline cannot count is unknown traffic: the release opens at the ladder's
-    first step. (Found as a bug in `release.driver._request_rate`: it summed the `total` of every
+    first step. (Found as a bug in `release.driver.request_rate`: it summed the `total` of every
     baseline reading, NaN included, so the rate was NaN, and `core.release.next_weight(steps, 0,
     nan, ...)`, finding no step whose `rate > 0`, returned the LAST: the canary opened at 100 %.)"""
     release = world.releases["nan-baseline"]
