@@ -22,7 +22,7 @@ from components.router import Router
 from components.target_group_router import TargetGroupRouter, TargetGroupRouterArgs
 from components.track import Track, TrackArgs
 from core.drain import drain_timings
-from core.release import GATEWAY_BACKEND, TrackSpec, edge_backends, plan_release
+from core.release import GATEWAY_BACKEND, TrackSpec, edge_backends, plan_release, release_state
 from core.settings import NAMESPACE, Settings, parse
 from core.signals import catalogue
 
@@ -223,6 +223,9 @@ def build(settings: Settings) -> dict[str, Any]:
         "kubeconfig": cluster.kubeconfig,
         "repositoryUrl": registry.repository_url,
         "namespace": settings.namespace,
+        # What this update deployed; Pulumi records it only when the update succeeds, so the
+        # release driver can tell config written from config applied.
+        "release": release_state(settings).to_output(),
     }
 
 

@@ -8,15 +8,16 @@ the plan:
   at least one replica;
 - the stable track (the active colour, for blue/green) always exists at full
   size, so rolling back is a routing change, never a wait for pods;
-- blue/green: the idle colour runs `idleReplicas` (default: full size); scaled
-  to zero it keeps its Deployment but gets no route.
+- blue/green: the idle colour runs `idleReplicas` (default: full size; full size
+  too while a release is in flight); scaled to zero it keeps its Deployment but
+  gets no route.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal, Optional, Sequence
+from typing import Any, Literal, Optional, Sequence
 
 from core.settings import COLOURS, Settings
 
@@ -125,7 +126,10 @@ def plan_release(settings: Settings) -> ReleasePlan:
         blue_green = rollout.blue_green
         active = blue_green.active
         idle = idle_colour(active)
-        idle_replicas = replicas if blue_green.idle_replicas is None else blue_green.idle_replicas
+        # A release in flight keeps both colours at full size: the candidate is smoke-tested and
+        # takes all traffic, the colour it replaces stays ready to take it back.
+        full_size = blue_green.idle_replicas is None or rollout.in_flight is not None
+        idle_replicas = replicas if full_size else blue_green.idle_replicas
         isolated = blue_green.isolation == "namespace"
 
         def colour(name: Track, count: int) -> TrackSpec:
@@ -155,3 +159,103 @@ GATEWAY_BACKEND = "gateway"
 def edge_backends(plan: ReleasePlan, mesh_enabled: bool) -> tuple[str, ...]:
     """The ALB's target groups: the mesh's ingress gateway when the mesh routes, else one per track."""
     return (GATEWAY_BACKEND,) if mesh_enabled else tuple(t.track for t in plan.tracks)
+
+
+@dataclass(frozen=True)
+class TrackState:
+    tag: str
+    replicas: int
+    weight: int  # percent of production traffic
+    namespace: str
+
+
+@dataclass(frozen=True)
+class ReleaseState:
+    """What a stack serves, as the program exports it (stack output `release`) after every
+    successful update, and as a config would have it: the driver compares the two before acting.
+
+    `tracks` maps each track to its version, size, weight and namespace; `testers` is the track
+    the tester header or test listener reaches; `active` the serving colour (blue/green);
+    `in_flight` the release under way (`rollout.inFlight`)."""
+
+    strategy: str
+    tracks: tuple[tuple[str, TrackState], ...]
+    testers: Optional[str] = None
+    active: Optional[str] = None
+    in_flight: Optional[tuple[tuple[str, str], ...]] = None  # id, tag, previous
+
+    def track(self, name: str) -> Optional[TrackState]:
+        return dict(self.tracks).get(name)
+
+    @property
+    def candidate(self) -> Optional[str]:
+        return dict(self.in_flight or ()).get("tag")
+
+    def to_output(self) -> dict:
+        return {
+            "strategy": self.strategy,
+            "tracks": {name: {"tag": t.tag, "replicas": t.replicas, "weight": t.weight, "namespace": t.namespace} for name, t in self.tracks},
+            "testers": self.testers,
+            "active": self.active,
+            "inFlight": dict(self.in_flight) if self.in_flight else None,
+        }
+
+    @classmethod
+    def from_output(cls, value: Any) -> Optional["ReleaseState"]:
+        """The state from a stack output (None: absent or not one this program wrote)."""
+        try:
+            tracks = tuple(
+                (str(name), TrackState(str(t["tag"]), int(t["replicas"]), int(t["weight"]), str(t["namespace"])))
+                for name, t in sorted(value["tracks"].items())
+            )
+            in_flight = value.get("inFlight")
+            return cls(
+                str(value["strategy"]),
+                tracks,
+                value.get("testers"),
+                value.get("active"),
+                tuple(sorted((str(k), str(v)) for k, v in in_flight.items() if v is not None)) if in_flight else None,
+            )
+        except (AttributeError, KeyError, TypeError, ValueError):
+            return None
+
+    def describe(self) -> str:
+        """One line: who serves what."""
+        parts = [f"{name} {t.tag} {t.weight} %" + (" +testers" if name == self.testers else "") for name, t in self.tracks if t.weight or name == self.testers or len(self.tracks) == 1]
+        idle = [f"{name} {t.tag} idle ({t.replicas} pods)" for name, t in self.tracks if not t.weight and name != self.testers and len(self.tracks) > 1]
+        return ", ".join(parts + idle)
+
+    def differences(self, other: "ReleaseState") -> list[str]:
+        """What `other` has that this state does not, one line each (`key: this -> other`)."""
+        lines = []
+        if self.strategy != other.strategy:
+            lines.append(f"strategy: {self.strategy} -> {other.strategy}")
+        for name in sorted(set(dict(self.tracks)) | set(dict(other.tracks))):
+            mine, theirs = self.track(name), other.track(name)
+            if mine != theirs:
+                show = lambda t: f"{t.tag} x{t.replicas} {t.weight} % in {t.namespace}" if t else "absent"  # noqa: E731
+                lines.append(f"{name}: {show(mine)} -> {show(theirs)}")
+        for label, mine_value, their_value in (("testers", self.testers, other.testers), ("active", self.active, other.active), ("in flight", self.in_flight, other.in_flight)):
+            if mine_value != their_value:
+                lines.append(f"{label}: {_plain(mine_value)} -> {_plain(their_value)}")
+        return lines
+
+
+def _plain(value: Any) -> str:
+    if isinstance(value, tuple):
+        return " ".join(f"{k}={v}" for k, v in value)
+    return "none" if value is None else str(value)
+
+
+def release_state(settings: Settings) -> ReleaseState:
+    """The state `settings` deploy: the program exports it, the driver compares with it."""
+    plan = plan_release(settings)
+    weights = dict(plan.weights)
+    in_flight = settings.rollout.in_flight
+    return ReleaseState(
+        strategy=plan.strategy,
+        tracks=tuple(sorted((t.track, TrackState(t.tag, t.replicas, weights.get(t.track, 0), t.namespace)) for t in plan.tracks)),
+        testers=plan.header_track or plan.test_track,
+        active=settings.rollout.blue_green.active if plan.strategy == "blue-green" else None,
+        in_flight=tuple(sorted((k, v) for k, v in (("id", in_flight.id), ("tag", in_flight.tag), ("previous", in_flight.previous)) if v is not None)) if in_flight else None,
+    )

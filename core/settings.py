@@ -403,6 +403,19 @@ class AnalysisSettings:
 
 
 @dataclass(frozen=True, config=_SECTION)
+class InFlightSettings:
+    """`rollout.inFlight`: the release the driver is carrying out. It is written in the same config
+    write as the release's first step and removed in the same write as its last, so the stack
+    file (the ledger) says a release is under way even when nothing is running: `status` warns
+    when no driver holds the lease, the deploy workflow holds back, and a rerun resumes."""
+
+    id: Annotated[str, _matching(r"[0-9a-f]{6,32}", "a release id (hex)")]
+    tag: ImageTag  # the candidate
+    previous: Optional[ImageTag] = None  # the version it replaces (rolling: what a rollback restores)
+    started: Annotated[str, _matching(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", "a UTC time such as 2026-11-28T10:02:11Z")] = "1970-01-01T00:00:00Z"
+
+
+@dataclass(frozen=True, config=_SECTION)
 class RolloutSettings:
     """`carepath:rollout`: the release strategy and its parameters."""
 
@@ -411,6 +424,7 @@ class RolloutSettings:
     canary: CanarySettings = field(default_factory=CanarySettings)
     blue_green: BlueGreenSettings = field(default_factory=BlueGreenSettings)
     analysis: AnalysisSettings = field(default_factory=AnalysisSettings)
+    in_flight: Optional[InFlightSettings] = None
 
 
 @dataclass(frozen=True, config=_SECTION)
@@ -612,6 +626,12 @@ def _cross_section_problems(parsed: dict[str, Any]) -> list[str]:
             )
         if rollout.strategy in ("rolling", "canary") and chat_api.tag is None:
             problems.append(f"{NAMESPACE}:chatApi.tag is required: the {rollout.strategy} strategy deploys it as the stable version")
+        if rollout.in_flight is not None and rollout.in_flight.tag not in _candidate_tags(rollout, chat_api):
+            problems.append(
+                f"{NAMESPACE}:rollout.inFlight.tag: {rollout.in_flight.tag!r} is not deployed by the {rollout.strategy} strategy's "
+                f"config ({', '.join(sorted(filter(None, _candidate_tags(rollout, chat_api)))) or 'no candidate'}); "
+                "the release record names the version its tracks run"
+            )
         if rollout.strategy == "canary" and rollout.canary.tag is not None and rollout.canary.tag == chat_api.tag:
             problems.append(
                 f"{NAMESPACE}:rollout.canary.tag: {rollout.canary.tag!r} is already the stable chatApi.tag; "
@@ -689,6 +709,15 @@ def _rollout_problems(rollout: RolloutSettings) -> list[str]:
                     f"{NAMESPACE}:rollout.blueGreen.{colour}.tag is required: the blue-green strategy runs both colours"
                 )
     return problems
+
+
+def _candidate_tags(rollout: RolloutSettings, chat_api: ChatApiSettings) -> set[Optional[str]]:
+    """The tags a release in flight can be running, by strategy."""
+    if rollout.strategy == "canary":
+        return {rollout.canary.tag}
+    if rollout.strategy == "blue-green":
+        return {rollout.blue_green.blue.tag, rollout.blue_green.green.tag}
+    return {chat_api.tag}
 
 
 _NEW_SIGNAL_NEEDS = {"ratio": ("numerator", "denominator"), "distribution": ("query",), "gauge": ("query",), "count": ("query", "bound")}

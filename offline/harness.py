@@ -218,11 +218,17 @@ def stack_file(stack: str) -> Path:
     return ROOT / f"Pulumi.{stack}.yaml"
 
 
+def stack_names(root: Path = ROOT) -> tuple[str, ...]:
+    """Every stack with a `Pulumi.<name>.yaml` in the project at `root` (a copied
+    `Pulumi.dev.yaml` is a stack like the others)."""
+    return tuple(sorted(path.name[len("Pulumi."):-len(".yaml")] for path in root.glob("Pulumi.*.yaml")))
+
+
 def load_stack_config(stack: str, path: Optional[Path] = None) -> dict[str, Any]:
     """The `config:` of Pulumi.<stack>.yaml (or of the stack file at `path`), key -> decoded value."""
     path = path or stack_file(stack)
     if not path.exists():
-        raise FileNotFoundError(f"no stack file {path.name}; stacks here: {', '.join(STACKS)}")
+        raise FileNotFoundError(f"no stack file {path.name}; stacks here: {', '.join(stack_names(path.parent))}")
     document = yaml.safe_load(path.read_text()) or {}
     return dict(document.get("config") or {})
 

@@ -1,125 +1,292 @@
 """`python -m release COMMAND STACK`: drive a release of chat-api through Pulumi.
 
-  status STACK                 strategy, tracks, weights, and live health per version
-  start STACK --tag TAG        canary: first step; blue-green: deploy to the idle colour; rolling: set the tag
-  advance | promote | abort    one canary step, promotion, or all traffic back on stable
-  run STACK --tag TAG          the whole release, hands-off, gated on Prometheus
+  status STACK             the stack file and the applied state side by side, the lease, live health
+  start STACK --tag TAG    the release's first step (canary: first weight; blue-green: the idle colour; rolling: the tag)
+  advance STACK            canary: the next weight step (--weight W: a later one)
+  promote STACK            canary: the canary becomes stable
+  switch STACK             blue-green: production to the other colour
+  abort STACK              back to the version the release replaces
+  run STACK --tag TAG      the whole release (or the rest of the one in flight), gated on Prometheus
+  deploy STACK             `pulumi up` of the stack file as it is, refused when it would move a release
 
-The stack is the real one (Automation API, needs the Pulumi CLI) or, with
---offline, a rehearsal on the offline plan engine that checks the design's
-invariants after every update. With --scenario (good, bad-model, slow-first-token,
-errors, no-metrics, long-answers, nan), `run --offline` also starts a synthetic
-chat-api whose candidate behaves as the scenario says and a real Prometheus on
-loopback scraping it (both stopped after), at a faster pace. Every decision is
-appended to the audit log.
+STACK is any stack with a Pulumi.<STACK>.yaml in the project (the current directory when it
+holds a Pulumi.yaml, else this repository). The stack is the real one (Automation API, needs
+the Pulumi CLI) or, with --offline, a rehearsal on the offline plan engine whose state persists
+in .carepath/offline/<stack>/ (--reset starts it over from the stack file). Each command holds
+the stack's release lease while it runs and commits every change of the stack file to the
+ledger. Exit codes: 0 done; 1 the release failed or stopped (rolled back, `up` failed, the
+stack file moved under it); 2 bad input, or a command the stack or its state does not allow;
+3 another driver holds the lease; 130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
+import time
+import uuid
 from pathlib import Path
+from typing import Any, Iterator, Optional
 
-from core.release import plan_release
-from core.settings import SettingsError
-from offline.harness import ROOT, STACKS
-from rehearsal import SCENARIOS
-from rehearsal.run import HISTORY_STEP, PACE, rehearsal
-from release.audit import AuditLog
+from core import actions
+from core.actions import Refused
+from core.release import release_state
+from core.settings import SettingsError, parse
+from offline.harness import ROOT, ProgramFailed, stack_names
+from release.audit import AuditLog, who
 from release.driver import Driver, http_status
 from release.judge import Ratio
-from release.ports import Metrics, MetricsError, StackError
-from release.prometheus import PrometheusMetrics
-from release.report import render
-from release.stacks import AutomationStack, OfflineStack
+from release.lease import FileLeaseStore, GitRefLeaseStore, Lease, LeaseHeld, LeaseKeeper, LeaseLost, LeaseStore, LeaseStoreError
+from release.ledger import GitLedger, LedgerError
+from release.ports import MetricsError, StackError
+from release.status import report
+
+LEASE_SECONDS = 600.0
+MUTATING = ("start", "advance", "promote", "switch", "abort", "run", "deploy")
+
+
+class Usage(Exception):
+    """Bad input: exit 2 with this message."""
 
 
 def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("stack", help="a stack with a Pulumi.<stack>.yaml in the project")
+    common.add_argument("--offline", action="store_true", help="rehearse on the offline plan engine (state in .carepath/offline/<stack>/)")
+    common.add_argument("--reset", action="store_true", help="with --offline: start the rehearsal over from the stack file")
+    common.add_argument("--prometheus", default="http://127.0.0.1:9090", help="Prometheus URL (e.g. through kubectl port-forward)")
+    common.add_argument("--audit-log", type=Path, help="default: .carepath/audit/<stack>.jsonl (offline: in the workspace)")
+    driving = argparse.ArgumentParser(add_help=False)
+    driving.add_argument("--break-lease", action="store_true", help="take over the lease of another driver (asks for the stack name; --yes does not)")
+    driving.add_argument("--yes", action="store_true", help="with --break-lease: no question")
+    driving.add_argument("--lease-seconds", type=float, default=LEASE_SECONDS, help="the lease expires this long after its holder's last renewal")
     parser = argparse.ArgumentParser(prog="python -m release", description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
-    parser.add_argument("command", choices=("status", "start", "advance", "promote", "abort", "run"))
-    parser.add_argument("stack", choices=STACKS)
-    parser.add_argument("--tag", help="the candidate image tag (start, run)")
-    parser.add_argument("--prometheus", default="http://127.0.0.1:9090", help="Prometheus URL (e.g. through kubectl port-forward)")
-    parser.add_argument("--offline", action="store_true", help="rehearse on the offline plan engine instead of the real stack")
-    parser.add_argument("--audit-log", type=Path, help="default: .carepath/audit/<stack>.jsonl")
-    parser.add_argument("--report", type=Path, help="write the HTML report here at the end of `run`")
-    parser.add_argument("--abort-on-failure", action="store_true", help="abort the canary when pulumi up fails mid-release")
-    parser.add_argument("--scenario", choices=sorted(SCENARIOS), help="with run --offline: rehearse against a synthetic chat-api and a real Prometheus")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, text: str, mutating: bool = True) -> argparse.ArgumentParser:
+        return commands.add_parser(name, help=text, description=text, parents=[common, driving] if mutating else [common])
+
+    command("status", "the stack file and the applied state side by side, the lease, live health", mutating=False)
+    command("start", "the release's first step").add_argument("--tag", required=True, help="the candidate image tag")
+    command("advance", "canary: the next weight step").add_argument("--weight", type=int, help="a later step of rollout.canary.steps")
+    command("promote", "canary: the canary becomes stable")
+    command("switch", "blue-green: production traffic to the other colour")
+    command("abort", "back to the version the release replaces").add_argument("--reason", default="requested", help="recorded in the audit log and the ledger")
+    run = command("run", "the whole release, or the rest of the one in flight, gated on Prometheus")
+    run.add_argument("--tag", required=True, help="the candidate image tag")
+    run.add_argument("--report", type=Path, help="write the HTML report here at the end")
+    run.add_argument("--abort-on-failure", action="store_true", help="abort the release when pulumi up fails mid-release")
+    run.add_argument("--scenario", help="with --offline: rehearse against a synthetic chat-api and a real Prometheus on loopback (implies --reset)")
+    command("deploy", "`pulumi up` of the stack file as it is; refused when it would move a release")
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def project_dir() -> Path:
+    """The project: the current directory when it holds a Pulumi.yaml (as the Pulumi CLI finds
+    it), else this repository."""
+    here = Path.cwd()
+    return here if (here / "Pulumi.yaml").is_file() else ROOT
+
+
+def main(argv: Optional[list[str]] = None) -> int:
     args = _parser().parse_args(argv)
-    if args.command in ("start", "run") and not args.tag:
-        print(f"{args.command} needs --tag", file=sys.stderr)
+    signal.signal(signal.SIGTERM, _interrupt)  # a cancelled CI job ends the run as Ctrl-C would
+    try:
+        return _main(args)
+    except Usage as error:
+        print(f"python -m release {args.command}: {error}", file=sys.stderr)
         return 2
-    if args.scenario and not (args.offline and args.command == "run"):
-        print("--scenario rehearses a whole release: use it with `run --offline`", file=sys.stderr)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _main(args: argparse.Namespace) -> int:
+    project = project_dir()
+    known = stack_names(project)
+    if args.stack not in known:
+        raise Usage(f"no stack {args.stack!r}: no Pulumi.{args.stack}.yaml in {project} (stacks: {', '.join(known) or 'none'})")
+    if args.reset and not args.offline:
+        raise Usage("--reset starts an offline rehearsal over: use it with --offline")
+    scenario = getattr(args, "scenario", None)
+    if scenario is not None:
+        from rehearsal import SCENARIOS
+
+        if not args.offline:
+            raise Usage("--scenario rehearses against a synthetic service: use it with --offline")
+        if scenario not in SCENARIOS:
+            raise Usage(f"--scenario {scenario!r}: one of {', '.join(sorted(SCENARIOS))}")
+    stack, store, ledger, audit_path = _open(args, project, scenario)
+    audit = AuditLog(args.audit_log or audit_path, args.stack)
+    run_id = uuid.uuid4().hex[:12]
+    try:
+        settings = parse(stack.config(), stack.name, frozenset({"secrets"}))
+    except SettingsError as error:
+        if args.command == "status":
+            print("\n".join(report(stack.name, None, stack.applied(), _live(store), time.time())))
+        print(f"stack {stack.name}: {error}", file=sys.stderr)
         return 2
     try:
-        stack = OfflineStack(args.stack, PACE if args.scenario else None) if args.offline else AutomationStack(args.stack)
-    except SettingsError as error:
-        print(f"{args.stack}: {error}", file=sys.stderr)
-        return 2
-    audit = AuditLog(args.audit_log or ROOT / ".carepath" / "audit" / f"{args.stack}.jsonl", args.stack)
-    if args.scenario:
-        with rehearsal(stack, args.tag, args.scenario) as (url, service):
-            print(f"rehearsal: scenario {args.scenario}, Prometheus {url}, synthetic chat-api {service.url}")
-            smoke = lambda address: http_status(service.url + "/" + address.split("/", 3)[-1])  # noqa: E731
-            driver = Driver(stack, PrometheusMetrics(url), audit, http_get=smoke, history_step=HISTORY_STEP)
+        actions.supported(args.command, settings)
+    except Refused as error:
+        raise Usage(str(error)) from None
+    if args.command == "status":
+        lines = report(stack.name, release_state(settings), stack.applied(), _live(store), time.time())
+        print("\n".join(lines + _health(settings, args.prometheus)))
+        return 0
+    try:
+        with _lease(args, store, run_id) as lease, _metrics(args, stack, scenario) as metrics:
+            options = {"abort_on_failure": getattr(args, "abort_on_failure", False), **metrics}
+            driver = Driver(stack, audit=audit, lease=lease, ledger=ledger, run_id=run_id, **options)
             return _command(args, driver, audit)
-    return _command(args, Driver(stack, PrometheusMetrics(args.prometheus), audit, abort_on_failure=args.abort_on_failure), audit)
+    except LeaseHeld as error:
+        if args.command == "deploy":
+            print(f"stack {args.stack}: not deployed: {error.lease.describe(time.time())}; the release applies the stack file at its next step")
+            return 0
+        print(str(error), file=sys.stderr)
+        return 3
+    except LeaseStoreError as error:
+        print(f"stack {args.stack}: the release lease cannot be read or written: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"\n{args.stack}: interrupted; `python -m release status {args.stack}` says where the release stands, and the next command re-applies the stack file if the cluster is behind it", file=sys.stderr)
+        return 130
+
+
+def _open(args: argparse.Namespace, project: Path, scenario: Optional[str]) -> tuple[Any, LeaseStore, Any, Path]:
+    """The stack, its lease store, its ledger and its default audit log."""
+    try:
+        if args.offline:
+            from rehearsal.run import PACE
+            from release.stacks import OfflineStack
+
+            stack = OfflineStack(args.stack, project, PACE if scenario else None, reset=args.reset or scenario is not None)
+            file = stack.file.path
+            # The workspace is a repository of its own, so its ledger never commits to the project's.
+            fresh = not (stack.workspace / ".git").exists()
+            ledger = GitLedger.init(stack.workspace, file, f"offline stack {args.stack}: from Pulumi.{args.stack}.yaml") if fresh else GitLedger(stack.workspace, file, remote=None)
+            return stack, FileLeaseStore(stack.workspace / "lease.json"), ledger, stack.workspace / "audit.jsonl"
+        from release.stacks import AutomationStack, stack_file_path
+
+        try:
+            real = AutomationStack(args.stack, project)
+        except Exception as error:  # the Automation API raises plain errors when the CLI or the stack is missing
+            raise Usage(f"cannot open the Pulumi stack {args.stack!r} ({error}); rehearse with --offline") from None
+        return real, GitRefLeaseStore(project, args.stack), GitLedger(project, stack_file_path(project, args.stack)), project / ".carepath" / "audit" / f"{args.stack}.jsonl"
+    except ProgramFailed as failure:
+        if isinstance(failure.cause, SettingsError):
+            raise Usage(f"stack {args.stack}: {failure.cause}") from None
+        raise
+    except LedgerError as error:
+        raise Usage(str(error)) from None
+
+
+def _live(store: LeaseStore) -> Optional[Lease]:
+    lease = store.read()
+    return lease if lease is not None and lease.expires > time.time() else None
+
+
+class _lease:
+    """The release lease around a command; `--break-lease` asks first, unless `--yes`."""
+
+    def __init__(self, args: argparse.Namespace, store: LeaseStore, run_id: str):
+        self.args, self.store, self.run_id = args, store, run_id
+        self.keeper: Optional[LeaseKeeper] = None
+
+    def __enter__(self) -> LeaseKeeper:
+        args = self.args
+        take_over = False
+        if args.break_lease:
+            held = _live(self.store)
+            if held is not None:
+                if not args.yes:
+                    if not sys.stdin.isatty():
+                        raise Usage(f"--break-lease: {held.describe(time.time())}; confirm with --yes (no terminal to ask on)")
+                    answer = input(f"{held.describe(time.time())}\ntake the lease over? type the stack name ({args.stack}): ")
+                    if answer.strip() != args.stack:
+                        raise Usage("--break-lease: not confirmed; nothing changed")
+                take_over = True
+        command = f"{args.command} {getattr(args, 'tag', '') or ''}".strip()
+        self.keeper = LeaseKeeper(self.store, args.stack, self.run_id, who(), command, args.lease_seconds, break_lease=take_over)
+        return self.keeper.__enter__()
+
+    def __exit__(self, *exc: Any) -> None:
+        assert self.keeper is not None
+        self.keeper.__exit__(*exc)
+
+
+@contextlib.contextmanager
+def _metrics(args: argparse.Namespace, stack: Any, scenario: Optional[str]) -> Iterator[dict[str, Any]]:
+    """The driver's metrics (and, rehearsing a scenario, its smoke checks): the operator's
+    Prometheus, or a synthetic chat-api and a real Prometheus on loopback, stopped after."""
+    from release.prometheus import PrometheusMetrics
+
+    if scenario is None:
+        yield {"metrics": PrometheusMetrics(args.prometheus)}
+        return
+    from rehearsal.run import HISTORY_STEP, rehearsal
+
+    with rehearsal(stack, args.tag, scenario) as (url, service):
+        print(f"rehearsal: scenario {scenario}, Prometheus {url}, synthetic chat-api {service.url}")
+        smoke = lambda address: http_status(service.url + "/" + address.split("/", 3)[-1])  # noqa: E731
+        yield {"metrics": PrometheusMetrics(url), "http_get": smoke, "history_step": HISTORY_STEP}
 
 
 def _command(args: argparse.Namespace, driver: Driver, audit: AuditLog) -> int:
-    metrics = driver.metrics
+    name = args.stack
     try:
-        if args.command == "status":
-            print(status(driver, metrics))
-        elif args.command == "start":
+        if args.command == "start":
             driver.start(args.tag)
         elif args.command == "advance":
-            print(f"weight now {driver.advance()} %")
+            driver.advance(args.weight)
         elif args.command == "promote":
             driver.promote()
+        elif args.command == "switch":
+            driver.switch()
         elif args.command == "abort":
-            driver.abort()
+            driver.abort(args.reason)
+        elif args.command == "deploy":
+            print(driver.deploy())
         else:
             run = driver.run(args.tag)
-            print(f"{args.tag} on {args.stack}: {run.outcome}" + (f" ({run.message})" if run.message else ""))
+            print(f"{args.tag} on {name}: {run.outcome}" + (f" ({run.message})" if run.message else ""))
             if args.report:
+                from release.report import render
+
                 args.report.write_text(render(run, audit.entries(), driver.signals()))
                 print(f"report: {args.report}")
             return 0 if run.outcome in ("promoted", "switched") else 1
-    except StackError as error:
-        print(f"{args.stack}: {error}", file=sys.stderr)
+    except Refused as error:
+        raise Usage(str(error)) from None
+    except (StackError, LedgerError, LeaseLost) as error:
+        print(f"{name}: {error}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print(f"\ninterrupted; the stack's config says where the release stands: rerun `run {args.stack} --tag {args.tag}` to resume")
-        return 130
     return 0
 
 
-def status(driver: Driver, metrics: Metrics) -> str:
-    settings = driver.settings()
+def _health(settings: Any, prometheus: str) -> list[str]:
+    """Live request rate and ratio signals per track over the last 5 minutes."""
+    from core.release import plan_release
+    from core.signals import catalogue
+    from release.prometheus import PrometheusMetrics
+
     plan = plan_release(settings)
-    lines = [f"stack {settings.stack}: strategy {settings.rollout.strategy}"]
-    weights = dict(plan.weights)
-    for track in plan.tracks:
-        route = f"{weights[track.track]} %" if track.track in weights else ("test listener" if track.track == plan.test_track else "no traffic")
-        lines.append(f"  {track.deployment:<16} {track.tag:<12} {track.replicas} replicas  {route}")
-    ratios = [s for s in driver.signals() if s.kind == "ratio"]
+    ratios = [s for s in catalogue(overrides=settings.rollout.analysis.signals) if s.kind == "ratio"]
     tracks = {t.track: t.track for t in plan.tracks}
     try:
-        readings = metrics.read(settings.namespace, ratios, "track", tracks, 300, 300)
+        readings = PrometheusMetrics(prometheus, timeout=5).read(plan.namespaces, ratios, "track", tracks, 300, 300)
     except MetricsError as error:
-        return "\n".join([*lines, f"  live health unavailable: {error}"])
+        return [f"  live health unavailable: {error}"]
+    lines = []
     for track in tracks:
         shares = [f"{s.name} {r.bad / r.total:.2%}" for s in ratios if isinstance(r := readings.get(s.name, {}).get(track), Ratio) and r.total > 0]
         requests = readings.get("errors", {}).get(track)
         rate = f"{requests.total / 300:.1f} req/s" if isinstance(requests, Ratio) else "no data"
         lines.append(f"  live {track:<8} {rate}  " + ", ".join(shares) + " (last 5 m)")
-    return "\n".join(lines)
+    return lines
 
 
 if __name__ == "__main__":

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 
-def _who() -> str:
+def who() -> str:
+    """The operator: `CAREPATH_OPERATOR`, the GitHub actor in a workflow, or the login name."""
     return os.environ.get("CAREPATH_OPERATOR") or os.environ.get("GITHUB_ACTOR") or getpass.getuser()
 
 
@@ -26,7 +27,7 @@ class AuditLog:
         path.parent.mkdir(parents=True, exist_ok=True)
 
     def record(self, action: str, **details: Any) -> dict[str, Any]:
-        entry = {"time": self.now().isoformat(), "stack": self.stack, "operator": _who(), "action": action, **details}
+        entry = {"time": self.now().isoformat(), "stack": self.stack, "operator": who(), "action": action, **details}
         with self.path.open("a", encoding="utf-8") as log:
             log.write(json.dumps(entry, sort_keys=True, default=str) + "\n")
         return entry

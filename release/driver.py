@@ -1,8 +1,19 @@
 """The release driver: metric-gated progressive delivery through Pulumi.
 
-It changes only the stack's config and runs `up`, so Pulumi stays the one owner
-of every weight and the stack's config always says where a release stands:
-rerunning `run` after Ctrl-C or a crash resumes from it.
+It changes only the stack file and runs `up`, so Pulumi stays the one owner of every
+weight. The state of a release has two halves, and the driver keeps them apart:
+
+- the stack file says what was decided: each action (`core.actions`) is one atomic
+  rewrite of it, committed to the ledger (`release.ledger`: the stack file in git) with
+  the decision and its evidence, and the release in flight is recorded in it
+  (`rollout.inFlight`), so a rerun of `run` resumes it;
+- the stack's `release` output says what was applied: Pulumi records it only when an
+  update succeeds. Before acting, the driver compares the two (`reconcile`): a stack
+  file ahead of the cluster (an update that failed, Ctrl-C, a killed driver) is
+  re-applied first, and said so.
+
+Every write checks the release lease first (`release.lease`: one driver per stack)
+and, after syncing the ledger, that nobody else moved the release keys (`Drift`).
 
 One judge (`release.judge`, over the signal catalogue of `core.signals`) for every
 strategy; what differs is who is compared with whom (`Comparison`):
@@ -26,25 +37,33 @@ Faults: no usable data for a critical signal, NaN, or a failed or malformed metr
 answer holds (inconclusive, never a pass); `maxInconclusiveSeconds` of it aborts with
 that reason. A failed `up` stops with the error and leaves traffic where it is (or
 aborts, with `abort_on_failure`); a held stack lock stops with a clear message. Every
-decision goes to the audit log, tagged with the run's release id.
+action goes to the audit log when it starts and when it ends (applied, failed,
+interrupted), every line tagged with the run id and the release id.
 """
 
 from __future__ import annotations
 
+import datetime
 import math
 import time
 import urllib.error
 import urllib.request
+import uuid
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
-from core.release import canary_move, canary_replicas, idle_colour, next_weight, plan_release
-from core.settings import Settings, parse
+from core import actions
+from core.actions import UNSET, Action, Refused
+from core.release import canary_move, idle_colour, next_weight, plan_release, release_state
+from core.settings import COLOURS, Settings, parse
 from core.signals import Signal, catalogue
-from release.audit import AuditLog
-from release.judge import CANDIDATE, REFERENCE, Check, Decision, Ratio, Reading, judge, since, start
+from release.audit import AuditLog, who
+from release.judge import CANDIDATE, REFERENCE, Check, Decision, Ratio, Reading, judge, since
+from release.judge import start as judging_from
+from release.ledger import Ledger, NoLedger
 from release.ports import Metrics, MetricsError, Stack, StackError
 from release.record import Observation, ReleaseRun
+from release.stackfile import apply_changes
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], None]
@@ -64,6 +83,18 @@ class Comparison:
         return {CANDIDATE: self.candidate, REFERENCE: self.reference}
 
 
+class _Unguarded:
+    """No lease (a driver in a test, or a caller that guards the stack itself)."""
+
+    def check(self) -> None:
+        return None
+
+
+class Drift(StackError):
+    """The stack file's release keys changed under a release (a merge, a hand edit, another
+    driver): the driver stops before writing over them."""
+
+
 class Driver:
     def __init__(
         self,
@@ -77,15 +108,21 @@ class Driver:
         http_get: Optional[Callable[[str], int]] = None,
         wall_clock: Clock = time.time,
         history_step: float = HISTORY_STEP,
+        lease: Any = None,
+        ledger: Optional[Ledger] = None,
+        run_id: Optional[str] = None,
     ):
         self.stack, self.metrics, self.audit = stack, metrics, audit
         self.clock, self.sleep, self.show, self.wall_clock = clock, sleep, show, wall_clock
         self.abort_on_failure = abort_on_failure
         self.http_get = http_get or http_status
         self.history_step = history_step
+        self.lease = lease or _Unguarded()
+        self.ledger = ledger or NoLedger()
+        self.run_id = run_id or uuid.uuid4().hex[:12]
         self.release_id: Optional[str] = None
 
-    # --- state, read from the stack's config --------------------------------------
+    # --- state: the stack file, and what the last successful update applied ----------
 
     def settings(self) -> Settings:
         return parse(self.stack.config(), self.stack.name, frozenset({"secrets"}))
@@ -94,106 +131,155 @@ class Driver:
         return catalogue(overrides=self.settings().rollout.analysis.signals)
 
     def _record(self, action: str, **details: Any) -> None:
+        details["run"] = self.run_id
         if self.release_id:
             details["release"] = self.release_id
         self.audit.record(action, **details)
 
-    def _up(self, action: str, **details: Any) -> None:
-        self._record(action, **details)
+    def differences(self) -> list[str]:
+        """How the stack file's release state differs from the applied one (empty: in step)."""
+        applied = self.stack.applied()
+        wanted = release_state(self.settings())
+        if applied is None:
+            return ["applied: no release state recorded (the last update predates it, or none succeeded)"]
+        return applied.differences(wanted)
+
+    def reconcile(self) -> Optional[str]:
+        """Bring the stack to a state the driver can vouch for before acting: when the stack file
+        says other than what the last successful update applied (an update that failed or was
+        interrupted, a driver killed mid-action), re-apply the stack file. Returns what was done."""
+        self.ledger.sync()
+        in_flight = self.settings().rollout.in_flight
+        self.release_id = self.release_id or (in_flight.id if in_flight else None)
+        differences = self.differences()
+        if not differences:
+            return None
+        said = "the stack file differs from what the last successful update applied (" + "; ".join(differences) + "): re-applying the stack file"
+        self.show(f"{self.stack.name}: {said}")
+        self._apply(Action("reapply", {}, "stack file re-applied"), drift_check=False, differences=differences)
+        return said
+
+    def _apply(self, action: Action, drift_check: bool = True, **evidence: Any) -> None:
+        """One action: its keys in one write of the stack file, a ledger commit, one `up`, each
+        step audited (started, then applied, failed or interrupted)."""
+        self.lease.check()
+        if drift_check:
+            self.ledger.sync()
+            drift = self.differences()
+            if drift:
+                raise Drift("the stack file's release keys changed under this release (" + "; ".join(drift) + "): stopping before writing over them; traffic stays where it is")
+        config = apply_changes(self.stack.config(), action.changes)
+        parse(config, self.stack.name, frozenset({"secrets"}))  # no command leaves a config that does not validate
+        self.stack.write(action.changes)
+        commit = self.ledger.record(self._commit_message(action, evidence))
+        changes = {path: ("(removed)" if value is UNSET else value) for path, value in action.changes.items()}
+        self._record(action.name, event="started", summary=action.summary, changes=changes, commit=commit, **evidence)
         try:
             self.stack.up()
         except StackError as error:
-            self._record("up-failed", during=action, error=str(error))
+            self._record(action.name, event="failed", error=str(error))
             raise
+        except KeyboardInterrupt:
+            self._record(action.name, event="interrupted")
+            raise
+        self._record(action.name, event="applied")
+        self.show(f"{self.stack.name}: {action.summary}")
 
-    # --- canary ---------------------------------------------------------------
+    def _commit_message(self, action: Action, evidence: dict[str, Any]) -> str:
+        lines = [f"release {self.stack.name}: {action.summary}", "", f"action {action.name}; run {self.run_id}" + (f"; release {self.release_id}" if self.release_id else "") + f"; by {who()}"]
+        lines += [f"{key}: {value}" for key, value in evidence.items()]
+        return "\n".join(lines)
+
+    # --- one action each ----------------------------------------------------------
 
     def start(self, tag: str, first_weight: Optional[int] = None) -> None:
-        """canary: the first step (`first_weight`, default the ladder's first); blue-green: the
-        candidate on the idle colour; rolling: the new tag."""
-        settings = self.settings()
-        strategy = settings.rollout.strategy
-        if strategy == "canary":
-            # With a mirror, the release opens with a shadow step: weight 0, the canary judged on
-            # copies of real requests (and testers') before any patient reaches it.
-            first = 0 if settings.rollout.canary.mirror else (first_weight or settings.rollout.canary.steps[0])
-            self.stack.set("rollout.canary.tag", tag)
-            self.stack.set("rollout.canary.weight", first)
-            # Pinned, so a later weight step changes only the VirtualService (see `advance`).
-            self.stack.set("rollout.canary.replicas", canary_replicas(settings.chat_api.replicas, first))
-            self._up("start", strategy=strategy, tag=tag, weight=first)
-        elif strategy == "blue-green":
-            idle = _idle(settings)
-            self.stack.set(f"rollout.blueGreen.{idle}.tag", tag)
-            # The candidate runs at full size: it is smoke-tested, then takes all traffic.
-            self.stack.unset("rollout.blueGreen.idleReplicas")
-            self._up("start", strategy=strategy, tag=tag, colour=idle)
-        else:
-            self.stack.set("chatApi.tag", tag)
-            self._up("start", strategy=strategy, tag=tag, previous=settings.chat_api.tag)
-
-    def advance(self, weight: Optional[int] = None) -> int:
-        """The next canary step, or `weight` (promoting after the last); returns the new weight
-        (0 once promoted).
-
-        When the next weight needs more canary pods, they come first, in an update of their
-        own (it waits for them to be ready); the weight step itself then changes only the
-        VirtualService."""
+        """canary: the first step (`first_weight`, default the ladder's first; 0 with a mirror);
+        blue-green: the candidate on the idle colour; rolling: the new tag."""
+        self.reconcile()
         settings = self.settings()
         canary = settings.rollout.canary
-        following = [step for step in canary.steps if step > canary.weight]
-        if not following:
-            self.promote()
-            return 0
-        weight = weight if weight in following else following[0]
-        needed = canary_replicas(settings.chat_api.replicas, weight)
-        if canary.replicas is None or canary.replicas < needed:
-            self.stack.set("rollout.canary.replicas", needed)
-            self._up("scale-canary", replicas=needed, for_weight=weight)
-        self.stack.set("rollout.canary.weight", weight)
-        self._up("advance", weight=weight, tag=canary.tag)
-        return weight
+        first = 0 if canary.mirror else (first_weight or canary.steps[0])
+        self.release_id = self.release_id or uuid.uuid4().hex[:12]
+        started = datetime.datetime.fromtimestamp(self.wall_clock(), datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        self._apply(actions.start(settings, tag, self.release_id, started, first), tag=tag, strategy=settings.rollout.strategy)
 
-    def promote(self) -> None:
-        canary = self.settings().rollout.canary
-        if canary.tag is None:
-            raise StackError("no canary in flight to promote")
-        self.stack.set("chatApi.tag", canary.tag)
-        self.stack.unset("rollout.canary.tag")
-        self.stack.unset("rollout.canary.replicas")
-        self.stack.set("rollout.canary.weight", 0)
-        self._up("promote", tag=canary.tag)
+    def advance(self, weight: Optional[int] = None, **evidence: Any) -> int:
+        """The next canary step, or `weight`; returns the new weight. When the step needs more
+        canary pods, they come first, in an update of their own (it waits for them to be ready);
+        the weight step itself then changes only the route."""
+        self.reconcile()
+        step = actions.advance(self.settings(), weight)
+        target = int(step.changes["rollout.canary.weight"])
+        scale = actions.scale_canary(self.settings(), target)
+        if scale is not None:
+            self._apply(scale, **evidence)
+        self._apply(step, **evidence)
+        return target
+
+    def promote(self, **evidence: Any) -> None:
+        self.reconcile()
+        self._apply(actions.promote(self.settings()), **evidence)
+
+    def switch(self, **evidence: Any) -> None:
+        self.reconcile()
+        self._apply(actions.switch(self.settings()), **evidence)
 
     def abort(self, reason: str = "requested") -> None:
-        canary = self.settings().rollout.canary
-        self.stack.unset("rollout.canary.tag")
-        self.stack.unset("rollout.canary.replicas")
-        self.stack.set("rollout.canary.weight", 0)
-        self._up("abort", tag=canary.tag, reason=reason)
+        """Back to the version the release replaces. No re-apply first and no drift check: the
+        abort's own write and update bring the stack to the safe state whatever it was."""
+        self.ledger.sync()
+        settings = self.settings()
+        self.release_id = self.release_id or (settings.rollout.in_flight.id if settings.rollout.in_flight else None)
+        self._apply(actions.abort(settings), drift_check=False, reason=reason)
+
+    def deploy(self) -> str:
+        """`up` of the stack file as it is, unless it would move a release: release keys (tags,
+        weights, the active colour, the release record) change only through the actions above,
+        which apply them themselves. Returns what happened; raises Drift when refused."""
+        differences = self.differences()
+        if differences and self.stack.applied() is not None:
+            raise Drift(
+                "not deployed: the stack file would move the release (" + "; ".join(differences) + "); "
+                "release keys change only through `python -m release` (the release workflow), which applies them itself"
+            )
+        self._apply(Action("deploy", {}, "stack file deployed"), drift_check=False)
+        return f"stack {self.stack.name}: deployed; release state unchanged: {release_state(self.settings()).describe()}"
 
     # --- run: the whole release -------------------------------------------------
 
     def run(self, tag: str) -> ReleaseRun:
+        """The whole release, or the rest of the one in flight for `tag` (its record in the stack
+        file says where it stands)."""
+        self.reconcile()
         settings = self.settings()
+        in_flight = settings.rollout.in_flight
+        if in_flight is not None and in_flight.tag != tag:
+            raise Refused(f"stack {settings.stack}: {in_flight.tag} is in flight (release {in_flight.id}): finish it with `run --tag {in_flight.tag}`, or abort it")
         run = ReleaseRun(stack=self.stack.name, tag=tag, strategy=settings.rollout.strategy)
+        if in_flight is not None:
+            run.release_id = in_flight.id
         self.release_id = run.release_id
-        self._record("release", tag=tag, strategy=run.strategy)
+        self._record("release", event="started", tag=tag, strategy=run.strategy, resumed=in_flight is not None)
         try:
             if run.strategy == "canary":
-                return self._run_canary(run)
-            if run.strategy == "blue-green":
-                return self._run_blue_green(run)
-            return self._run_rolling(run)
+                self._run_canary(run)
+            elif run.strategy == "blue-green":
+                self._run_blue_green(run)
+            else:
+                self._run_rolling(run)
         except StackError as error:
-            self._record("stopped", error=str(error))
             run.outcome, run.message = "stopped", str(error)
-            return run
+        except KeyboardInterrupt:
+            self._record("release", event="interrupted")
+            raise
+        self._record("release", event="ended", outcome=run.outcome, message=run.message)
+        return run
 
     def _history(self, settings: Settings, comparison: Comparison) -> dict[str, list[Reading]]:
         """The reference's readings before the release, per `HISTORY_STEP`. Raises MetricsError."""
         analysis = settings.rollout.analysis
         return self.metrics.history(
-            settings.namespace, self.signals(), comparison.by, comparison.reference,
+            plan_release(settings).namespaces, self.signals(), comparison.by, comparison.reference,
             analysis.baseline_seconds, max(float(analysis.interval_seconds), self.history_step), self.wall_clock(),
         )
 
@@ -214,22 +300,24 @@ class Driver:
         `minStepRequests` candidate requests) answers "moved", "stay" or "done"."""
         settings = self.settings()
         analysis, signals = settings.rollout.analysis, self.signals()
-        state = start(signals, analysis.alpha, history)
+        state = judging_from(signals, analysis.alpha, history)
         started = self.clock()
         previous: Check = {}
         inconclusive_since: Optional[float] = None
         step, step_requests = 1, 0.0
         while True:
+            self.lease.check()
             last = self.clock()
             self.sleep(analysis.interval_seconds)
             now = self.clock()
+            current = self.settings()
             try:
-                cumulative = self.metrics.read(settings.namespace, signals, comparison.by, comparison.groups, now - started, now - last)
+                cumulative = self.metrics.read(plan_release(current).namespaces, signals, comparison.by, comparison.groups, now - started, now - last)
                 decision, state = judge(state, since(cumulative, previous, signals), signals, analysis.beta, progress())
                 previous = cumulative
             except MetricsError as error:
                 decision = Decision("hold", (f"inconclusive: metrics unavailable: {error}",), (), inconclusive=True)
-            weights = dict(plan_release(self.settings()).weights)
+            weights = dict(plan_release(current).weights)
             observation = Observation(now - started, step, weights, decision.verdict, decision.reasons, decision.gates, phase)
             run.observations.append(observation)
             self.show(_progress(observation))
@@ -260,9 +348,24 @@ class Driver:
             return f"inconclusive for {settings.rollout.analysis.max_inconclusive_seconds} s: " + run.last_reasons
         return "analysis: " + run.last_reasons
 
-    def _run_canary(self, run: ReleaseRun) -> ReleaseRun:
+    def _evidence(self, run: ReleaseRun) -> dict[str, Any]:
+        """What a decision rests on, for the ledger's commit message: the last check."""
+        return {"evidence": _progress(run.observations[-1])} if run.observations else {}
+
+    def _end(self, run: ReleaseRun, verdict: str, failed: str, passed: str, on_pass: Optional[Action] = None) -> None:
+        """After the analysis: abort (back to the replaced version) on a rollback or a long
+        inconclusive, else `on_pass`."""
+        if verdict in ("rollback", "inconclusive"):
+            run.message = self._failure_reason(verdict, run)
+            self._apply(actions.abort(self.settings()), drift_check=False, reason=run.message, **self._evidence(run))
+            run.outcome = failed
+            return
+        if on_pass is not None:
+            self._apply(on_pass, **self._evidence(run))
+        run.outcome = passed
+
+    def _run_canary(self, run: ReleaseRun) -> None:
         settings = self.settings()
-        tag = run.tag
         comparison = Comparison("track", "canary", "stable")
         analysis = settings.rollout.analysis
         try:
@@ -276,21 +379,22 @@ class Driver:
         def weight_after(current: int) -> int:
             return next_weight(steps, current, rate, analysis.interval_seconds, analysis.min_step_requests, analysis.step_budget_seconds)
 
-        if settings.rollout.canary.tag != tag:
-            if settings.rollout.canary.tag is not None:
-                raise StackError(f"another canary ({settings.rollout.canary.tag}) is in flight: promote or abort it first")
-            self.start(tag, weight_after(0))
+        canary = settings.rollout.canary
+        if canary.tag is None:
+            self.start(run.tag, weight_after(0))
+        elif canary.tag != run.tag:
+            raise Refused(f"stack {settings.stack}: another canary ({canary.tag}) is deployed: promote or abort it first")
         else:
-            self.show(f"resuming {tag} at {settings.rollout.canary.weight} %")
+            self.show(f"resuming {run.tag} at {canary.weight} %")
 
         def on_advance(accepted: bool, filled: bool) -> str:
             current = self.settings().rollout.canary.weight
             move = canary_move(current, steps, accepted, filled)
             if move == "promote":
-                self.promote()
+                self.promote(**self._evidence(run))
                 return "done"
             if move == "advance":
-                self.advance(weight_after(current))
+                self.advance(weight_after(current), **self._evidence(run))
                 return "moved"
             return "stay"
 
@@ -298,52 +402,39 @@ class Driver:
             return self.settings().rollout.canary.weight / 100
 
         verdict = self._guarded(lambda: self._analysis_loop(run, comparison, history, "canary", on_advance, progress))
-        if verdict in ("rollback", "inconclusive"):
-            run.message = self._failure_reason(verdict, run)
-            self.abort(run.message)
-            run.outcome = "rolled back"
-        elif verdict == "advanced":
-            run.outcome = "promoted"
-        return run
+        self._end(run, verdict, "rolled back", "promoted")
 
-    def _run_blue_green(self, run: ReleaseRun) -> ReleaseRun:
+    def _run_blue_green(self, run: ReleaseRun) -> None:
         settings = self.settings()
-        idle = _idle(settings)
-        active = settings.rollout.blue_green.active
-        idle_replicas = settings.rollout.blue_green.idle_replicas  # restored once the release settles
-        if getattr(settings.rollout.blue_green, idle).tag != run.tag:
+        if settings.rollout.in_flight is None:
             self.start(run.tag)
-        failures = self._smoke(settings)
-        if failures:
-            run.outcome, run.message = "stopped", "smoke checks failed on the idle colour: " + "; ".join(failures)
-            self._record("smoke-failed", colour=idle, failures=failures)
-            return run
-        comparison = Comparison("track", idle, active)
+            settings = self.settings()
+        candidate = next(c for c in COLOURS if getattr(settings.rollout.blue_green, c).tag == run.tag)
+        replaced = idle_colour(candidate)
+        comparison = Comparison("track", candidate, replaced)
+        if not actions.switched(settings):
+            failures = self._smoke(settings)
+            if failures:
+                run.message = "smoke checks failed on the idle colour: " + "; ".join(failures)
+                self._apply(actions.abort(settings), drift_check=False, reason=run.message)
+                run.outcome = "stopped"
+                return
         try:
             history = self._history(settings, comparison)
             missing = [s.name for s in self.signals() if s.critical and s.statistical and not history.get(s.name)]
         except MetricsError as error:
             history, missing = {}, [f"metrics unavailable: {error}"]
-        if missing:
+        if missing and not actions.switched(settings):
             run.outcome = "stopped"
-            run.message = f"no baseline for {active} ({', '.join(missing)}): not switching to a colour that could not be judged"
-            self._record("baseline-missing", colour=active, missing=missing)
-            return run
-        self.stack.set("rollout.blueGreen.active", idle)
-        self._up("switch", to=idle, tag=run.tag)
-        bake = self._guarded(lambda: self._analysis_loop(run, comparison, history, "bake", bake_seconds=settings.rollout.analysis.bake_seconds))
-        if bake in ("rollback", "inconclusive"):
-            run.message = self._failure_reason(bake, run)
-            self.stack.set("rollout.blueGreen.active", active)
-            self._up("switch-back", to=active, reason=run.message)
-            run.outcome = "switched back"
+            run.message = f"no baseline for {replaced} ({', '.join(missing)}): not switching to a colour that could not be judged; `run` again once Prometheus has it, or abort"
+            self._record("baseline-missing", colour=replaced, missing=missing)
+            return
+        if actions.switched(settings):
+            self.show(f"resuming {run.tag}: {candidate} serves production, baking")
         else:
-            run.outcome = "switched"
-        if idle_replicas is not None:
-            # Only now, with traffic settled, does the colour left idle shrink again.
-            self.stack.set("rollout.blueGreen.idleReplicas", idle_replicas)
-            self._up("scale-idle", replicas=idle_replicas)
-        return run
+            self.switch(**{"smoke": "passed"})
+        bake = self._guarded(lambda: self._analysis_loop(run, comparison, history, "bake", bake_seconds=settings.rollout.analysis.bake_seconds))
+        self._end(run, bake, "switched back", "switched", actions.complete(self.settings()))
 
     def _smoke(self, settings: Settings) -> list[str]:
         base = self.test_url(settings)
@@ -361,39 +452,31 @@ class Driver:
         scheme, _, host = url.partition("://")
         return f"{scheme}://{host.split('/')[0]}:{settings.edge.test_port}"
 
-    def _run_rolling(self, run: ReleaseRun) -> ReleaseRun:
+    def _run_rolling(self, run: ReleaseRun) -> None:
         settings = self.settings()
-        previous = settings.chat_api.tag or ""
+        in_flight = settings.rollout.in_flight
+        previous = in_flight.previous if in_flight and in_flight.previous else (settings.chat_api.tag or "")
         comparison = Comparison("version", run.tag, previous)
         try:
             history = self._history(settings, comparison)
         except MetricsError as error:
             self.show(f"no baseline for {previous} ({error}): judging against its live numbers while both serve")
             history = {}
-        if previous != run.tag:
+        if in_flight is None:
             self.start(run.tag)
-        bake = self._guarded(lambda: self._analysis_loop(run, comparison, history, "bake", bake_seconds=settings.rollout.analysis.bake_seconds))
-        if bake in ("rollback", "inconclusive"):
-            run.message = self._failure_reason(bake, run)
-            self.stack.set("chatApi.tag", previous)
-            self._up("rollback", to=previous, reason=run.message)
-            run.outcome = "rolled back"
         else:
-            run.outcome = "promoted"
-        return run
+            self.show(f"resuming {run.tag} (replacing {previous}): baking")
+        bake = self._guarded(lambda: self._analysis_loop(run, comparison, history, "bake", bake_seconds=settings.rollout.analysis.bake_seconds))
+        self._end(run, bake, "rolled back", "promoted", actions.complete(self.settings()))
 
     def _guarded(self, loop: Callable[[], str]) -> str:
-        """A failed `up` mid-release stops (traffic stays where it safely is) or aborts by flag."""
+        """A failed `up` mid-release stops (traffic stays where it safely is) or, by flag, aborts."""
         try:
             return loop()
-        except StackError:
-            if self.abort_on_failure and self.settings().rollout.strategy == "canary":
-                self.abort("pulumi up failed")
+        except StackError as error:
+            if self.abort_on_failure and not isinstance(error, Drift):
+                self.abort(f"pulumi up failed: {error}")
             raise
-
-
-def _idle(settings: Settings) -> str:
-    return idle_colour(settings.rollout.blue_green.active)
 
 
 def request_rate(history: dict[str, list[Reading]], step_seconds: float) -> float:

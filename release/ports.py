@@ -1,7 +1,9 @@
-"""The driver's two narrow interfaces to the outside: the stack and the metrics.
+"""The driver's narrow interfaces to the outside: the stack and the metrics (here), the lease
+(`release.lease`) and the ledger (`release.ledger`).
 
-`Stack` is a Pulumi stack seen as config plus `up`: `AutomationStack` drives the
-real one through the Automation API; `OfflineStack` applies every change to the
+`Stack` is a Pulumi stack seen as its stack file, `up`, and the release state its
+last successful update applied: `AutomationStack` drives the real one through the
+Automation API; `OfflineStack` keeps a workspace copy, applies every change with the
 offline plan engine and checks the design's invariants (the test double, and
 `--offline` rehearsals). `Metrics` is Prometheus: `PrometheusMetrics` over its
 HTTP API, or a scripted one in tests.
@@ -9,8 +11,9 @@ HTTP API, or a scripted one in tests.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Protocol, Sequence
+from typing import Any, Mapping, Optional, Protocol, Sequence
 
+from core.release import ReleaseState
 from core.signals import Signal
 from release.judge import Check, Reading
 
@@ -31,25 +34,25 @@ class Stack(Protocol):
     name: str
 
     def config(self) -> dict[str, Any]:
-        """The `carepath:` config: section name -> decoded value."""
+        """The `carepath:` config of the stack file: section name -> decoded value."""
 
-    def set(self, path: str, value: Any) -> None:
-        """`pulumi config set --path carepath:<path> <value>`."""
-
-    def unset(self, path: str) -> None:
-        """`pulumi config rm --path carepath:<path>`."""
+    def write(self, changes: Mapping[str, Any]) -> None:
+        """Every change (`rollout.canary.weight` -> 25, or `core.actions.UNSET`) in one write."""
 
     def up(self) -> None:
         """`pulumi up`. Raises StackError, or StackLocked."""
 
     def outputs(self) -> Mapping[str, Any]:
-        """The stack outputs of the last update."""
+        """The stack outputs of the last successful update."""
+
+    def applied(self) -> Optional[ReleaseState]:
+        """The release state the last successful update deployed (None: none recorded)."""
 
 
 class Metrics(Protocol):
-    def read(self, namespace: str, signals: Sequence[Signal], by: str, groups: Mapping[str, str], release_seconds: float, interval_seconds: float) -> Check:
+    def read(self, namespaces: Sequence[str], signals: Sequence[Signal], by: str, groups: Mapping[str, str], release_seconds: float, interval_seconds: float) -> Check:
         """Per signal, the readings of each group (candidate / reference -> the value of label
         `by`): counters since the release started, gauges over the last interval. Raises MetricsError."""
 
-    def history(self, namespace: str, signals: Sequence[Signal], by: str, group: str, seconds: float, step_seconds: float, now: float) -> dict[str, list[Reading]]:
+    def history(self, namespaces: Sequence[str], signals: Sequence[Signal], by: str, group: str, seconds: float, step_seconds: float, now: float) -> dict[str, list[Reading]]:
         """One group's readings per step over the last `seconds`: the baseline. Raises MetricsError."""

@@ -110,10 +110,10 @@ class PrometheusMetrics:
 
     # --- the catalogue ------------------------------------------------------------
 
-    def _render(self, template: str, namespace: str, by: str, window: float) -> str:
-        return render(template, by=by, window=duration(window), **selectors(self.service, f'namespace="{namespace}"'))
+    def _render(self, template: str, namespaces: Sequence[str], by: str, window: float) -> str:
+        return render(template, by=by, window=duration(window), **selectors(self.service, namespace_matcher(namespaces)))
 
-    def read(self, namespace: str, signals: Sequence[Signal], by: str, groups: Mapping[str, str], release_seconds: float, interval_seconds: float) -> Check:
+    def read(self, namespaces: Sequence[str], signals: Sequence[Signal], by: str, groups: Mapping[str, str], release_seconds: float, interval_seconds: float) -> Check:
         """Per signal, the readings of each group (candidate / reference -> value of label `by`):
         counters since the release started, gauges over the last interval. Every query is evaluated
         at the same instant, so a ratio's numerator and denominator count the same window.
@@ -122,18 +122,18 @@ class PrometheusMetrics:
         check: dict[str, dict[str, Reading]] = {}
         for signal in signals:
             window = max(interval_seconds, GAUGE_WINDOW) if signal.kind == "gauge" else release_seconds
-            answers = self._answers(signal, lambda t: self.vector(self._render(t, namespace, by, window), at))
+            answers = self._answers(signal, lambda t: self.vector(self._render(t, namespaces, by, window), at))
             check[signal.name] = _readings(signal, by, groups, answers, None)
         return check
 
-    def history(self, namespace: str, signals: Sequence[Signal], by: str, group: str, seconds: float, step_seconds: float, now: float) -> dict[str, list[Reading]]:
+    def history(self, namespaces: Sequence[str], signals: Sequence[Signal], by: str, group: str, seconds: float, step_seconds: float, now: float) -> dict[str, list[Reading]]:
         """The readings of one group per step over the last `seconds` (range queries), to start the
         judge from the reference's baseline. Raises MetricsError."""
         history: dict[str, list[Reading]] = {}
         for signal in signals:
             if not signal.statistical:
                 continue
-            answers = self._answers(signal, lambda t: self.matrix(self._render(t, namespace, by, step_seconds), now - seconds, now, step_seconds))
+            answers = self._answers(signal, lambda t: self.matrix(self._render(t, namespaces, by, step_seconds), now - seconds, now, step_seconds))
             instants = sorted({instant for answer in answers.values() for _, values in answer for instant in values})
             history[signal.name] = [reading for instant in instants if (reading := _readings(signal, by, {"g": group}, answers, instant).get("g")) is not None]
         return history
@@ -180,3 +180,13 @@ def _readings(signal: Signal, by: str, groups: Mapping[str, str], answers: Mappi
         if reading is not None:
             readings[role] = reading
     return readings
+
+
+def namespace_matcher(namespaces: Sequence[str]) -> str:
+    """The namespaces a release's tracks run in (blue/green with `isolation: namespace` puts each
+    colour in its own), as one label matcher. Namespace names are DNS labels: no regex escapes."""
+    if isinstance(namespaces, str) or not namespaces:
+        raise ValueError(f"namespaces: expected a non-empty list of names, got {namespaces!r}")
+    if len(namespaces) == 1:
+        return f'namespace="{namespaces[0]}"'
+    return 'namespace=~"' + "|".join(namespaces) + '"'

@@ -1,51 +1,70 @@
-"""The two `Stack`s: the real one through the Automation API, and the offline rehearsal."""
+"""The two `Stack`s: the real one through the Automation API, and the offline rehearsal.
+
+Both read and write their stack file the same way (`release.stackfile`: one atomic rewrite per
+action) and report the release state of their last successful update (`applied()`).
+
+The offline stack keeps its state in a workspace, `.carepath/offline/<stack>/`, so every
+command works across invocations as on a real stack:
+
+- `Pulumi.<stack>.yaml`: a copy of the project's stack file, made when the workspace is
+  created (or `--reset`); a git repository of its own holds one commit per action (its ledger);
+- `applied.json`: the config and the plan of the last successful `up`, as the offline plan
+  engine evaluated it; an `up` that fails or is interrupted leaves it as it was;
+- `lease.json`: the release lease (this stack's backend).
+
+Faults can be rehearsed with `CAREPATH_OFFLINE_FAULT` (offline stacks only): `up-fails` (every
+`up` of the process fails), `up-fails-after:N` (the first N succeed), `up-hangs` (the next
+`up` never returns, until the process is interrupted or killed, before applying anything),
+`up-hangs-after:N`.
+"""
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import time
+from dataclasses import asdict
+from pathlib import Path
 from typing import Any, Mapping, Optional
 
-from core.settings import NAMESPACE, parse
+from core.release import ReleaseState
+from core.settings import parse
 from offline.diff import diff_plans
-from offline.harness import ROOT, Plan, apply_overrides, load_stack_config, run_stack
+from offline.harness import Plan, Registration, run_stack
 from release.ports import StackError, StackLocked
+from release.stackfile import StackFile, apply_changes, replace_atomically
+
+FAULT = "CAREPATH_OFFLINE_FAULT"
+
+
+def stack_file_path(project: Path, name: str) -> Path:
+    return project / f"Pulumi.{name}.yaml"
 
 
 class AutomationStack:
-    """A stack of this project driven through `pulumi.automation` (needs the Pulumi CLI)."""
+    """A stack of this project driven through `pulumi.automation` (needs the Pulumi CLI); the
+    config is the project's stack file, which the Automation API reads too."""
 
-    def __init__(self, name: str, on_output=print):
+    def __init__(self, name: str, project: Path, on_output=print):
         from pulumi import automation as auto
 
         self._auto = auto
         self.name = name
-        self._stack = auto.select_stack(stack_name=name, work_dir=str(ROOT))
+        self.file = StackFile(stack_file_path(project, name))
+        self._stack = auto.select_stack(stack_name=name, work_dir=str(project))
+        self._policy = project / "policy"
         self._on_output = on_output
 
     def config(self) -> dict[str, Any]:
-        raw = {}
-        for key, value in self._stack.get_all_config().items():
-            namespace, _, section = key.partition(":")
-            if namespace == NAMESPACE:
-                try:
-                    raw[section] = json.loads(value.value)
-                except ValueError:
-                    raw[section] = value.value
-        return raw
+        return self.file.config()
 
-    def set(self, path: str, value: Any) -> None:
-        text = json.dumps(value) if not isinstance(value, str) else value
-        self._stack.set_config(f"{NAMESPACE}:{path}", self._auto.ConfigValue(value=text), path=True)
-
-    def unset(self, path: str) -> None:
-        try:
-            self._stack.remove_config(f"{NAMESPACE}:{path}", path=True)
-        except self._auto.CommandError:
-            pass  # already absent
+    def write(self, changes: Mapping[str, Any]) -> None:
+        self.file.write(changes)
 
     def up(self) -> None:
         try:
-            self._stack.up(on_output=self._on_output)
+            self._stack.up(on_output=self._on_output, policy_packs=[str(self._policy)] if self._policy.is_dir() else None)
         except self._auto.ConcurrentUpdateError as error:
             raise StackLocked(f"stack {self.name} is locked by another update; wait for it or `pulumi cancel`") from error
         except self._auto.CommandError as error:
@@ -54,63 +73,82 @@ class AutomationStack:
     def outputs(self) -> Mapping[str, Any]:
         return {key: output.value for key, output in self._stack.outputs().items()}
 
+    def applied(self) -> Optional[ReleaseState]:
+        return ReleaseState.from_output(self.outputs().get("release"))
+
 
 class InvariantBroken(AssertionError):
     """An offline `up` would break one of the design's invariants."""
 
 
-class OfflineStack:
-    """The stack file plus the config changes made so far, `up` evaluated by the offline plan
-    engine, with the design's invariants checked after every update."""
+def _plan_to_json(plan: Plan) -> dict[str, Any]:
+    return {"stack": plan.stack, "resources": [asdict(r) for r in plan.resources], "outputs": dict(plan.outputs)}
 
-    def __init__(self, name: str, overrides: Optional[Mapping[str, Any]] = None):
+
+def _plan_from_json(data: Mapping[str, Any]) -> Plan:
+    return Plan(data["stack"], tuple(Registration(**r) for r in data["resources"]), data["outputs"])
+
+
+class OfflineStack:
+    """A workspace copy of the stack file, `up` evaluated by the offline plan engine, with the
+    design's invariants checked after every update. `overrides` (`--path` keys) apply on top of
+    the workspace's file without being written to it (a rehearsal's faster pace)."""
+
+    def __init__(self, name: str, project: Path, overrides: Optional[Mapping[str, Any]] = None, reset: bool = False, workspace: Optional[Path] = None):
         self.name = name
-        self._config = {
-            key.partition(":")[2]: value
-            for key, value in apply_overrides(load_stack_config(name), overrides or {}).items()
-            if key.startswith(f"{NAMESPACE}:")
-        }
-        self.plans: list[Plan] = [self._evaluate()]
-        self._applied = self.config()
+        self.workspace = workspace or project / ".carepath" / "offline" / name
+        self.file = StackFile(self.workspace / f"Pulumi.{name}.yaml")
+        self.overrides = dict(overrides or {})
+        self._state = self.workspace / "applied.json"
+        self._ups = 0
+        if reset and self.workspace.exists():
+            shutil.rmtree(self.workspace)
+        self.created = not self._state.exists()
+        if self.created:
+            self.workspace.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(stack_file_path(project, name), self.file.path)
+            self._save(self.config(), self._evaluate())  # the stack starts as deployed from its file
+        state = json.loads(self._state.read_text(encoding="utf-8"))
+        self._applied_config: dict[str, Any] = state["config"]
+        self.plans: list[Plan] = [_plan_from_json(state["plan"])]
 
     def config(self) -> dict[str, Any]:
-        return json.loads(json.dumps(self._config))
+        return apply_changes(self.file.config(), self.overrides)
 
-    def _edit(self, path: str, value: Any, remove: bool) -> None:
-        section, *rest = path.split(".")
-        if not rest:
-            self._config.pop(section, None) if remove else self._config.__setitem__(section, value)
-            return
-        node = self._config.setdefault(section, {})
-        for part in rest[:-1]:
-            node = node.setdefault(part, {})
-        if remove:
-            node.pop(rest[-1], None)
-        else:
-            node[rest[-1]] = value
-
-    def set(self, path: str, value: Any) -> None:
-        self._edit(path, value, remove=False)
-
-    def unset(self, path: str) -> None:
-        self._edit(path, None, remove=True)
+    def write(self, changes: Mapping[str, Any]) -> None:
+        self.file.write(changes)
 
     def _evaluate(self) -> Plan:
-        return run_stack(self.name, {section: value for section, value in self._config.items()}, unset=self._removed())
+        return run_stack(self.name, self.overrides, stack_file_path=self.file.path)
 
-    def _removed(self) -> list[str]:
-        on_file = {key.partition(":")[2] for key in load_stack_config(self.name) if key.startswith(f"{NAMESPACE}:")}
-        return sorted(on_file - set(self._config))
+    def _save(self, config: dict[str, Any], plan: Plan) -> None:
+        replace_atomically(self._state, json.dumps({"config": config, "plan": _plan_to_json(plan)}, sort_keys=True))
+
+    def _fault(self) -> None:
+        fault, _, count = os.environ.get(FAULT, "").partition(":")
+        self._ups += 1
+        due = self._ups > int(count or 0)
+        if fault in ("up-fails", "up-fails-after") and due:
+            raise StackError(f"offline fault {os.environ[FAULT]}: update {self._ups} failed; nothing was applied")
+        if fault in ("up-hangs", "up-hangs-after") and due:
+            while True:  # until Ctrl-C or kill, as a stuck `pulumi up` would
+                time.sleep(3600)
 
     def up(self) -> None:
-        parse(self._config, self.name, frozenset({"secrets"}))  # bad config fails here, as in the program
+        self._fault()
+        config = self.config()
+        parse(config, self.name, frozenset({"secrets"}))  # bad config fails here, as in the program
         plan = self._evaluate()
-        check_invariants(self.plans[-1], plan, _changed_paths(self._applied, self._config))
+        check_invariants(self.plans[-1], plan, _changed_paths(self._applied_config, config))
+        self._save(config, plan)
         self.plans.append(plan)
-        self._applied = self.config()
+        self._applied_config = config
 
     def outputs(self) -> Mapping[str, Any]:
         return self.plans[-1].outputs
+
+    def applied(self) -> Optional[ReleaseState]:
+        return ReleaseState.from_output(self.outputs().get("release"))
 
 
 def _changed_paths(before: Any, after: Any, prefix: str = "") -> set[str]:

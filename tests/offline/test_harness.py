@@ -57,7 +57,7 @@ def test_a_failing_program_reports_what_it_registered():
 def test_unknown_stack_is_a_clear_error():
     from offline import harness
 
-    with pytest.raises(FileNotFoundError, match="no stack file Pulumi.qa.yaml; stacks here: demo, staging, production"):
+    with pytest.raises(FileNotFoundError, match="no stack file Pulumi.qa.yaml; stacks here: demo, production, staging"):
         harness.run_stack("qa")
 
 

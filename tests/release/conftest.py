@@ -13,7 +13,9 @@ from core.settings import parse
 from core.signals import Signal
 from release.judge import Check, Histogram, Level, Ratio, Reading
 from release.ports import MetricsError
+from offline.harness import ROOT
 from release.simulation import Behaviour, Scenario, Traffic, baseline
+from release.stacks import OfflineStack
 
 GOOD = Scenario("good")
 BAD = Scenario("bad", Behaviour(error_ratio=0.05))
@@ -70,7 +72,7 @@ class SimulatedMetrics:
             weights["canary"] += round(mirror.percent * weights["stable"] / 100)
         return {t.track: (weights.get(t.track, 0), t.tag) for t in plan.tracks}
 
-    def read(self, namespace: str, signals: Sequence[Signal], by: str, groups: Mapping[str, str], release_seconds: float, interval_seconds: float) -> Check:
+    def read(self, namespaces: Sequence[str], signals: Sequence[Signal], by: str, groups: Mapping[str, str], release_seconds: float, interval_seconds: float) -> Check:
         self.calls += 1
         if self.calls <= self.failing:
             raise MetricsError("connection refused")
@@ -102,7 +104,7 @@ class SimulatedMetrics:
                 check[signal.name][role] = Level(math.nan) if (self.nan and candidate) else reading
         return check
 
-    def history(self, namespace: str, signals: Sequence[Signal], by: str, group: str, seconds: float, step_seconds: float, now: float) -> dict[str, list[Reading]]:
+    def history(self, namespaces: Sequence[str], signals: Sequence[Signal], by: str, group: str, seconds: float, step_seconds: float, now: float) -> dict[str, list[Reading]]:
         if self.empty or self.calls < self.failing:
             raise MetricsError("connection refused")
         reference = Traffic(Scenario("reference", self.scenario.stable, self.scenario.stable), self.traffic.rng)
@@ -112,3 +114,14 @@ class SimulatedMetrics:
 @pytest.fixture
 def fake_time() -> FakeTime:
     return FakeTime()
+
+
+@pytest.fixture
+def offline(tmp_path):
+    """Offline stacks of this repository's stack files, each with its workspace under tmp_path:
+    `offline("staging", overrides, cls=...)`."""
+
+    def make(name: str, overrides=None, cls: type = OfflineStack) -> OfflineStack:
+        return cls(name, ROOT, overrides, workspace=tmp_path / "offline" / name)
+
+    return make

@@ -26,8 +26,8 @@ def canary_weights(stack: OfflineStack) -> list[int]:
     return weights
 
 
-def test_a_good_canary_goes_through_every_step_and_is_promoted(tmp_path, fake_time):
-    stack = OfflineStack("staging")
+def test_a_good_canary_goes_through_every_step_and_is_promoted(offline, tmp_path, fake_time):
+    stack = offline("staging")
     run = driver_for(stack, SimulatedMetrics(stack, GOOD), tmp_path, fake_time).run("v2.0.0")
     assert run.outcome == "promoted"
     weights = canary_weights(stack)
@@ -40,8 +40,8 @@ def test_a_good_canary_goes_through_every_step_and_is_promoted(tmp_path, fake_ti
     assert deployments == {"chat-api"}
 
 
-def test_a_bad_canary_is_rolled_back_at_the_first_step(tmp_path, fake_time):
-    stack = OfflineStack("staging")
+def test_a_bad_canary_is_rolled_back_at_the_first_step(offline, tmp_path, fake_time):
+    stack = offline("staging")
     metrics = SimulatedMetrics(stack, BAD)
     run = driver_for(stack, metrics, tmp_path, fake_time).run("v2.0.0")
     assert run.outcome == "rolled back" and run.message.startswith("analysis: errors:")
@@ -50,15 +50,15 @@ def test_a_bad_canary_is_rolled_back_at_the_first_step(tmp_path, fake_time):
     assert metrics.served["canary"] < 500, "a bad canary is judged on a few hundred requests"
 
 
-def test_a_model_that_only_triages_worse_is_rolled_back(tmp_path, fake_time):
-    stack = OfflineStack("staging")
+def test_a_model_that_only_triages_worse_is_rolled_back(offline, tmp_path, fake_time):
+    stack = offline("staging")
     run = driver_for(stack, SimulatedMetrics(stack, BAD_MODEL), tmp_path, fake_time).run("v2.0.0")
     assert run.outcome == "rolled back" and "triage-success" in run.message
     assert max(canary_weights(stack)) <= 50, "it never took most of the traffic"
 
 
-def test_nan_holds_then_aborts_with_that_reason(tmp_path, fake_time):
-    stack = OfflineStack("staging")
+def test_nan_holds_then_aborts_with_that_reason(offline, tmp_path, fake_time):
+    stack = offline("staging")
     run = driver_for(stack, SimulatedMetrics(stack, GOOD, nan=True), tmp_path, fake_time).run("v2.0.0")
     assert run.outcome == "rolled back" and run.message.startswith("inconclusive for 300 s")
     assert canary_weights(stack) == [0, 1, 0], "never advanced"
@@ -66,8 +66,8 @@ def test_nan_holds_then_aborts_with_that_reason(tmp_path, fake_time):
     assert run.observations[-1].seconds >= 300
 
 
-def test_no_data_holds_and_a_rerun_resumes_from_the_stacks_config(tmp_path):
-    stack = OfflineStack("staging")
+def test_no_data_holds_and_a_rerun_resumes_from_the_stacks_config(offline, tmp_path):
+    stack = offline("staging")
     with pytest.raises(KeyboardInterrupt):
         driver_for(stack, SimulatedMetrics(stack, GOOD, empty=True), tmp_path, FakeTime(limit=20)).run("v2.0.0")
     assert canary_weights(stack)[-1] == 1, "no data never advances"
@@ -79,8 +79,8 @@ def test_no_data_holds_and_a_rerun_resumes_from_the_stacks_config(tmp_path):
     assert "resuming v2.0.0 at 1 %" in shown
 
 
-def test_unreachable_metrics_hold_then_abort_never_advance_blind(tmp_path, fake_time):
-    stack = OfflineStack("staging")
+def test_unreachable_metrics_hold_then_abort_never_advance_blind(offline, tmp_path, fake_time):
+    stack = offline("staging")
     run = driver_for(stack, SimulatedMetrics(stack, GOOD, failing=1000), tmp_path, fake_time).run("v2.0.0")
     assert run.outcome == "rolled back" and "metrics unavailable: connection refused" in run.message
     assert canary_weights(stack) == [0, 1, 0], "unknown traffic: the first step of the ladder"
@@ -89,9 +89,9 @@ def test_unreachable_metrics_hold_then_abort_never_advance_blind(tmp_path, fake_
 
 
 class FailingStack(OfflineStack):
-    def __init__(self, name, fail_on: int, error: type = StackError):
-        super().__init__(name)
-        self.ups, self.fail_on, self.error = 0, fail_on, error
+    """Its `fail_on`-th update raises `error`."""
+
+    fail_on, error, ups = 0, StackError, 0
 
     def up(self):
         self.ups += 1
@@ -100,30 +100,40 @@ class FailingStack(OfflineStack):
         super().up()
 
 
-def test_a_failed_up_stops_and_leaves_traffic_where_it_was(tmp_path, fake_time):
-    stack = FailingStack("staging", fail_on=3)
+def failing(offline, name, fail_on: int, error: type = StackError) -> FailingStack:
+    stack = offline(name, cls=FailingStack)
+    stack.fail_on, stack.error = fail_on, error
+    return stack
+
+
+def test_a_failed_up_stops_and_leaves_traffic_where_it_was(offline, tmp_path, fake_time):
+    stack = failing(offline, "staging", 3)
     run = driver_for(stack, SimulatedMetrics(stack, GOOD), tmp_path, fake_time).run("v2.0.0")
     assert run.outcome == "stopped" and "resource creation failed" in run.message
     assert canary_weights(stack)[-1] == 5, "the last successful update stands"
-    actions = [e["action"] for e in AuditLog(tmp_path / "audit.jsonl", "staging").entries()]
-    assert "up-failed" in actions and actions[-1] == "stopped"
+    entries = AuditLog(tmp_path / "audit.jsonl", "staging").entries()
+    failed = [e for e in entries if e.get("event") == "failed"]
+    assert [(e["action"], e["error"]) for e in failed] == [("advance", "resource creation failed")]
+    assert (entries[-1]["action"], entries[-1]["event"], entries[-1]["outcome"]) == ("release", "ended", "stopped")
+    assert stack.config()["rollout"]["canary"]["weight"] == 10, "the stack file holds the decision the cluster has not applied"
+    assert stack.applied().track("canary").weight == 5
 
 
-def test_a_failed_up_can_abort_instead(tmp_path, fake_time):
-    stack = FailingStack("staging", fail_on=3)
+def test_a_failed_up_can_abort_instead(offline, tmp_path, fake_time):
+    stack = failing(offline, "staging", 3)
     run = driver_for(stack, SimulatedMetrics(stack, GOOD), tmp_path, fake_time, abort_on_failure=True).run("v2.0.0")
     assert run.outcome == "stopped"
     assert canary_weights(stack)[-1] == 0 and "tag" not in stack.config()["rollout"]["canary"]
 
 
-def test_a_locked_stack_says_so(tmp_path, fake_time):
-    stack = FailingStack("staging", fail_on=1, error=StackLocked)
+def test_a_locked_stack_says_so(offline, tmp_path, fake_time):
+    stack = failing(offline, "staging", 1, error=StackLocked)
     run = driver_for(stack, SimulatedMetrics(stack, GOOD), tmp_path, fake_time).run("v2.0.0")
     assert run.outcome == "stopped" and "locked" in run.message
 
 
-def _blue_green(tmp_path, scenario, status=200, overrides=None):
-    stack = OfflineStack("production", overrides)
+def _blue_green(offline, tmp_path, scenario, status=200, overrides=None):
+    stack = offline("production", overrides)
     checked = []
 
     def http_get(url):
@@ -134,36 +144,36 @@ def _blue_green(tmp_path, scenario, status=200, overrides=None):
     return stack, driver.run("v2.0.0"), checked
 
 
-def test_blue_green_smoke_tests_switches_and_bakes(tmp_path):
-    stack, run, checked = _blue_green(tmp_path, GOOD)
+def test_blue_green_smoke_tests_switches_and_bakes(offline, tmp_path):
+    stack, run, checked = _blue_green(offline, tmp_path, GOOD)
     assert run.outcome == "switched"
     blue_green = stack.config()["rollout"]["blueGreen"]
     assert (blue_green["active"], blue_green["green"]["tag"]) == ("green", "v2.0.0")
     assert checked and checked[0].endswith(":8443/healthz")
 
 
-def test_blue_green_switches_back_when_the_new_colour_fails(tmp_path):
-    stack, run, _ = _blue_green(tmp_path, BAD)
+def test_blue_green_switches_back_when_the_new_colour_fails(offline, tmp_path):
+    stack, run, _ = _blue_green(offline, tmp_path, BAD)
     assert run.outcome == "switched back"
     assert stack.config()["rollout"]["blueGreen"]["active"] == "blue"
 
 
-def test_blue_green_does_not_switch_without_a_baseline(tmp_path):
-    stack = OfflineStack("production")
+def test_blue_green_does_not_switch_without_a_baseline(offline, tmp_path):
+    stack = offline("production")
     driver = driver_for(stack, SimulatedMetrics(stack, GOOD, empty=True), tmp_path, FakeTime(), http_get=lambda url: 200)
     run = driver.run("v2.0.0")
     assert run.outcome == "stopped" and run.message.startswith("no baseline for blue")
     assert stack.config()["rollout"]["blueGreen"]["active"] == "blue"
 
 
-def test_blue_green_does_not_switch_when_smoke_tests_fail(tmp_path):
-    stack, run, _ = _blue_green(tmp_path, GOOD, status=503)
+def test_blue_green_does_not_switch_when_smoke_tests_fail(offline, tmp_path):
+    stack, run, _ = _blue_green(offline, tmp_path, GOOD, status=503)
     assert run.outcome == "stopped" and "GET /healthz: 503, expected 200" in run.message
     assert stack.config()["rollout"]["blueGreen"]["active"] == "blue"
 
 
-def test_rolling_rolls_back_to_the_previous_tag_on_failure(tmp_path, fake_time):
-    stack = OfflineStack("demo")
+def test_rolling_rolls_back_to_the_previous_tag_on_failure(offline, tmp_path, fake_time):
+    stack = offline("demo")
     run = driver_for(stack, SimulatedMetrics(stack, BAD), tmp_path, fake_time).run("v2.0.0")
     assert run.outcome == "rolled back"
     assert stack.config()["chatApi"]["tag"] == "v1.4.0"
@@ -171,9 +181,9 @@ def test_rolling_rolls_back_to_the_previous_tag_on_failure(tmp_path, fake_time):
     assert images == ["v1.4.0", "v2.0.0", "v1.4.0"]
 
 
-def test_every_decision_is_audited_and_reported(tmp_path, fake_time, monkeypatch):
+def test_every_decision_is_audited_and_reported(offline, tmp_path, fake_time, monkeypatch):
     monkeypatch.setenv("CAREPATH_OPERATOR", "release-bot")
-    stack = OfflineStack("staging")
+    stack = offline("staging")
     run = driver_for(stack, SimulatedMetrics(stack, GOOD), tmp_path, fake_time).run("v2.0.0")
     entries = AuditLog(tmp_path / "audit.jsonl", "staging").entries()
     assert {e["operator"] for e in entries} == {"release-bot"}
@@ -187,8 +197,8 @@ def test_every_decision_is_audited_and_reported(tmp_path, fake_time, monkeypatch
     assert "promoted" in page.split("</h1>")[0] and 'id="gate-errors"' in page
 
 
-def test_an_idle_colour_scaled_to_zero_runs_full_size_for_the_release_then_shrinks(tmp_path):
-    stack, run, checked = _blue_green(tmp_path, GOOD, overrides={"rollout.blueGreen.idleReplicas": 0})
+def test_an_idle_colour_scaled_to_zero_runs_full_size_for_the_release_then_shrinks(offline, tmp_path):
+    stack, run, checked = _blue_green(offline, tmp_path, GOOD, overrides={"rollout.blueGreen.idleReplicas": 0})
     assert run.outcome == "switched" and checked
     replicas = [{r.inputs["metadata"]["name"]: r.inputs["spec"]["replicas"] for r in p.of_type("kubernetes:apps/v1:Deployment")} for p in stack.plans]
     assert replicas[0] == {"chat-api-blue": 3, "chat-api-green": 0}
@@ -200,8 +210,8 @@ def test_an_idle_colour_scaled_to_zero_runs_full_size_for_the_release_then_shrin
 MIRROR = {"rollout.canary.mirror": {"percent": 20, "paths": ["/v1/models"]}}
 
 
-def test_with_a_mirror_the_release_opens_with_a_shadow_step(tmp_path, fake_time):
-    stack = OfflineStack("staging", MIRROR)
+def test_with_a_mirror_the_release_opens_with_a_shadow_step(offline, tmp_path, fake_time):
+    stack = offline("staging", MIRROR)
     run = driver_for(stack, SimulatedMetrics(stack, GOOD), tmp_path, fake_time).run("v2.0.0")
     assert run.outcome == "promoted"
     weights = canary_weights(stack)
@@ -212,8 +222,8 @@ def test_with_a_mirror_the_release_opens_with_a_shadow_step(tmp_path, fake_time)
     assert run.observations[0].weights == {"stable": 100, "canary": 0}
 
 
-def test_a_bad_canary_is_caught_in_the_shadow_step_before_any_patient_sees_it(tmp_path, fake_time):
-    stack = OfflineStack("staging", MIRROR)
+def test_a_bad_canary_is_caught_in_the_shadow_step_before_any_patient_sees_it(offline, tmp_path, fake_time):
+    stack = offline("staging", MIRROR)
     run = driver_for(stack, SimulatedMetrics(stack, BAD), tmp_path, fake_time).run("v2.0.0")
     assert run.outcome == "rolled back"
     assert canary_weights(stack) == [0, 0, 0], "the canary never took a patient request"

@@ -122,7 +122,7 @@ def metrics(canned: Canned) -> PrometheusMetrics:
 
 
 def read(metrics: PrometheusMetrics, *signals, by: str = "track", groups=GROUPS, release_seconds: float = 120, interval_seconds: float = 10):
-    return metrics.read(NAMESPACE, list(signals), by, groups, release_seconds, interval_seconds)
+    return metrics.read((NAMESPACE,), list(signals), by, groups, release_seconds, interval_seconds)
 
 
 def errors_answer(numerator: Body, denominator: Body) -> Callable[[str], Body]:
@@ -359,7 +359,7 @@ def test_a_malformed_range_answer_raises_metrics_error(canned, metrics, body):
     with pytest.raises(MetricsError):
         metrics.matrix("up", NOW - 60, NOW, 5)
     with pytest.raises(MetricsError):
-        metrics.history(NAMESPACE, [ERRORS], "track", "stable", 60, 5, NOW)
+        metrics.history((NAMESPACE,), [ERRORS], "track", "stable", 60, 5, NOW)
 
 
 # Each of these is malformed, and once escaped as another exception than MetricsError, which
@@ -447,9 +447,9 @@ def test_connection_refused_raises_metrics_error():
     with pytest.raises(MetricsError, match="127.0.0.1"):
         metrics.vector("up")
     with pytest.raises(MetricsError):
-        metrics.read(NAMESPACE, [ERRORS], "track", GROUPS, 60, 10)
+        metrics.read((NAMESPACE,), [ERRORS], "track", GROUPS, 60, 10)
     with pytest.raises(MetricsError):
-        metrics.history(NAMESPACE, [ERRORS], "track", "stable", 60, 5, NOW)
+        metrics.history((NAMESPACE,), [ERRORS], "track", "stable", 60, 5, NOW)
 
 
 def _raw_server(reply: bytes, answer: bool = True) -> tuple[socket.socket, int]:
@@ -512,7 +512,7 @@ def test_a_broken_http_answer_raises_metrics_error(reply):
 
 def test_history_asks_range_queries_over_the_last_seconds_at_the_step(canned, metrics):
     canned.answer(matrix())
-    metrics.history(NAMESPACE, [ERRORS, CPU, P95], "track", "stable", seconds=600, step_seconds=5, now=NOW)
+    metrics.history((NAMESPACE,), [ERRORS, CPU, P95], "track", "stable", seconds=600, step_seconds=5, now=NOW)
     assert {path for path, _ in canned.asked} == {"/api/v1/query_range"}
     assert len(canned.asked) == 3, "errors' numerator and denominator, latency's buckets; no gauge"
     for _, params in canned.asked:
@@ -527,7 +527,7 @@ def test_history_aligns_the_series_by_time_one_reading_per_timestamp(canned, met
         numerator=matrix((track("stable"), [(t0 + 10, "2"), (t0, "0"), (t0 + 5, "1")]), (track("canary"), [(t0 + 15, "7")])),
         denominator=matrix((track("canary"), [(t0 + 15, "70")]), (track("stable"), [(t0 + 5, "20"), (t0, "10"), (t0 + 10, "30")])),
     ))
-    history = metrics.history(NAMESPACE, [ERRORS], "track", "stable", 15, 5, NOW)
+    history = metrics.history((NAMESPACE,), [ERRORS], "track", "stable", 15, 5, NOW)
     readings = history["errors"]
     assert readings[:3] == [Ratio(0.0, 10.0), Ratio(1.0, 20.0), Ratio(2.0, 30.0)], "in time order, numerator and denominator of the same time"
     # At t0 + 15 only the canary has points: stable's reading there, if any, is no data.
@@ -541,13 +541,13 @@ def test_history_of_a_histogram_is_one_histogram_per_timestamp(canned, metrics):
         (track("stable", le="0.5"), [(t0 + 5, "15"), (t0, "8")]),
         (track("canary", le="+Inf"), [(t0, "99"), (t0 + 5, "99")]),
     ))
-    history = metrics.history(NAMESPACE, [P95], "track", "stable", 10, 5, NOW)
+    history = metrics.history((NAMESPACE,), [P95], "track", "stable", 10, 5, NOW)
     assert history == {"latency-p95": [Histogram(((0.5, 8.0), (math.inf, 10.0))), Histogram(((0.5, 15.0), (math.inf, 20.0)))]}
 
 
 def test_history_without_the_group_is_empty(canned, metrics):
     canned.answer(matrix((track("canary"), [(NOW, "5")])))
-    assert metrics.history(NAMESPACE, [ERRORS], "track", "stable", 60, 5, NOW) == {"errors": []}
+    assert metrics.history((NAMESPACE,), [ERRORS], "track", "stable", 60, 5, NOW) == {"errors": []}
 
 
 def test_history_counts_a_missing_bad_event_point_as_zero_like_a_missing_series(canned, metrics):
@@ -561,7 +561,7 @@ def test_history_counts_a_missing_bad_event_point_as_zero_like_a_missing_series(
         numerator=matrix((track("stable"), [(t0 + 10, "1")])),  # the first 5xx came at t0 + 10
         denominator=matrix((track("stable"), [(t0, "100"), (t0 + 5, "100"), (t0 + 10, "100")])),
     ))
-    history = metrics.history(NAMESPACE, [ERRORS], "track", "stable", 10, 5, NOW)
+    history = metrics.history((NAMESPACE,), [ERRORS], "track", "stable", 10, 5, NOW)
     assert history["errors"] == [Ratio(0.0, 100.0), Ratio(0.0, 100.0), Ratio(1.0, 100.0)]
 
 
@@ -671,7 +671,7 @@ def test_any_instant_answer_reads_every_signal_or_raises_metrics_error(stand_in,
     stand_in.answer(body)
     metrics = PrometheusMetrics(stand_in.url, timeout=5.0)
     try:
-        check = metrics.read(NAMESPACE, CHAT_API, "track", GROUPS, 120, 10)
+        check = metrics.read((NAMESPACE,), CHAT_API, "track", GROUPS, 120, 10)
     except MetricsError:
         return
     assert set(check) == {signal.name for signal in CHAT_API}

@@ -30,6 +30,7 @@ import pytest
 
 from core.settings import parse
 from core.signals import CHAT_API, Signal
+from offline.harness import ROOT
 from rehearsal import SyntheticService, query, running_prometheus, wait_for_series
 from rehearsal.run import HISTORY_STEP, PACE, tracks_of
 from release.audit import AuditLog
@@ -84,9 +85,9 @@ ENGINE = threading.Lock()
 class SerialStack(OfflineStack):
     """The offline stack, evaluated under `ENGINE`."""
 
-    def __init__(self, name: str, overrides: Mapping[str, Any]):
+    def __init__(self, name: str, overrides: Mapping[str, Any], workspace: Path):
         with ENGINE:
-            super().__init__(name, overrides)
+            super().__init__(name, ROOT, overrides, workspace=workspace)
 
     def up(self) -> None:
         with ENGINE:
@@ -101,13 +102,13 @@ class Scoped:
         self.metrics, self.namespace = metrics, namespace
         self.asked: set[str] = set()
 
-    def read(self, namespace: str, signals: Sequence[Signal], by: str, groups: Mapping[str, str], release_seconds: float, interval_seconds: float):
-        self.asked.add(namespace)
-        return self.metrics.read(self.namespace, signals, by, groups, release_seconds, interval_seconds)
+    def read(self, namespaces: Sequence[str], signals: Sequence[Signal], by: str, groups: Mapping[str, str], release_seconds: float, interval_seconds: float):
+        self.asked.update(namespaces)
+        return self.metrics.read((self.namespace,), signals, by, groups, release_seconds, interval_seconds)
 
-    def history(self, namespace: str, signals: Sequence[Signal], by: str, group: str, seconds: float, step_seconds: float, now: float):
-        self.asked.add(namespace)
-        return self.metrics.history(self.namespace, signals, by, group, seconds, step_seconds, now)
+    def history(self, namespaces: Sequence[str], signals: Sequence[Signal], by: str, group: str, seconds: float, step_seconds: float, now: float):
+        self.asked.update(namespaces)
+        return self.metrics.history((self.namespace,), signals, by, group, seconds, step_seconds, now)
 
 
 class Deadline:
@@ -194,7 +195,7 @@ def world(tmp_path_factory) -> Iterator[World]:
     with contextlib.ExitStack() as stack:
         releases: dict[str, Release] = {}
         for seed, (name, case) in enumerate(CASES.items()):
-            offline = SerialStack("staging", case.overrides)
+            offline = SerialStack("staging", case.overrides, directory / "offline" / name)
             service = SyntheticService(f"rehearsal-{name}", case.candidate, case.scenario, lambda offline=offline: tracks_of(offline), seed=seed)
             stack.enter_context(service)
             releases[name] = Release(name, case, offline, service, None, directory / f"{name}.jsonl")  # type: ignore[arg-type]
@@ -234,7 +235,7 @@ def test_a_good_canary_is_promoted(world):
     errors = _gate_views(run, "errors")
     assert errors[-1].state == "pass" and errors[-1].candidate is not None and errors[-1].reference is not None
     assert release.metrics.asked == {STACK_NAMESPACE}, "the driver asks for its stack's namespace"
-    assert [e["action"] for e in release.entries() if e["action"] != "analysis"][-1] == "promote"
+    assert [(e["action"], e.get("event")) for e in release.entries() if e["action"] != "analysis"][-2:] == [("promote", "applied"), ("release", "ended")]
 
 
 def test_a_model_that_only_triages_worse_is_rolled_back(world):
@@ -307,7 +308,7 @@ def test_a_baseline_of_nan_is_no_request_rate(world):
 
 def test_every_signal_reads_from_the_synthetic_service(world):
     quiet = world.releases["quiet"]
-    check = PrometheusMetrics(world.url).read(quiet.namespace, CHAT_API, "track", {"reference": "stable"}, 10, 2)
+    check = PrometheusMetrics(world.url).read((quiet.namespace,), CHAT_API, "track", {"reference": "stable"}, 10, 2)
     assert set(check) == {s.name for s in CHAT_API}
     for signal in CHAT_API:
         reading = check[signal.name].get("reference")
@@ -320,7 +321,7 @@ def test_every_signal_reads_from_the_synthetic_service(world):
 
 def test_history_reads_the_warm_up_one_reading_per_step(world):
     quiet = world.releases["quiet"]
-    history = PrometheusMetrics(world.url).history(quiet.namespace, CHAT_API, "track", "stable", WARM_UP - 5, HISTORY_STEP, world.started)
+    history = PrometheusMetrics(world.url).history((quiet.namespace,), CHAT_API, "track", "stable", WARM_UP - 5, HISTORY_STEP, world.started)
     assert set(history) == {s.name for s in CHAT_API if s.statistical}
     errors = history["errors"]
     assert len(errors) == 3, "(10 s / 5 s) + 1 steps"
@@ -328,7 +329,7 @@ def test_history_reads_the_warm_up_one_reading_per_step(world):
 
 
 def test_a_namespace_without_series_reads_as_no_data(world):
-    check = PrometheusMetrics(world.url).read("nowhere", CHAT_API, "track", {"candidate": "canary", "reference": "stable"}, 60, 2)
+    check = PrometheusMetrics(world.url).read(("nowhere",), CHAT_API, "track", {"candidate": "canary", "reference": "stable"}, 60, 2)
     assert check == {s.name: {} for s in CHAT_API}
 
 

@@ -3,62 +3,61 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 from pulumi import automation as auto
 
+from offline.harness import ROOT
 from release.ports import StackError, StackLocked
-from release.stacks import AutomationStack, InvariantBroken, OfflineStack
+from release.stackfile import StackFile
+from release.stacks import FAULT, AutomationStack, InvariantBroken, OfflineStack
 
 
 class FakeWorkspaceStack:
     def __init__(self, fail=None):
         self.calls, self.fail = [], fail
 
-    def get_all_config(self):
-        return {
-            "aws:region": auto.ConfigValue(value="us-east-1"),
-            "carepath:rollout": auto.ConfigValue(value='{"strategy": "canary", "canary": {"weight": 5}}'),
-            "carepath:note": auto.ConfigValue(value="plain text"),
-        }
-
-    def set_config(self, key, value, path=False):
-        self.calls.append(("set", key, value.value, path))
-
-    def remove_config(self, key, path=False):
-        self.calls.append(("rm", key, path))
-
-    def up(self, on_output=None):
-        self.calls.append(("up",))
+    def up(self, on_output=None, policy_packs=None):
+        self.calls.append(("up", policy_packs))
         if self.fail:
             raise self.fail
 
     def outputs(self):
-        return {"url": auto.OutputValue(value="http://alb.example", secret=False)}
+        release = {"strategy": "canary", "tracks": {"stable": {"tag": "v1.4.0", "replicas": 2, "weight": 100, "namespace": "carepath-staging"}}}
+        return {"url": auto.OutputValue(value="http://alb.example", secret=False), "release": auto.OutputValue(value=release, secret=False)}
 
 
 @pytest.fixture
-def fake(monkeypatch):
+def project(tmp_path):
+    shutil.copyfile(ROOT / "Pulumi.staging.yaml", tmp_path / "Pulumi.staging.yaml")
+    (tmp_path / "policy").mkdir()
+    return tmp_path
+
+
+@pytest.fixture
+def fake(monkeypatch, project):
     stack = FakeWorkspaceStack()
-    monkeypatch.setattr(auto, "select_stack", lambda stack_name, work_dir: stack)
+    selected = []
+    monkeypatch.setattr(auto, "select_stack", lambda stack_name, work_dir: selected.append((stack_name, work_dir)) or stack)
+    stack.selected = selected
     return stack
 
 
-def test_config_is_read_decoded_and_written_by_path(fake):
-    stack = AutomationStack("staging")
-    assert stack.config() == {"rollout": {"strategy": "canary", "canary": {"weight": 5}}, "note": "plain text"}
-    stack.set("rollout.canary.weight", 25)
-    stack.set("rollout.canary.tag", "v2.0.0")
-    stack.unset("rollout.canary.tag")
-    assert fake.calls == [
-        ("set", "carepath:rollout.canary.weight", "25", True),
-        ("set", "carepath:rollout.canary.tag", "v2.0.0", True),
-        ("rm", "carepath:rollout.canary.tag", True),
-    ]
-    assert stack.outputs() == {"url": "http://alb.example"}
+def test_the_config_is_the_stack_file_which_the_automation_api_reads_too(fake, project):
+    stack = AutomationStack("staging", project)
+    assert fake.selected == [("staging", str(project))]
+    assert stack.config()["rollout"]["canary"]["weight"] == 0
+    stack.write({"rollout.canary.tag": "v2.0.0", "rollout.canary.weight": 5})
+    assert StackFile(project / "Pulumi.staging.yaml").config()["rollout"]["canary"] == {**stack.config()["rollout"]["canary"], "tag": "v2.0.0", "weight": 5}
+    stack.up()
+    assert fake.calls == [("up", [str(project / "policy")])], "the driver's updates run the policy pack, as the deploy workflow's do"
+    assert stack.outputs()["url"] == "http://alb.example"
+    assert stack.applied().track("stable").tag == "v1.4.0"
 
 
-def test_a_locked_stack_and_a_failed_up_are_told_apart(fake):
-    stack = AutomationStack("staging")
+def test_a_locked_stack_and_a_failed_up_are_told_apart(fake, project):
+    stack = AutomationStack("staging", project)
     fake.fail = auto.ConcurrentUpdateError(auto.CommandResult(stdout="", stderr="conflict", code=255))
     with pytest.raises(StackLocked, match="locked by another update"):
         stack.up()
@@ -68,17 +67,46 @@ def test_a_locked_stack_and_a_failed_up_are_told_apart(fake):
     assert not isinstance(caught.value, StackLocked)
 
 
-def test_the_offline_stack_refuses_an_update_that_breaks_an_invariant():
+def test_the_offline_stack_persists_across_invocations_and_a_failed_up_changes_nothing(tmp_path, monkeypatch):
+    workspace = tmp_path / "ws"
+    first = OfflineStack("staging", ROOT, workspace=workspace)
+    assert first.created and (workspace / "Pulumi.staging.yaml").read_text() == (ROOT / "Pulumi.staging.yaml").read_text()
+    first.write({"rollout.canary.tag": "v2.0.0", "rollout.canary.weight": 5})
+    first.up()
+    again = OfflineStack("staging", ROOT, workspace=workspace)
+    assert not again.created and again.applied().track("canary").weight == 5 and again.config()["rollout"]["canary"]["weight"] == 5
+    again.write({"rollout.canary.weight": 10})
+    monkeypatch.setenv(FAULT, "up-fails")
+    with pytest.raises(StackError, match="offline fault up-fails"):
+        again.up()
+    monkeypatch.delenv(FAULT)
+    third = OfflineStack("staging", ROOT, workspace=workspace)
+    assert (third.config()["rollout"]["canary"]["weight"], third.applied().track("canary").weight) == (10, 5)
+    assert OfflineStack("staging", ROOT, workspace=workspace, reset=True).applied().track("canary") is None, "--reset starts over"
+    assert "offline" not in (ROOT / "Pulumi.staging.yaml").read_text(), "the project's stack file is never touched"
+
+
+def test_up_fails_after_n_counts_this_process_updates(tmp_path, monkeypatch):
+    stack = OfflineStack("staging", ROOT, workspace=tmp_path / "ws")
+    monkeypatch.setenv(FAULT, "up-fails-after:1")
+    stack.write({"rollout.canary.tag": "v2.0.0", "rollout.canary.weight": 1})
+    stack.up()
+    with pytest.raises(StackError):
+        stack.up()
+
+
+def test_the_offline_stack_refuses_an_update_that_breaks_an_invariant(tmp_path):
     # A weight step with the canary's replicas left to follow the weight also rescales the canary:
     # more than the one resource a weight step may change.
-    stack = OfflineStack("staging", {"chatApi.replicas": 4, "rollout.canary.tag": "v2.0.0", "rollout.canary.weight": 10})
-    stack.set("rollout.canary.weight", 50)
+    stack = OfflineStack("staging", ROOT, {"chatApi.replicas": 4}, workspace=tmp_path / "ws")
+    stack.write({"rollout.canary.tag": "v2.0.0", "rollout.canary.weight": 10})
+    stack.up()
+    stack.write({"rollout.canary.weight": 50})
     with pytest.raises(InvariantBroken, match="changing rollout.canary.weight touched"):
         stack.up()
     # With the replicas pinned first (as the driver does), the same step is the VirtualService alone.
-    stack.set("rollout.canary.weight", 10)
-    stack.set("rollout.canary.replicas", 2)
+    stack.write({"rollout.canary.weight": 10, "rollout.canary.replicas": 2})
     stack.up()
-    stack.set("rollout.canary.weight", 50)
+    stack.write({"rollout.canary.weight": 50})
     stack.up()
-    assert len(stack.plans) == 3
+    assert len(stack.plans) == 4

@@ -1,0 +1,108 @@
+"""A stack file (`Pulumi.<stack>.yaml`), read and rewritten as the release driver's one write.
+
+Every action of the driver changes all its keys in one rewrite of the file: the new text is
+written beside it, flushed, and renamed over it, so an interruption leaves the old file or the
+new one, never a mix. The rewrite keeps the file's comments, key order and encrypted values
+(ruamel.yaml's round trip); the Pulumi CLI and the Automation API read the same file.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping
+
+from ruamel.yaml import YAML
+
+from core.actions import UNSET
+from core.settings import NAMESPACE
+
+SECRET_PLACEHOLDER = "[secret]"
+
+
+def apply_changes(config: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    """`config` (section -> value) with `changes` (`rollout.canary.weight` -> 25, or UNSET)."""
+    result = _plain(config)
+    for path, value in changes.items():
+        section, *rest = path.split(".")
+        if not rest:
+            result.pop(section, None) if value is UNSET else result.__setitem__(section, value)
+            continue
+        node = result.setdefault(section, {})
+        for part in rest[:-1]:
+            node = node.setdefault(part, {})
+        node.pop(rest[-1], None) if value is UNSET else node.__setitem__(rest[-1], value)
+    return result
+
+
+def _plain(value: Any) -> Any:
+    """ruamel's round-trip containers as plain dicts and lists; `{secure: ...}` as a placeholder
+    (the driver never needs a secret's value)."""
+    if isinstance(value, Mapping):
+        if set(value) == {"secure"}:
+            return SECRET_PLACEHOLDER
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _round_trip() -> YAML:
+    """A parser and emitter of its own for each use: ruamel's are not thread-safe (the driver
+    and a rehearsal's synthetic service read one stack file from two threads)."""
+    yaml = YAML()
+    yaml.preserve_quotes = True
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    yaml.width = 4096
+    return yaml
+
+
+class StackFile:
+    def __init__(self, path: Path):
+        self.path = path
+
+    def _load(self) -> Any:
+        return _round_trip().load(self.path.read_text(encoding="utf-8")) or {}
+
+    def config(self) -> dict[str, Any]:
+        """The `carepath:` sections: section name -> decoded value."""
+        config = self._load().get("config") or {}
+        prefix = f"{NAMESPACE}:"
+        return {key[len(prefix):]: _plain(value) for key, value in config.items() if key.startswith(prefix)}
+
+    def write(self, changes: Mapping[str, Any]) -> None:
+        """Apply every change (`rollout.canary.weight` -> 25, or UNSET) in one atomic rewrite."""
+        document = self._load()
+        config = document.setdefault("config", {})
+        for path, value in changes.items():
+            section, *rest = path.split(".")
+            key = f"{NAMESPACE}:{section}"
+            if not rest:
+                config.pop(key, None) if value is UNSET else config.__setitem__(key, value)
+                continue
+            node = config.setdefault(key, {})
+            for part in rest[:-1]:
+                node = node.setdefault(part, {})
+            if value is UNSET:
+                node.pop(rest[-1], None)
+            else:
+                node[rest[-1]] = value
+        buffer = io.StringIO()
+        _round_trip().dump(document, buffer)
+        replace_atomically(self.path, buffer.getvalue())
+
+
+def replace_atomically(path: Path, text: str) -> None:
+    """`path` holds `text` afterwards, or (interrupted) what it held before."""
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
