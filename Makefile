@@ -9,7 +9,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 OVERRIDES := $(foreach s,$(SET),--set $(s)) $(foreach u,$(UNSET),--unset $(u))
 
-.PHONY: setup plan plan-json diff test bench bench-release preview deploy rollback switch rollback-switch promote abort release clean
+.PHONY: setup plan plan-json diff test bench bench-release preview deploy status start advance promote switch abort release clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -50,48 +50,26 @@ bench-release: setup
 preview: setup
 	pulumi preview --diff --stack $(STACK)
 
-deploy: setup
-	pulumi up --stack $(STACK)
-
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
 
-## Roll chat-api back to an earlier tag: make rollback STACK=demo TAG=v1.3.0 (changes only the Deployment)
-rollback: setup
-	@test -n "$(TAG)" || { echo "usage: make rollback STACK=<stack> TAG=<previous tag>"; exit 2; }
-	pulumi config set --path chatApi.tag "$(TAG)" --stack $(STACK)
-	pulumi up --stack $(STACK)
+## Release actions: each is the release driver's command (python -m release), the one implementation
+## the CLI, these targets and the workflows share. OFFLINE=1 rehearses on the offline stack in
+## .carepath/offline/<stack>/. Examples: make start STACK=staging TAG=v2.0.0; make advance STACK=staging
+## make release STACK=staging TAG=v2.0.0 (the whole release, gated on Prometheus; SCENARIO=good|bad-model|
+## slow-first-token|errors|no-metrics|long-answers|nan rehearses it against a synthetic chat-api and a real
+## Prometheus on loopback, and implies OFFLINE=1); make deploy STACK=demo (pulumi up of the stack file,
+## refused when it would move a release).
+OFFLINE_FLAG = $(if $(or $(OFFLINE),$(SCENARIO)),--offline)
+status: setup
+	$(PY) -m release status $(STACK) --prometheus $(PROMETHEUS) $(OFFLINE_FLAG)
 
-## Blue/green: flip rollout.blueGreen.active and run pulumi up (only the listeners change).
-switch: setup
-	@current=$$(pulumi config get --path rollout.blueGreen.active --stack $(STACK) 2>/dev/null || echo blue); \
-	next=$$([ "$$current" = blue ] && echo green || echo blue); \
-	echo "$(STACK): production traffic moves from $$current to $$next"; \
-	pulumi config set --path rollout.blueGreen.active $$next --stack $(STACK) && pulumi up --stack $(STACK)
+deploy advance promote switch abort: setup
+	$(PY) -m release $@ $(STACK) $(OFFLINE_FLAG)
 
-## Blue/green: switch back after a bad switch (the same one-listener update, reversed).
-rollback-switch: switch
+start: setup
+	$(PY) -m release start $(STACK) $(OFFLINE_FLAG) $(if $(TAG),--tag $(TAG))
 
-## Canary: promote the canary in flight. One pulumi up: stable rolls to the canary's tag while the
-## canary still takes the traffic, then the VirtualService moves it to stable, then the canary goes.
-promote: setup
-	@tag=$$(pulumi config get --path rollout.canary.tag --stack $(STACK) 2>/dev/null) || { echo "$(STACK): no canary in flight"; exit 2; }; \
-	echo "$(STACK): promoting $$tag to stable"; \
-	pulumi config set --path chatApi.tag "$$tag" --stack $(STACK) && \
-	pulumi config rm --path rollout.canary.tag --stack $(STACK) && \
-	pulumi config set --path rollout.canary.weight 0 --stack $(STACK) && \
-	pulumi up --stack $(STACK)
-
-## Canary: abort. One pulumi up: all traffic back on stable, then the canary is removed.
-abort: setup
-	pulumi config rm --path rollout.canary.tag --stack $(STACK)
-	pulumi config set --path rollout.canary.weight 0 --stack $(STACK)
-	pulumi up --stack $(STACK)
-
-## The whole release, hands-off, gated on Prometheus: make release STACK=staging TAG=v2.0.0
-## OFFLINE=1 rehearses it on the offline plan engine; with SCENARIO=good|bad-model|slow-first-token|errors|no-metrics
-## (and long-answers, nan) against a synthetic chat-api and a real Prometheus on loopback (SCENARIO alone implies OFFLINE=1).
 release: setup
-	@test -n "$(TAG)" || { echo "usage: make release STACK=<stack> TAG=<tag> [PROMETHEUS=<url>] [OFFLINE=1 [SCENARIO=<scenario>]]"; exit 2; }
 	@$(if $(SCENARIO),scripts/ensure-prometheus)
-	$(PY) -m release run $(STACK) --tag $(TAG) --prometheus $(PROMETHEUS) --report release-$(STACK)-$(TAG).html $(if $(or $(OFFLINE),$(SCENARIO)),--offline) $(if $(SCENARIO),--scenario $(SCENARIO))
+	$(PY) -m release run $(STACK) $(OFFLINE_FLAG) $(if $(TAG),--tag $(TAG)) --prometheus $(PROMETHEUS) $(if $(TAG),--report release-$(STACK)-$(TAG).html) $(if $(SCENARIO),--scenario $(SCENARIO))

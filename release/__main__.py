@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import signal
 import sys
 import time
@@ -98,6 +99,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     except Usage as error:
         print(f"python -m release {args.command}: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `status | head`: the reader has what it wanted
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (no flush error at exit)
+        return 0
 
 
 def _interrupt(signum: int, frame: Any) -> None:
@@ -238,6 +242,8 @@ def _metrics(args: argparse.Namespace, stack: Any, scenario: Optional[str]) -> I
 def _command(args: argparse.Namespace, driver: Driver, audit: AuditLog) -> int:
     name = args.stack
     try:
+        if args.command in ("start", "advance", "promote", "switch"):
+            driver.reconcile()
         if args.command == "start":
             driver.start(args.tag)
         elif args.command == "advance":

@@ -60,6 +60,7 @@ from core.signals import Signal, catalogue
 from release.audit import AuditLog, who
 from release.judge import CANDIDATE, REFERENCE, Check, Decision, Ratio, Reading, judge, since
 from release.judge import start as judging_from
+from release.lease import LeaseLost
 from release.ledger import Ledger, NoLedger
 from release.ports import Metrics, MetricsError, Stack, StackError
 from release.record import Observation, ReleaseRun
@@ -190,12 +191,11 @@ class Driver:
         lines += [f"{key}: {value}" for key, value in evidence.items()]
         return "\n".join(lines)
 
-    # --- one action each ----------------------------------------------------------
+    # --- one action each (a command runs `reconcile` first; `run` calls them mid-release) ---
 
     def start(self, tag: str, first_weight: Optional[int] = None) -> None:
         """canary: the first step (`first_weight`, default the ladder's first; 0 with a mirror);
         blue-green: the candidate on the idle colour; rolling: the new tag."""
-        self.reconcile()
         settings = self.settings()
         canary = settings.rollout.canary
         first = 0 if canary.mirror else (first_weight or canary.steps[0])
@@ -207,7 +207,6 @@ class Driver:
         """The next canary step, or `weight`; returns the new weight. When the step needs more
         canary pods, they come first, in an update of their own (it waits for them to be ready);
         the weight step itself then changes only the route."""
-        self.reconcile()
         step = actions.advance(self.settings(), weight)
         target = int(step.changes["rollout.canary.weight"])
         scale = actions.scale_canary(self.settings(), target)
@@ -217,11 +216,9 @@ class Driver:
         return target
 
     def promote(self, **evidence: Any) -> None:
-        self.reconcile()
         self._apply(actions.promote(self.settings()), **evidence)
 
     def switch(self, **evidence: Any) -> None:
-        self.reconcile()
         self._apply(actions.switch(self.settings()), **evidence)
 
     def abort(self, reason: str = "requested") -> None:
@@ -267,7 +264,7 @@ class Driver:
                 self._run_blue_green(run)
             else:
                 self._run_rolling(run)
-        except StackError as error:
+        except (StackError, LeaseLost) as error:
             run.outcome, run.message = "stopped", str(error)
         except KeyboardInterrupt:
             self._record("release", event="interrupted")

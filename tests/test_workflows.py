@@ -16,10 +16,10 @@ def lint(*files: Path) -> subprocess.CompletedProcess:
 
 
 def test_every_workflow_passes_actionlint():
-    assert {w.name for w in WORKFLOWS} == {"preview.yml", "deploy.yml", "up.yml"}
+    assert {w.name for w in WORKFLOWS} == {"preview.yml", "deploy.yml", "up.yml", "release.yml"}
     result = lint(*WORKFLOWS)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "3 workflow files, 0 problems" in result.stdout
+    assert "4 workflow files, 0 problems" in result.stdout
 
 
 def test_actionlint_does_find_problems(tmp_path):
@@ -34,7 +34,9 @@ def test_deploys_never_overlap_and_gated_stacks_wait_for_approval():
     job = up["jobs"]["up"]
     assert job["concurrency"] == {"group": "deploy-${{ inputs.stack }}", "cancel-in-progress": False}
     assert job["environment"] == "${{ inputs.stack }}"
-    assert next(s for s in job["steps"] if s.get("uses", "").startswith("pulumi/actions"))["with"]["policyPacks"] == "policy"
+    runs = [s["run"] for s in job["steps"] if "run" in s]
+    assert 'make deploy STACK="${STACK}"' in runs, "the release driver's guarded deploy (it runs the policy pack with the update)"
+    assert up["permissions"]["contents"] == "write", "the deploy takes the stack's lease, a ref on the repository"
     deploy = yaml.safe_load((ROOT / ".github/workflows/deploy.yml").read_text())["jobs"]
     assert (deploy["staging"]["needs"], deploy["production"]["needs"]) == ("demo", "staging")
     assert "AWS_ACCESS_KEY_ID" not in (ROOT / ".github/workflows/up.yml").read_text(), "OIDC, no long-lived keys"
@@ -47,3 +49,20 @@ def test_previews_comment_with_the_policy_pack_and_forks_get_the_offline_diff():
     assert jobs["preview"]["permissions"]["id-token"] == "write"
     assert jobs["preview"]["strategy"]["matrix"]["stack"] == ["demo", "staging", "production"]
     assert "--base-config" in jobs["offline-diff"]["steps"][-1]["run"]
+
+
+def test_releases_run_on_the_default_branch_one_per_stack_and_push_the_ledger():
+    release = yaml.safe_load((ROOT / ".github/workflows/release.yml").read_text())
+    inputs = release[True]["workflow_dispatch"]["inputs"]  # PyYAML reads the key `on` as True
+    assert set(inputs) == {"stack", "tag", "command"} and set(inputs["command"]["options"]) >= {"run", "advance", "promote", "switch", "abort"}
+    assert release["concurrency"] == {"group": "release-${{ inputs.stack }}", "cancel-in-progress": False}
+    assert release["permissions"]["contents"] == "write", "ledger commits and the lease ref are pushed"
+    steps = release["jobs"]["release"]["steps"]
+    checkout = steps[0]["with"]
+    assert checkout["ref"] == "${{ github.event.repository.default_branch }}" and checkout["fetch-depth"] == 0
+    script = next(s["run"] for s in steps if s.get("name") == "Release")
+    assert 'make "${target}"' in script, "the workflow calls the Makefile, which calls the driver: one implementation"
+    makefile = (ROOT / "Makefile").read_text()
+    for target in ("advance", "promote", "switch", "abort"):
+        assert f"$(PY) -m release $@" in makefile and target in makefile.split("$(PY) -m release $@")[0].rsplit("\n\n", 1)[-1]
+    assert "pulumi config set" not in makefile and "pulumi config rm" not in makefile, "no target edits config itself"

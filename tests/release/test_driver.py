@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import pytest
 
+from core.actions import Refused
+from core.release import release_state
+from core.settings import parse
 from release.audit import AuditLog
 from release.driver import Driver
+from release.lease import LeaseLost
 from release.ports import StackError, StackLocked
 from release.report import render
 from release.stacks import OfflineStack
@@ -227,3 +231,95 @@ def test_a_bad_canary_is_caught_in_the_shadow_step_before_any_patient_sees_it(of
     run = driver_for(stack, SimulatedMetrics(stack, BAD), tmp_path, fake_time).run("v2.0.0")
     assert run.outcome == "rolled back"
     assert canary_weights(stack) == [0, 0, 0], "the canary never took a patient request"
+
+
+class MovedUnderIt(SimulatedMetrics):
+    """Metrics that, at their `at`-th read, change the stack file behind the driver's back
+    (a merge, a hand edit, another driver)."""
+
+    def __init__(self, stack, scenario, at: int, changes: dict):
+        super().__init__(stack, scenario)
+        self.at, self.changes = at, changes
+
+    def read(self, *args, **kwargs):
+        if self.calls + 1 == self.at:
+            self.stack.write(self.changes)
+        return super().read(*args, **kwargs)
+
+
+def test_release_keys_moved_under_a_release_stop_it_before_anything_is_written_over_them(offline, tmp_path, fake_time):
+    stack = offline("staging")
+    run = driver_for(stack, MovedUnderIt(stack, GOOD, at=12, changes={"rollout.canary.weight": 75}), tmp_path, fake_time).run("v2.0.0")
+    assert run.outcome == "stopped" and "changed under this release" in run.message and "75 %" in run.message
+    assert stack.config()["rollout"]["canary"]["weight"] == 75 and stack.applied().track("canary").weight < 75, "nothing applied the hand edit"
+
+
+def test_an_unrelated_change_under_a_release_is_applied_with_its_next_step(offline, tmp_path, fake_time):
+    stack = offline("staging")
+    run = driver_for(stack, MovedUnderIt(stack, GOOD, at=12, changes={"cluster.maxNodes": 6}), tmp_path, fake_time).run("v2.0.0")
+    assert run.outcome == "promoted"
+    assert stack.config()["cluster"]["maxNodes"] == 6
+
+
+class Lost:
+    """A lease another driver broke after `after` checks."""
+
+    def __init__(self, after: int):
+        self.after, self.checks = after, 0
+
+    def check(self):
+        self.checks += 1
+        if self.checks > self.after:
+            raise LeaseLost("the lease was taken over by run 0123abcd")
+
+
+def test_a_driver_whose_lease_was_broken_stops_before_its_next_write(offline, tmp_path, fake_time):
+    stack = offline("staging")
+    run = driver_for(stack, SimulatedMetrics(stack, GOOD), tmp_path, fake_time, lease=Lost(after=5)).run("v2.0.0")
+    assert run.outcome == "stopped" and "taken over by run 0123abcd" in run.message
+    assert release_state(parse(stack.config(), "staging")) == stack.applied(), "it stopped between writes: config and cluster agree"
+
+
+def test_a_rerun_after_a_failed_update_re_applies_the_stack_file_then_carries_on(offline, tmp_path, fake_time):
+    stack = failing(offline, "staging", 3)
+    shown: list[str] = []
+    assert driver_for(stack, SimulatedMetrics(stack, GOOD), tmp_path, fake_time).run("v2.0.0").outcome == "stopped"
+    rerun = Driver(stack, SimulatedMetrics(stack, GOOD), AuditLog(tmp_path / "audit.jsonl", "staging"), clock=FakeTime().clock, sleep=FakeTime().sleep, show=shown.append)
+    time = FakeTime()
+    rerun.clock, rerun.sleep = time.clock, time.sleep
+    assert rerun.run("v2.0.0").outcome == "promoted"
+    assert any("re-applying the stack file" in line for line in shown)
+    weights = canary_weights(stack)
+    assert weights[:4] == [0, 1, 5, 10], "10 % is applied by the re-apply, not skipped"
+    entries = AuditLog(tmp_path / "audit.jsonl", "staging").entries()
+    assert [e["event"] for e in entries if e["action"] == "reapply"] == ["started", "applied"]
+    assert len({e["run"] for e in entries}) == 2 and len({e["release"] for e in entries if "release" in e}) == 1, "two runs of one release"
+
+
+def test_a_rolling_release_resumed_after_ctrl_c_rolls_back_to_the_version_it_replaced(offline, tmp_path):
+    stack = offline("demo")
+    with pytest.raises(KeyboardInterrupt):
+        driver_for(stack, SimulatedMetrics(stack, GOOD, empty=True), tmp_path, FakeTime(limit=5)).run("v2.0.0")
+    assert stack.config()["rollout"]["inFlight"]["previous"] == "v1.4.0" and stack.config()["chatApi"]["tag"] == "v2.0.0"
+    run = driver_for(stack, SimulatedMetrics(stack, BAD), tmp_path, FakeTime()).run("v2.0.0")
+    assert run.outcome == "rolled back" and stack.config()["chatApi"]["tag"] == "v1.4.0"
+    assert "inFlight" not in stack.config()["rollout"]
+
+
+def test_a_blue_green_release_resumed_after_the_switch_bakes_and_completes(offline, tmp_path):
+    stack = offline("production", {"rollout.blueGreen.idleReplicas": 1})
+    driver = driver_for(stack, SimulatedMetrics(stack, GOOD), tmp_path, FakeTime(limit=3), http_get=lambda url: 200)
+    with pytest.raises(KeyboardInterrupt):
+        driver.run("v2.0.0")
+    assert stack.applied().active == "green" and stack.config()["rollout"]["inFlight"]["tag"] == "v2.0.0"
+    assert stack.applied().track("blue").replicas == 3, "the replaced colour stays full size while the release is in flight"
+    run = driver_for(stack, SimulatedMetrics(stack, GOOD), tmp_path, FakeTime(), http_get=lambda url: 500).run("v2.0.0")
+    assert run.outcome == "switched", "no smoke test after the switch: production already serves it"
+    assert stack.applied().track("blue").replicas == 1 and stack.applied().in_flight is None
+
+
+def test_a_second_release_of_another_tag_is_refused_while_one_is_in_flight(offline, tmp_path, fake_time):
+    stack = offline("staging")
+    driver_for(stack, SimulatedMetrics(stack, GOOD), tmp_path, fake_time).start("v2.0.0")
+    with pytest.raises(Refused, match="v2.0.0 is in flight"):
+        driver_for(stack, SimulatedMetrics(stack, GOOD), tmp_path, fake_time).run("v3.0.0")
