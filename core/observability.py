@@ -63,7 +63,7 @@ HUMANIZE = {"ratio": "humanizePercentage", "s": "humanizeDuration", "bytes": "hu
 
 VERSION = "{{ $labels.version }}"
 TRACK = "{{ $labels.track }}"
-ROLL_BACK = "Canary: make abort STACK=<stack>. Blue/green: make rollback-switch. Rolling: make rollback TAG=<previous>."
+ROLL_BACK = "make abort STACK=<stack>: back to the version the release replaces (canary: all traffic to stable; blue/green: switch back; rolling: the previous tag)."
 RELATIVE_RUNBOOK = (
     "make abort STACK=<stack>: all traffic returns to stable in one pulumi up. Then compare the two versions "
     "on this signal's dashboard panel and read the canary's logs."
