@@ -81,7 +81,9 @@ class ReleasePlan:
 
     @property
     def namespaces(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(t.namespace for t in self.tracks))
+        """In name order, so a blue/green switch (which reorders the tracks) changes nothing that
+        lists them (the ServiceMonitor's namespace selector)."""
+        return tuple(sorted({t.namespace for t in self.tracks}))
 
 
 def idle_colour(active: str) -> str:

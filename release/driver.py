@@ -112,6 +112,7 @@ class Driver:
         lease: Any = None,
         ledger: Optional[Ledger] = None,
         run_id: Optional[str] = None,
+        test_url: Optional[str] = None,
     ):
         self.stack, self.metrics, self.audit = stack, metrics, audit
         self.clock, self.sleep, self.show, self.wall_clock = clock, sleep, show, wall_clock
@@ -121,6 +122,7 @@ class Driver:
         self.lease = lease or _Unguarded()
         self.ledger = ledger or NoLedger()
         self.run_id = run_id or uuid.uuid4().hex[:12]
+        self._test_url = test_url
         self.release_id: Optional[str] = None
 
     # --- state: the stack file, and what the last successful update applied ----------
@@ -435,6 +437,10 @@ class Driver:
 
     def _smoke(self, settings: Settings) -> list[str]:
         base = self.test_url(settings)
+        if not base:
+            self.show("smoke checks skipped: the stack has no test listener to reach (an offline stack); --test-url points them at a service")
+            self._record("smoke", skipped="no test listener")
+            return []
         failures = []
         for check in settings.rollout.analysis.smoke_checks:
             status = self.http_get(base + check.path)
@@ -444,7 +450,12 @@ class Driver:
         return failures
 
     def test_url(self, settings: Settings) -> str:
-        """The test listener: the stack's `url` output on `edge.testPort`."""
+        """Where smoke checks go: `test_url` when given, else the test listener (the stack's `url`
+        output on `edge.testPort`); "" when the stack has none (an offline stack's is a mock)."""
+        if self._test_url is not None:
+            return self._test_url.rstrip("/")
+        if getattr(self.stack, "offline", False):
+            return ""
         url = str(self.stack.outputs().get("url", ""))
         scheme, _, host = url.partition("://")
         return f"{scheme}://{host.split('/')[0]}:{settings.edge.test_port}"

@@ -94,6 +94,8 @@ class OfflineStack:
     design's invariants checked after every update. `overrides` (`--path` keys) apply on top of
     the workspace's file without being written to it (a rehearsal's faster pace)."""
 
+    offline = True  # its outputs are mocks: no listener to smoke-test
+
     def __init__(self, name: str, project: Path, overrides: Optional[Mapping[str, Any]] = None, reset: bool = False, workspace: Optional[Path] = None):
         self.name = name
         self.workspace = workspace or project / ".carepath" / "offline" / name

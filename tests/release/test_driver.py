@@ -144,7 +144,7 @@ def _blue_green(offline, tmp_path, scenario, status=200, overrides=None):
         checked.append(url)
         return status
 
-    driver = driver_for(stack, SimulatedMetrics(stack, scenario), tmp_path, FakeTime(), http_get=http_get)
+    driver = driver_for(stack, SimulatedMetrics(stack, scenario), tmp_path, FakeTime(), http_get=http_get, test_url="https://test.example:8443/")
     return stack, driver.run("v2.0.0"), checked
 
 
@@ -153,7 +153,7 @@ def test_blue_green_smoke_tests_switches_and_bakes(offline, tmp_path):
     assert run.outcome == "switched"
     blue_green = stack.config()["rollout"]["blueGreen"]
     assert (blue_green["active"], blue_green["green"]["tag"]) == ("green", "v2.0.0")
-    assert checked and checked[0].endswith(":8443/healthz")
+    assert checked == ["https://test.example:8443/healthz"]
 
 
 def test_blue_green_switches_back_when_the_new_colour_fails(offline, tmp_path):
@@ -323,3 +323,34 @@ def test_a_second_release_of_another_tag_is_refused_while_one_is_in_flight(offli
     driver_for(stack, SimulatedMetrics(stack, GOOD), tmp_path, fake_time).start("v2.0.0")
     with pytest.raises(Refused, match="v2.0.0 is in flight"):
         driver_for(stack, SimulatedMetrics(stack, GOOD), tmp_path, fake_time).run("v3.0.0")
+
+
+def test_smoke_checks_go_to_the_test_listener_and_an_offline_stack_has_none(offline, tmp_path):
+    class Real:
+        name = "production"
+
+        def outputs(self):
+            return {"url": "https://chat.example.org/"}
+
+    settings = parse(offline("production").config(), "production")
+    assert driver_for(Real(), None, tmp_path, FakeTime()).test_url(settings) == "https://chat.example.org:8443"
+    stack = offline("production")
+    checked = []
+    driver = driver_for(stack, SimulatedMetrics(stack, GOOD), tmp_path, FakeTime(), http_get=checked.append)
+    assert driver.run("v2.0.0").outcome == "switched" and checked == []
+    smoke = [e for e in AuditLog(tmp_path / "audit.jsonl", "production").entries() if e["action"] == "smoke"]
+    assert smoke[0]["skipped"] == "no test listener"
+
+
+def test_metrics_are_read_where_the_plan_puts_the_tracks(offline, tmp_path):
+    class Asked(SimulatedMetrics):
+        namespaces: set = set()
+
+        def read(self, namespaces, *args, **kwargs):
+            self.namespaces = self.namespaces | set(namespaces)
+            return super().read(namespaces, *args, **kwargs)
+
+    stack = offline("production", {"rollout.blueGreen.isolation": "namespace"})
+    metrics = Asked(stack, GOOD)
+    assert driver_for(stack, metrics, tmp_path, FakeTime(), test_url="https://t.example", http_get=lambda url: 200).run("v2.0.0").outcome == "switched"
+    assert metrics.namespaces == {"carepath-production-blue", "carepath-production-green"}
