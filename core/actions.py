@@ -86,6 +86,11 @@ def start(settings: Settings, tag: str, release_id: str, started: str, first_wei
             f"canary {tag} at {first_weight} %" + (" (shadow)" if first_weight == 0 else ""),
         )
     if rollout.strategy == "blue-green":
+        if rollout.blue_green.green_weight is not None:
+            raise Refused(
+                f"stack {settings.stack}: rollout.blueGreen.greenWeight ({rollout.blue_green.green_weight}) splits production "
+                "traffic over both colours by hand, so a candidate on the idle colour would take patient traffic untested: unset it first"
+            )
         active = rollout.blue_green.active
         idle = idle_colour(active)
         if getattr(rollout.blue_green, active).tag == tag:

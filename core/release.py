@@ -207,16 +207,16 @@ class ReleaseState:
         """The state from a stack output (None: absent or not one this program wrote)."""
         try:
             tracks = tuple(
-                (str(name), TrackState(str(t["tag"]), int(t["replicas"]), int(t["weight"]), str(t["namespace"])))
+                (_text(name), TrackState(_text(t["tag"]), _whole(t["replicas"]), _whole(t["weight"]), _text(t["namespace"])))
                 for name, t in sorted(value["tracks"].items())
             )
             in_flight = value.get("inFlight")
             return cls(
-                str(value["strategy"]),
+                _text(value["strategy"]),
                 tracks,
-                value.get("testers"),
-                value.get("active"),
-                tuple(sorted((str(k), str(v)) for k, v in in_flight.items() if v is not None)) if in_flight else None,
+                value.get("testers") and _text(value["testers"]),
+                value.get("active") and _text(value["active"]),
+                tuple(sorted((_text(k), _text(v)) for k, v in in_flight.items() if v is not None)) if in_flight else None,
             )
         except (AttributeError, KeyError, TypeError, ValueError):
             return None
@@ -241,6 +241,19 @@ class ReleaseState:
             if mine_value != their_value:
                 lines.append(f"{label}: {_plain(mine_value)} -> {_plain(their_value)}")
         return lines
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected text, got {value!r}")
+    return value
+
+
+def _whole(value: Any) -> int:
+    """An integer as the program wrote it (Pulumi's mocks hand integers back as floats)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+        raise ValueError(f"expected a whole number, got {value!r}")
+    return int(value)
 
 
 def _plain(value: Any) -> str:

@@ -551,11 +551,24 @@ def _known_keys(section_cls: type, path: tuple) -> list[str]:
     """The camelCase keys allowed in the mapping at `path` inside a section."""
     cls: Any = section_cls
     for part in path:
-        hints = {to_camel(name): hint for name, hint in typing.get_type_hints(cls).items()}
-        cls = hints.get(part)
-        if not is_dataclass(cls):
+        if isinstance(part, int):  # an entry of a list: its items' type is already `cls`
+            continue
+        hints = {to_camel(name): hint for name, hint in typing.get_type_hints(cls, include_extras=False).items()}
+        cls = _mapping_type(hints.get(part))
+        if cls is None:
             return []
     return [to_camel(f.name) for f in fields(cls)]
+
+
+def _mapping_type(hint: Any) -> Any:
+    """The dataclass a type hint holds a mapping of, through Optional[...] and tuple[..., ...]."""
+    if is_dataclass(hint):
+        return hint
+    for argument in typing.get_args(hint):
+        found = _mapping_type(argument)
+        if found is not None:
+            return found
+    return None
 
 
 def _format(section: str, error: dict) -> str:

@@ -12,9 +12,12 @@ import io
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
 from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap
+from ruamel.yaml.error import CommentMark
+from ruamel.yaml.tokens import CommentToken
 
 from core.actions import UNSET
 from core.settings import NAMESPACE
@@ -76,22 +79,76 @@ class StackFile:
         """Apply every change (`rollout.canary.weight` -> 25, or UNSET) in one atomic rewrite."""
         document = self._load()
         config = document.setdefault("config", {})
+        touched = {f"{NAMESPACE}:{path.split('.')[0]}" for path in changes}
+        trailing = {key: _detach_trailing(config[key]) for key in touched if key in config}
         for path, value in changes.items():
             section, *rest = path.split(".")
             key = f"{NAMESPACE}:{section}"
             if not rest:
-                config.pop(key, None) if value is UNSET else config.__setitem__(key, value)
+                config.pop(key, None) if value is UNSET else config.__setitem__(key, _commented(value))
                 continue
-            node = config.setdefault(key, {})
+            node = config.setdefault(key, CommentedMap())
             for part in rest[:-1]:
-                node = node.setdefault(part, {})
+                node = node.setdefault(part, CommentedMap())
             if value is UNSET:
                 node.pop(rest[-1], None)
             else:
-                node[rest[-1]] = value
+                node[rest[-1]] = _commented(value)
+        for key, comment in trailing.items():
+            if comment and key in config:
+                _attach_trailing(config[key], comment)
         buffer = io.StringIO()
         _round_trip().dump(document, buffer)
         replace_atomically(self.path, buffer.getvalue())
+
+
+# ruamel keeps the comment lines above a key on the entry before it: for a section's first key, on
+# the deepest last entry of the previous section. Adding or removing that section's last keys would
+# move or drop those lines, so a write lifts them off and puts them back on the new last entry.
+
+
+def _commented(value: Any) -> Any:
+    """A new mapping as ruamel's own, so comments can sit on its entries."""
+    if isinstance(value, Mapping):
+        return CommentedMap((key, _commented(item)) for key, item in value.items())
+    return value
+
+
+def _last_entry(node: Any) -> Optional[tuple[CommentedMap, Any]]:
+    while isinstance(node, CommentedMap) and node:
+        key = next(reversed(node))
+        if isinstance(node[key], CommentedMap) and node[key]:
+            node = node[key]
+            continue
+        return node, key
+    return None
+
+
+def _detach_trailing(section: Any) -> str:
+    """The comment lines after a section's last entry, taken off it ("" when none)."""
+    found = _last_entry(section)
+    tokens = found[0].ca.items.get(found[1]) if found else None
+    if not tokens or len(tokens) < 3 or tokens[2] is None:
+        return ""
+    end_of_line, newline, following = tokens[2].value.partition("\n")
+    if not following:
+        return ""
+    if end_of_line.strip():
+        tokens[2].value = end_of_line + newline
+    else:
+        tokens[2] = None
+    return following
+
+
+def _attach_trailing(section: Any, comment: str) -> None:
+    found = _last_entry(section)
+    if found is None:
+        return
+    tokens = found[0].ca.items.setdefault(found[1], [None, None, None, None])
+    if tokens[2] is None:
+        tokens[2] = CommentToken("\n" + comment, CommentMark(0), None)
+    else:
+        tokens[2].value += comment
 
 
 def replace_atomically(path: Path, text: str) -> None:

@@ -94,10 +94,15 @@ def test_no_command_leaves_a_config_that_does_not_validate(strategy, sequence, i
         if action is None:
             continue
         assert all(path == "chatApi.tag" or path.startswith("rollout.") for path in action.changes), action.changes
+        replaced = settings.rollout.in_flight.previous if settings.rollout.in_flight else None
         settings = stack.apply(action)  # parse raises SettingsError on a config that does not validate
         state = release_state(settings)
         assert sum(track.weight for _, track in state.tracks) == 100, (command, state)
         assert all(track.replicas >= 1 for _, track in state.tracks if track.weight > 0), (command, state)
+        if action.name in ("promote", "abort", "complete"):
+            assert settings.rollout.in_flight is None, "the last step of a release removes its record"
+        if action.name == "abort" and replaced:
+            assert plan_release(settings).serving.tag == replaced, "an abort serves the version the release replaced"
 
 
 # --- which strategy has which command ----------------------------------------------------

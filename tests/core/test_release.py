@@ -158,3 +158,115 @@ def test_the_canary_is_promoted_only_from_the_last_step_and_advances_only_when_f
         assert move == ("promote" if accepted else "stay")
     else:
         assert move == ("advance" if filled else "stay")
+
+
+# --- the release state the program exports ---------------------------------------------
+
+import json  # noqa: E402
+
+import pytest  # noqa: E402
+
+from core.release import ReleaseState, release_state  # noqa: E402
+
+
+@st.composite
+def states(draw):
+    """The release state of any valid config, with a release in flight or not."""
+    config = draw(settings()).to_config()
+    rollout = config["rollout"]
+    candidates = {
+        "canary": [rollout["canary"].get("tag")],
+        "blue-green": [rollout["blueGreen"]["blue"]["tag"], rollout["blueGreen"]["green"]["tag"]],
+        "rolling": [config["chatApi"]["tag"]],
+    }[rollout["strategy"]]
+    candidates = [tag for tag in candidates if tag]
+    if candidates and draw(st.booleans()):
+        rollout["inFlight"] = {"id": draw(st.from_regex(r"[0-9a-f]{6,32}", fullmatch=True)), "tag": draw(st.sampled_from(candidates)), "started": "2026-11-28T10:02:11Z"}
+        if draw(st.booleans()):
+            rollout["inFlight"]["previous"] = draw(tags)
+    return release_state(parse(config, "test"))
+
+
+def _floats(value):
+    """The output as the Pulumi mocks return it: every number a float."""
+    if isinstance(value, dict):
+        return {key: _floats(item) for key, item in value.items()}
+    return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+@given(states())
+def test_the_release_state_survives_its_stack_output(state):
+    output = state.to_output()
+    assert ReleaseState.from_output(output) == state
+    assert ReleaseState.from_output(json.loads(json.dumps(output))) == state
+    assert ReleaseState.from_output(_floats(output)) == state
+
+
+def test_mocked_outputs_with_integral_floats_read_as_counts():
+    output = {"strategy": "rolling", "tracks": {"stable": {"tag": "v1.4.0", "replicas": 2.0, "weight": 100.0, "namespace": "carepath-demo"}}}
+    stable = ReleaseState.from_output(output).track("stable")
+    assert (stable.replicas, stable.weight) == (2, 100) and isinstance(stable.replicas, int)
+
+
+GARBAGE = {
+    "absent": None,
+    "a string": "release",
+    "a number": 42,
+    "a list": [{"strategy": "rolling"}],
+    "no tracks": {"strategy": "rolling"},
+    "no strategy": {"tracks": {}},
+    "tracks as a list": {"strategy": "rolling", "tracks": [{"tag": "v1.4.0"}]},
+    "a track as a string": {"strategy": "rolling", "tracks": {"stable": "v1.4.0"}},
+    "a track without replicas": {"strategy": "rolling", "tracks": {"stable": {"tag": "v1.4.0", "weight": 100, "namespace": "carepath-demo"}}},
+    "replicas as words": {"strategy": "rolling", "tracks": {"stable": {"tag": "v1.4.0", "replicas": "two", "weight": 100, "namespace": "carepath-demo"}}},
+    "in flight as a string": {"strategy": "rolling", "tracks": {}, "inFlight": "v2.0.0"},
+}
+
+
+@pytest.mark.parametrize("output", GARBAGE.values(), ids=GARBAGE.keys())
+def test_an_output_this_program_did_not_write_reads_as_none(output):
+    assert ReleaseState.from_output(output) is None
+
+
+STABLE = {"tag": "v1.4.0", "replicas": 2, "weight": 100, "namespace": "carepath-demo"}
+NEVER_WRITTEN = {
+    "a fractional pod count": {"strategy": "rolling", "tracks": {"stable": {**STABLE, "replicas": 2.5}}},
+    "a null tag": {"strategy": "rolling", "tracks": {"stable": {**STABLE, "tag": None}}},
+}
+
+
+@pytest.mark.parametrize("output", NEVER_WRITTEN.values(), ids=NEVER_WRITTEN.keys())
+def test_from_output_refuses_values_it_would_have_to_invent(output):
+    assert ReleaseState.from_output(output) is None, "read as " + repr(ReleaseState.from_output(output))
+
+
+@given(states())
+def test_a_state_has_no_differences_from_itself(state):
+    assert state.differences(state) == []
+
+
+@given(states(), states())
+def test_two_states_differ_exactly_when_differences_lists_something(first, second):
+    assert (first.differences(second) == []) == (first == second)
+
+
+def _canary(weight, in_flight=True):
+    rollout = {"strategy": "canary", "canary": {"tag": "v2.0.0", "weight": weight}}
+    if in_flight:
+        rollout["inFlight"] = {"id": "a1b2c3d4e5f6", "tag": "v2.0.0", "previous": "v1.4.0"}
+    return release_state(parse({"rollout": rollout, "chatApi": {"tag": "v1.4.0", "replicas": 4}}, "staging"))
+
+
+def test_differences_list_each_changed_track_and_the_release_record():
+    stable = release_state(parse({"rollout": {"strategy": "canary"}, "chatApi": {"tag": "v1.4.0", "replicas": 4}}, "staging"))
+    assert stable.differences(_canary(25)) == [
+        "canary: absent -> v2.0.0 x1 25 % in carepath-staging",
+        "stable: v1.4.0 x4 100 % in carepath-staging -> v1.4.0 x4 75 % in carepath-staging",
+        "testers: none -> canary",
+        "in flight: none -> id=a1b2c3d4e5f6 previous=v1.4.0 tag=v2.0.0",
+    ]
+    assert _canary(25).differences(_canary(50)) == [
+        "canary: v2.0.0 x1 25 % in carepath-staging -> v2.0.0 x2 50 % in carepath-staging",
+        "stable: v1.4.0 x4 75 % in carepath-staging -> v1.4.0 x4 50 % in carepath-staging",
+    ]
+    assert _canary(25).differences(_canary(25, in_flight=False)) == ["in flight: id=a1b2c3d4e5f6 previous=v1.4.0 tag=v2.0.0 -> none"]

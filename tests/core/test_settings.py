@@ -275,3 +275,77 @@ def test_parse_never_raises_anything_but_a_settings_error(section):
         parse(raw, "demo")
     except SettingsError as error:
         assert all(p.startswith("carepath:") for p in error.problems)
+
+
+# --- the release record, rollout.inFlight ------------------------------------------------
+
+RECORD = {"id": "a1b2c3d4e5f6", "tag": "v2.0.0", "previous": "v1.4.0", "started": "2026-11-28T10:02:11Z"}
+IN_FLIGHT = {
+    "rolling": with_(ROLLING, chatApi__tag="v2.0.0"),
+    "canary": with_(ROLLING, rollout__strategy="canary", rollout__canary__tag="v2.0.0", rollout__canary__weight=5),
+    "blue-green": with_(
+        ROLLING, rollout__strategy="blue-green", rollout__blueGreen__blue__tag="v1.4.0", rollout__blueGreen__green__tag="v2.0.0", edge__testCidrs=["203.0.113.0/24"]
+    ),
+}
+
+
+@pytest.mark.parametrize("strategy", IN_FLIGHT)
+def test_a_release_record_parses(strategy):
+    in_flight = parse(with_(IN_FLIGHT[strategy], rollout__inFlight=RECORD), "staging").rollout.in_flight
+    assert (in_flight.id, in_flight.tag, in_flight.previous, in_flight.started) == ("a1b2c3d4e5f6", "v2.0.0", "v1.4.0", "2026-11-28T10:02:11Z")
+
+
+def test_a_release_record_needs_only_an_id_and_a_tag():
+    in_flight = parse(with_(IN_FLIGHT["rolling"], rollout__inFlight={"id": "a1b2c3", "tag": "v2.0.0"}), "demo").rollout.in_flight
+    assert (in_flight.previous, in_flight.started) == (None, "1970-01-01T00:00:00Z")
+
+
+@pytest.mark.parametrize("strategy, deployed", [("rolling", "v2.0.0"), ("canary", "v2.0.0"), ("blue-green", "v1.4.0, v2.0.0")])
+def test_a_record_of_a_tag_the_strategy_does_not_deploy_is_an_error(strategy, deployed):
+    found = problems(with_(IN_FLIGHT[strategy], rollout__inFlight={**RECORD, "tag": "v3.0.0"}))
+    assert f"carepath:rollout.inFlight.tag: 'v3.0.0' is not deployed by the {strategy} strategy's config ({deployed})" in found[0], found
+    assert len(found) == 1
+
+
+def test_a_canary_record_without_a_canary_is_an_error():
+    found = problems(with_(ROLLING, rollout__strategy="canary", rollout__inFlight=RECORD))
+    assert any(p.startswith("carepath:rollout.inFlight.tag: 'v2.0.0' is not deployed by the canary strategy's config (no candidate)") for p in found), found
+
+
+@pytest.mark.parametrize(
+    "key, value, expected",
+    [
+        ("id", "XYZ123", "carepath:rollout.inFlight.id: 'XYZ123' is not a release id (hex)"),
+        ("id", "abc12", "carepath:rollout.inFlight.id: 'abc12' is not a release id (hex)"),
+        ("id", "A1B2C3D4", "carepath:rollout.inFlight.id: 'A1B2C3D4' is not a release id (hex)"),
+        ("id", 123456, "carepath:rollout.inFlight.id: 123456 is not a string"),
+        ("started", "2026-11-28 10:02:11", "carepath:rollout.inFlight.started: '2026-11-28 10:02:11' is not a UTC time such as 2026-11-28T10:02:11Z"),
+        ("started", "2026-11-28T10:02:11+01:00", "carepath:rollout.inFlight.started: '2026-11-28T10:02:11+01:00' is not a UTC time"),
+        ("tag", "latest", "carepath:rollout.inFlight.tag: 'latest' is a moving tag"),
+        ("previous", "", "carepath:rollout.inFlight.previous: '' is empty"),
+    ],
+)
+def test_a_bad_release_record_names_its_key(key, value, expected):
+    found = problems(with_(IN_FLIGHT["rolling"], rollout__inFlight={**RECORD, key: value}))
+    assert any(expected in p for p in found), found
+
+
+def test_an_unknown_key_in_the_release_record_lists_the_allowed_ones():
+    record = {key: value for key, value in RECORD.items() if key != "started"}
+    found = problems(with_(IN_FLIGHT["rolling"], rollout__inFlight={**record, "stared": RECORD["started"]}))
+    assert found == ["carepath:rollout.inFlight.stared: unknown key; did you mean 'started'? (allowed: id, tag, previous, started)"]
+
+
+@pytest.mark.parametrize("missing", ["id", "tag"])
+def test_a_release_record_without_an_id_or_tag_is_an_error(missing):
+    record = {key: value for key, value in RECORD.items() if key != missing}
+    assert f"carepath:rollout.inFlight.{missing} is required" in problems(with_(IN_FLIGHT["rolling"], rollout__inFlight=record))
+
+
+@given(st.text(alphabet="0123456789abcdefgABC-", max_size=40))
+def test_a_release_id_is_accepted_exactly_when_6_to_32_lowercase_hex_digits(release_id):
+    raw = with_(IN_FLIGHT["rolling"], rollout__inFlight={**RECORD, "id": release_id})
+    if 6 <= len(release_id) <= 32 and all(c in "0123456789abcdef" for c in release_id):
+        assert parse(raw, "demo").rollout.in_flight.id == release_id
+    else:
+        assert any(p.startswith("carepath:rollout.inFlight.id:") for p in problems(raw))

@@ -1,0 +1,197 @@
+"""The stack file: the driver's one write, atomic, keeping comments, key order and secrets."""
+
+from __future__ import annotations
+
+import copy
+import shutil
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from core import actions
+from core.actions import UNSET
+from core.settings import parse
+from offline.harness import ROOT, STACKS, load_stack_config
+from release.stackfile import SECRET_PLACEHOLDER, StackFile, apply_changes
+
+RELEASE_ID = "a1b2c3d4e5f6"
+STARTED = "2026-11-28T10:02:11Z"
+CIPHERTEXT = "v1:Zm9vYmFyYmF6cXV4:c2VjcmV0LXdlYmhvb2stdXJs"
+
+
+def copy_of(tmp_path: Path, stack: str) -> Path:
+    path = tmp_path / f"Pulumi.{stack}.yaml"
+    shutil.copyfile(ROOT / f"Pulumi.{stack}.yaml", path)
+    return path
+
+
+def carepath_sections(stack: str) -> dict:
+    return {key.removeprefix("carepath:"): value for key, value in load_stack_config(stack).items() if key.startswith("carepath:")}
+
+
+def start(stack_file: StackFile, stack: str) -> None:
+    stack_file.write(actions.start(parse(stack_file.config(), stack), "v2.0.0", RELEASE_ID, STARTED, 1).changes)
+
+
+# --- reading and writing --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_a_write_of_nothing_leaves_each_stack_file_byte_identical(tmp_path, stack):
+    path = copy_of(tmp_path, stack)
+    original = path.read_bytes()
+    StackFile(path).write({})
+    assert path.read_bytes() == original
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_config_reads_the_carepath_sections_as_pulumi_does(tmp_path, stack):
+    assert StackFile(copy_of(tmp_path, stack)).config() == carepath_sections(stack)
+
+
+def test_a_write_changes_only_the_lines_of_its_keys(tmp_path):
+    path = copy_of(tmp_path, "staging")
+    original = path.read_text()
+    StackFile(path).write({"rollout.canary.weight": 5, "chatApi.replicas": 3})
+    assert path.read_text() == original.replace("weight: 0", "weight: 5").replace("replicas: 2", "replicas: 3")
+
+
+@pytest.mark.parametrize("stack", ["demo", "staging"])
+def test_start_then_abort_leaves_the_stack_file_as_it_was(tmp_path, stack):
+    path = copy_of(tmp_path, stack)
+    original = path.read_text()
+    stack_file = StackFile(path)
+    start(stack_file, stack)
+    assert "inFlight:" in path.read_text()
+    stack_file.write(actions.abort(parse(stack_file.config(), stack)).changes)
+    assert path.read_text() == original
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_a_write_reads_back_as_apply_changes_predicts(tmp_path, stack):
+    stack_file = StackFile(copy_of(tmp_path, stack))
+    before = stack_file.config()
+    action = actions.start(parse(before, stack), "v2.0.0", RELEASE_ID, STARTED, 1)
+    stack_file.write(action.changes)
+    assert stack_file.config() == apply_changes(before, action.changes)
+    assert parse(stack_file.config(), stack).rollout.in_flight.id == RELEASE_ID
+
+
+def test_unset_removes_a_key_and_nothing_else(tmp_path):
+    path = copy_of(tmp_path, "staging")
+    original = path.read_text()
+    StackFile(path).write({"rollout.canary.weight": UNSET})
+    assert path.read_text() == original.replace("      weight: 0\n", "")
+    assert "weight" not in StackFile(path).config()["rollout"]["canary"]
+
+
+def test_unset_of_a_whole_section_removes_it(tmp_path):
+    path = copy_of(tmp_path, "demo")
+    StackFile(path).write({"monitoring": UNSET})
+    assert "carepath:monitoring" not in path.read_text()
+    assert "monitoring" not in StackFile(path).config()
+
+
+# --- comments around the keys a release adds and removes ------------------------------------------
+
+COMMENT = "  # Istio: the canary's traffic split.\n"
+
+
+def test_a_comment_above_the_next_section_stays_above_it_while_a_release_is_in_flight(tmp_path):
+    path = copy_of(tmp_path, "staging")
+    path.write_text(path.read_text().replace("  carepath:mesh:\n", COMMENT + "  carepath:mesh:\n"))
+    start(StackFile(path), "staging")
+    text = path.read_text()
+    assert COMMENT + "  carepath:mesh:\n" in text, text[text.index("  carepath:rollout:") :]
+
+
+def test_ending_a_release_keeps_the_comment_above_the_next_section(tmp_path):
+    path = copy_of(tmp_path, "staging")
+    stack_file = StackFile(path)
+    start(stack_file, "staging")
+    path.write_text(path.read_text().replace("  carepath:mesh:\n", COMMENT + "  carepath:mesh:\n"))  # an operator's note
+    stack_file.write(actions.promote(parse(stack_file.config(), "staging")).changes)
+    text = path.read_text()
+    assert COMMENT + "  carepath:mesh:\n" in text, text[text.index("  carepath:rollout:") :]
+
+
+# --- secrets ------------------------------------------------------------------------------------
+
+WITH_SECRET = f"""\
+config:
+  aws:region: us-east-1
+  carepath:chatApi:
+    tag: v1.4.0
+  carepath:rollout:
+    strategy: rolling
+  carepath:monitoring:
+    receivers:
+      - name: team
+        kind: slack
+        secret: slackUrl
+  carepath:secrets:
+    slackUrl:
+      secure: {CIPHERTEXT}
+"""
+
+
+def test_config_replaces_a_secret_with_a_placeholder(tmp_path):
+    path = tmp_path / "Pulumi.demo.yaml"
+    path.write_text(WITH_SECRET)
+    config = StackFile(path).config()
+    assert config["secrets"] == {"slackUrl": SECRET_PLACEHOLDER}
+    assert CIPHERTEXT not in repr(config)
+    assert parse(config, "demo", frozenset({"secrets"})).monitoring.receivers[0].secret == "slackUrl"
+
+
+def test_a_write_keeps_the_ciphertext_in_the_file(tmp_path):
+    path = tmp_path / "Pulumi.demo.yaml"
+    path.write_text(WITH_SECRET)
+    StackFile(path).write({"chatApi.tag": "v2.0.0"})
+    assert path.read_text() == WITH_SECRET.replace("tag: v1.4.0", "tag: v2.0.0")
+
+
+# --- an interrupted write -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("interruption", [OSError("disk full"), KeyboardInterrupt()], ids=["error", "ctrl-c"])
+def test_an_interrupted_write_leaves_the_file_as_it_was_and_no_temporary_file(tmp_path, monkeypatch, interruption):
+    path = copy_of(tmp_path, "staging")
+    original = path.read_bytes()
+
+    def interrupted(source, target):
+        raise interruption
+
+    monkeypatch.setattr("release.stackfile.os.replace", interrupted)
+    with pytest.raises(type(interruption)):
+        StackFile(path).write({"rollout.canary.tag": "v2.0.0", "rollout.canary.weight": 5})
+    assert path.read_bytes() == original
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["Pulumi.staging.yaml"]
+
+
+# --- apply_changes ------------------------------------------------------------------------------
+
+paths = st.sampled_from(["chatApi.tag", "chatApi.replicas", "rollout.canary.tag", "rollout.canary.weight", "rollout.inFlight", "rollout.blueGreen.active", "monitoring", "mesh.enabled"])
+values = st.one_of(st.just(UNSET), st.integers(0, 100), st.text(max_size=8), st.dictionaries(st.sampled_from(["id", "tag"]), st.text(max_size=4), max_size=2))
+
+
+@given(st.sampled_from(STACKS), st.dictionaries(paths, values, max_size=5))
+def test_apply_changes_leaves_its_input_alone(stack, changes):
+    config = carepath_sections(stack)
+    before = copy.deepcopy(config)
+    result = apply_changes(config, changes)
+    assert config == before
+    result.setdefault("rollout", {})["strategy"] = "changed"
+    result.setdefault("chatApi", {})["tag"] = "changed"
+    assert config == before, "the result shares no mapping with the input"
+
+
+def test_apply_changes_sets_and_removes_nested_keys():
+    config = {"rollout": {"strategy": "canary", "canary": {"weight": 0, "tag": "v2.0.0"}}}
+    changes = {"rollout.canary.tag": UNSET, "rollout.canary.weight": 0, "rollout.inFlight": {"id": RELEASE_ID, "tag": "v2.0.0"}, "chatApi.tag": "v2.0.0"}
+    assert apply_changes(config, changes) == {
+        "rollout": {"strategy": "canary", "canary": {"weight": 0}, "inFlight": {"id": RELEASE_ID, "tag": "v2.0.0"}},
+        "chatApi": {"tag": "v2.0.0"},
+    }
