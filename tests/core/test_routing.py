@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from core.release import ReleasePlan, TrackSpec
-from core.routing import PIN_COOKIE, canary_routes, pin_value
+from core.routing import PIN_COOKIE, canary_routes
 from core.settings import HeaderSettings, MirrorSettings
 
 HOST = "chat-api-mesh.carepath-staging.svc.cluster.local"

@@ -17,6 +17,7 @@ from typing import Callable
 
 import pytest
 
+from tests.release.conftest import git
 from release.lease import (
     FileLeaseStore,
     GitRefLeaseStore,
@@ -37,18 +38,7 @@ TTL = 300.0
 Machines = Callable[[], LeaseStore]  # each call: the lease as one more machine sees it
 
 
-@pytest.fixture(autouse=True)
-def _hermetic_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """No machine-wide git config or identity leaks into the tests."""
-    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(tmp_path / "gitconfig"))
-    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
-    for role in ("AUTHOR", "COMMITTER"):
-        for key in ("NAME", "EMAIL"):
-            monkeypatch.delenv(f"GIT_{role}_{key}", raising=False)
-
-
-def _git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
+pytestmark = pytest.mark.usefixtures("hermetic_git")
 
 
 def _file_machines(tmp_path: Path) -> Machines:
@@ -56,12 +46,12 @@ def _file_machines(tmp_path: Path) -> Machines:
 
 
 def _git_machines(tmp_path: Path) -> Machines:
-    _git(tmp_path, "init", "--quiet", "--bare", "-b", "main", "origin.git")
+    git(tmp_path, "init", "--quiet", "--bare", "-b", "main", "origin.git")
     clones = itertools.count()
 
     def machine() -> LeaseStore:
         clone = tmp_path / f"machine-{next(clones)}"
-        _git(tmp_path, "clone", "--quiet", "origin.git", clone.name)
+        git(tmp_path, "clone", "--quiet", "origin.git", clone.name)
         return GitRefLeaseStore(clone, "demo")
 
     return machine

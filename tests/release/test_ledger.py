@@ -3,50 +3,39 @@ developer's clone pushing meanwhile."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 
+from tests.release.conftest import git
 from release.ledger import GitLedger, LedgerError, NoLedger
 
 STACK = "Pulumi.demo.yaml"
 CONFIG = "config:\n  carepath:rollout:\n    strategy: canary\n  carepath:canary:\n    weight: 0\n"
 
 
-@pytest.fixture(autouse=True)
-def _hermetic_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """No machine-wide git config or identity leaks into the tests."""
-    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(tmp_path / "gitconfig"))
-    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
-    for role in ("AUTHOR", "COMMITTER"):
-        for key in ("NAME", "EMAIL"):
-            monkeypatch.delenv(f"GIT_{role}_{key}", raising=False)
-
-
-def _git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
+pytestmark = pytest.mark.usefixtures("hermetic_git")
 
 
 def _clone(tmp_path: Path, name: str, user: str | None = None) -> Path:
-    _git(tmp_path, "clone", "--quiet", "origin.git", name)
+    git(tmp_path, "clone", "--quiet", "origin.git", name)
     if user:
-        _git(tmp_path / name, "config", "user.name", user)
-        _git(tmp_path / name, "config", "user.email", f"{user}@example.org")
+        git(tmp_path / name, "config", "user.name", user)
+        git(tmp_path / name, "config", "user.email", f"{user}@example.org")
     return tmp_path / name
 
 
 def _commit(clone: Path, path: str, text: str, message: str) -> str:
     (clone / path).write_text(text)
-    _git(clone, "add", path)
-    _git(clone, "commit", "--quiet", "-m", message)
-    _git(clone, "push", "--quiet", "origin", "HEAD:main")
-    return _git(clone, "rev-parse", "HEAD")
+    git(clone, "add", path)
+    git(clone, "commit", "--quiet", "-m", message)
+    git(clone, "push", "--quiet", "origin", "HEAD:main")
+    return git(clone, "rev-parse", "HEAD")
 
 
 @pytest.fixture
 def origin(tmp_path: Path) -> Path:
-    _git(tmp_path, "init", "--quiet", "--bare", "-b", "main", "origin.git")
+    git(tmp_path, "init", "--quiet", "--bare", "-b", "main", "origin.git")
     seed = _clone(tmp_path, "seed", user="seed")
     (seed / "README.md").write_text("CarePath\n")
     _commit(seed, STACK, CONFIG, "demo stack")
@@ -72,24 +61,24 @@ def test_record_commits_the_stack_file_and_pushes_it_with_the_message(origin: Pa
     (driver / "notes.txt").write_text("not the ledger's\n")
     _advance(driver, 5)
     sha = GitLedger(driver, driver / STACK).record("demo: advance to 5 %\n\n5xx evidence -1.2 of [-2.9, 4.6]")
-    assert sha == _git(origin, "rev-parse", "main")
-    assert _git(origin, "log", "-1", "--format=%B", "main") == "demo: advance to 5 %\n\n5xx evidence -1.2 of [-2.9, 4.6]"
-    assert _git(origin, "show", "--name-only", "--format=", "main") == STACK
-    assert _git(origin, "log", "-1", "--format=%an <%ae>", "main") == "carepath-release <carepath-release@localhost>"
-    assert "weight: 5" in _git(origin, "show", f"main:{STACK}")
-    assert _git(driver, "status", "--porcelain") == "?? notes.txt"
+    assert sha == git(origin, "rev-parse", "main")
+    assert git(origin, "log", "-1", "--format=%B", "main") == "demo: advance to 5 %\n\n5xx evidence -1.2 of [-2.9, 4.6]"
+    assert git(origin, "show", "--name-only", "--format=", "main") == STACK
+    assert git(origin, "log", "-1", "--format=%an <%ae>", "main") == "carepath-release <carepath-release@localhost>"
+    assert "weight: 5" in git(origin, "show", f"main:{STACK}")
+    assert git(driver, "status", "--porcelain") == "?? notes.txt"
 
 
 def test_record_uses_the_configured_identity(origin: Path, developer: Path) -> None:
     _advance(developer, 5)
     GitLedger(developer, developer / STACK).record("demo: advance to 5 %")
-    assert _git(origin, "log", "-1", "--format=%an", "main") == "dev"
+    assert git(origin, "log", "-1", "--format=%an", "main") == "dev"
 
 
 def test_record_with_nothing_changed_returns_none(origin: Path, driver: Path) -> None:
-    before = _git(origin, "rev-parse", "main")
+    before = git(origin, "rev-parse", "main")
     assert GitLedger(driver, driver / STACK).record("demo: nothing") is None
-    assert _git(origin, "rev-parse", "main") == before
+    assert git(origin, "rev-parse", "main") == before
 
 
 def test_record_goes_on_top_of_what_was_merged_meanwhile(origin: Path, driver: Path, developer: Path) -> None:
@@ -97,10 +86,10 @@ def test_record_goes_on_top_of_what_was_merged_meanwhile(origin: Path, driver: P
     merged = _commit(developer, "README.md", "CarePath, merged meanwhile\n", "docs")
     _advance(driver, 5)
     sha = ledger.record("demo: advance to 5 %")
-    assert sha == _git(origin, "rev-parse", "main")
-    assert _git(origin, "rev-parse", "main^") == merged
-    assert _git(origin, "show", "main:README.md") == "CarePath, merged meanwhile"
-    assert "weight: 5" in _git(origin, "show", f"main:{STACK}")
+    assert sha == git(origin, "rev-parse", "main")
+    assert git(origin, "rev-parse", "main^") == merged
+    assert git(origin, "show", "main:README.md") == "CarePath, merged meanwhile"
+    assert "weight: 5" in git(origin, "show", f"main:{STACK}")
 
 
 def test_a_conflicting_change_raises_and_leaves_the_checkout_clean(origin: Path, driver: Path, developer: Path) -> None:
@@ -110,10 +99,10 @@ def test_a_conflicting_change_raises_and_leaves_the_checkout_clean(origin: Path,
     with pytest.raises(LedgerError) as failed:
         ledger.record("demo: advance to 5 %")
     assert STACK in str(failed.value) and "git pull --rebase" in str(failed.value)
-    assert _git(origin, "rev-parse", "main") == theirs
-    assert _git(driver, "status", "--porcelain") == ""
-    assert not Path(driver, _git(driver, "rev-parse", "--git-path", "rebase-merge")).exists()
-    assert _git(driver, "log", "-1", "--format=%s") == "demo: advance to 5 %"  # kept, for the operator to reconcile
+    assert git(origin, "rev-parse", "main") == theirs
+    assert git(driver, "status", "--porcelain") == ""
+    assert not Path(driver, git(driver, "rev-parse", "--git-path", "rebase-merge")).exists()
+    assert git(driver, "log", "-1", "--format=%s") == "demo: advance to 5 %"  # kept, for the operator to reconcile
 
 
 def test_a_push_the_remote_refuses_raises_saying_the_change_is_committed_locally(origin: Path, driver: Path) -> None:
@@ -131,7 +120,7 @@ def test_sync_brings_in_what_was_merged_and_keeps_an_uncommitted_stack_file(orig
     merged = _commit(developer, "README.md", "CarePath, merged meanwhile\n", "docs")
     _advance(driver, 5)
     ledger.sync()
-    assert _git(driver, "rev-parse", "HEAD") == merged
+    assert git(driver, "rev-parse", "HEAD") == merged
     assert (driver / "README.md").read_text() == "CarePath, merged meanwhile\n"
     assert "weight: 5" in (driver / STACK).read_text()
 
@@ -147,7 +136,7 @@ def test_committed_text_tells_a_written_stack_file_from_a_committed_one(origin: 
 
 def test_the_ledger_is_the_remotes_default_branch_and_refuses_another_checkout(origin: Path, driver: Path) -> None:
     assert GitLedger(driver, driver / STACK).branch == "main"
-    _git(driver, "switch", "--quiet", "-c", "feature")
+    git(driver, "switch", "--quiet", "-c", "feature")
     with pytest.raises(LedgerError, match="git switch main"):
         GitLedger(driver, driver / STACK)
 
@@ -158,20 +147,20 @@ def test_init_makes_a_local_ledger_whose_first_commit_is_the_stack_file(tmp_path
     (workspace / STACK).write_text(CONFIG)
     ledger = GitLedger.init(workspace, workspace / STACK, "demo: rehearsal of v2.0.0")
     assert (ledger.remote, ledger.branch) == (None, "main")
-    assert _git(workspace, "log", "--format=%s") == "demo: rehearsal of v2.0.0"
-    assert _git(workspace, "show", "--name-only", "--format=", "HEAD") == STACK
+    assert git(workspace, "log", "--format=%s") == "demo: rehearsal of v2.0.0"
+    assert git(workspace, "show", "--name-only", "--format=", "HEAD") == STACK
     _advance(workspace, 5)
     sha = ledger.record("demo: advance to 5 %")
-    assert sha == _git(workspace, "rev-parse", "HEAD") and _git(workspace, "rev-list", "--count", "HEAD") == "2"
+    assert sha == git(workspace, "rev-parse", "HEAD") and git(workspace, "rev-list", "--count", "HEAD") == "2"
 
 
 def test_a_repository_without_the_remote_keeps_its_ledger_locally(tmp_path: Path) -> None:
-    _git(tmp_path, "init", "--quiet", "-b", "trunk", "local")
+    git(tmp_path, "init", "--quiet", "-b", "trunk", "local")
     local = tmp_path / "local"
     (local / STACK).write_text(CONFIG)
     ledger = GitLedger(local, local / STACK)
     assert (ledger.remote, ledger.branch) == (None, "trunk")
-    assert ledger.record("demo stack") == _git(local, "rev-parse", "HEAD")
+    assert ledger.record("demo stack") == git(local, "rev-parse", "HEAD")
 
 
 def test_no_ledger_records_nothing() -> None:
