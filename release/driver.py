@@ -225,11 +225,22 @@ class Driver:
 
     def abort(self, reason: str = "requested") -> None:
         """Back to the version the release replaces. No re-apply first and no drift check: the
-        abort's own write and update bring the stack to the safe state whatever it was."""
+        abort's own write and update bring the stack to the safe state whatever it was. With no
+        release left in the stack file but a cluster behind it (an abort, or a promotion, whose
+        update failed or was interrupted), it finishes that decision: the file is the ledger, and
+        undoing a decided promotion is a release of the old version."""
         self.ledger.sync()
         settings = self.settings()
         self.release_id = self.release_id or (settings.rollout.in_flight.id if settings.rollout.in_flight else None)
-        self._apply(actions.abort(settings), drift_check=False, reason=reason)
+        try:
+            action = actions.abort(settings)
+        except Refused:
+            differences = self.differences()
+            if not differences:
+                raise
+            self.show(f"{self.stack.name}: nothing left in flight in the stack file, but the cluster is behind it (" + "; ".join(differences) + "): re-applying the stack file")
+            action = Action("reapply", {}, "stack file re-applied (it already holds the last decision)")
+        self._apply(action, drift_check=False, reason=reason)
 
     def deploy(self) -> str:
         """`up` of the stack file as it is, unless it would move a release: release keys (tags,

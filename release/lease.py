@@ -67,9 +67,10 @@ class Lease:
         left = self.expires - now
         expiry = f"expires in {_span(left)}" if left > 0 else f"expired {_span(-left)} ago"
         line = f"held by {self.holder} on {self.host} (pid {self.pid}), run {self.run}, `{self.command}`, since {since}, {expiry}"
-        return line + ("; that process is gone" if self._gone() else "")
+        return line + ("; that process is gone" if self.gone() else "")
 
-    def _gone(self) -> bool:
+    def gone(self) -> bool:
+        """The holder was a process on this machine that no longer runs (a killed driver)."""
         if self.host != socket.gethostname():
             return False  # another machine's process: no way to tell from here
         try:

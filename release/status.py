@@ -27,6 +27,8 @@ def headline(stack: str, wanted: Optional[ReleaseState], applied: Optional[Relea
     """The first line of `status`. `wanted`: the stack file's state (None: it does not validate)."""
     served = applied or wanted
     tag, share = candidate_share(served) if served else (None, 0)
+    if lease is not None and lease.gone():
+        lease = None  # held until it expires, but by a process that is gone: nothing judges
     unjudged = f"; {tag} takes {share} % of patient traffic and NO DRIVER IS JUDGING IT" if share and lease is None else ""
     if wanted is None:
         return f"stack {stack}: THE STACK FILE DOES NOT VALIDATE (problems below); the cluster has {applied.describe() if applied else 'no recorded state'}{unjudged}"

@@ -48,11 +48,11 @@ FAST_ANALYSIS = {"intervalSeconds": 1, "maxInconclusiveSeconds": 10, "baselineSe
 # Stacks whose analysis runs in seconds: name -> (the stack file it is copied from, its analysis).
 FAST_STACKS: dict[str, tuple[str, dict[str, Any]]] = {
     "fastcanary": ("staging", FAST_ANALYSIS),
-    "fastbg": ("production", FAST_ANALYSIS),
-    "fastrolling": ("demo", FAST_ANALYSIS),
     # Judged on the error ratio alone, so a fake Prometheus with healthy request counters lets
     # the canary advance (the weight steps a failing `up` can then hit).
     "fasterrors": ("staging", {**FAST_ANALYSIS, "signals": [{"name": s.name, "enabled": False} for s in CHAT_API if s.name != "errors"]}),
+    # The same for a rolling release.
+    "rollingerrors": ("demo", {**FAST_ANALYSIS, "signals": [{"name": s.name, "enabled": False} for s in CHAT_API if s.name != "errors"]}),
     # Holds longer before it gives up: the window in which a second driver tries its luck.
     "holdcanary": ("staging", {**FAST_ANALYSIS, "maxInconclusiveSeconds": 20}),
 }
@@ -64,7 +64,7 @@ CHECKPOINTS: dict[str, tuple[Optional[str], tuple[tuple[str, ...], ...]]] = {
     "production started": (None, (("start", "production", "--tag", "v2.0.0"),)),
     "production switched": ("production started", (("switch", "production"),)),
     "demo started": (None, (("start", "demo", "--tag", "v2.0.0"),)),
-    "fastrolling fresh": (None, (("status", "fastrolling"),)),
+    "staging and production": (None, (("status", "staging"), ("status", "production"))),
 }
 
 
@@ -308,6 +308,10 @@ def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None
 # --- a fake Prometheus -------------------------------------------------------------------
 
 
+TRACKS = ("stable", "canary", "blue", "green")
+VERSIONS = ("v1.4.0", "v2.0.0", "v3.0.0")
+
+
 def _answer(mode: str, path: str, query: str, started_at: float) -> tuple[int, str]:
     now = time.time()
     if mode == "not-json":
@@ -321,12 +325,13 @@ def _answer(mode: str, path: str, query: str, started_at: float) -> tuple[int, s
     if mode == "nan":
         result = [{"metric": {"track": track}, "value": [now, "NaN"]} for track in ("canary", "stable")]
         return 200, json.dumps({"status": "success", "data": {"resultType": "vector", "result": result}})
-    # healthy: request counters that grow with time on both tracks, not a single 5xx
+    # healthy: request counters that grow with time for every track (or version), not a single 5xx
     if 'status=~"5.."' in query:
         result = []
     else:
         total = 600.0 * (now - started_at) + 600.0
-        result = [{"metric": {"track": track}, "value": [now, f"{total:.1f}"]} for track in ("canary", "stable")]
+        label, groups = ("version", VERSIONS) if "by (version" in query else ("track", TRACKS)
+        result = [{"metric": {label: group}, "value": [now, f"{total:.1f}"]} for group in groups]
     return 200, json.dumps({"status": "success", "data": {"resultType": "vector", "result": result}})
 
 

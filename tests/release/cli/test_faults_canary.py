@@ -29,11 +29,11 @@ ROWS = [
         after={"stable": ("v2.0.0", 99), "canary": ("v3.0.0", 1)}, says="canary v3.0.0 at 1 %",
     ),
     FaultRow(
-        # The operator retries the abort: it has to take the canary's traffic away.
+        # The operator retries the abort: the stack file already holds it, so it is re-applied.
         "abort", "staging at 1 %", "staging", ("abort", "staging"), "abort",
         decided=STABLE, serving=AT_1, unjudged=True,
-        next=("abort", "staging"), next_action="abort",
-        after=STABLE, says="all traffic back on stable v1.4.0", reapplies=False,
+        next=("abort", "staging"), next_action="reapply",
+        after=STABLE, says="stack file re-applied (it already holds the last decision)",
     ),
 ]
 

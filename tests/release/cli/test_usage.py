@@ -1,0 +1,92 @@
+"""The CLI as an operator meets it: stacks, refusals (exit 2, one clean line), help per
+command, an invalid stack file, one line per success, and state that persists."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from tests.release.cli.conftest import ROOT, tracks
+
+
+@pytest.mark.parametrize(
+    ("args", "offline", "says"),
+    [
+        (("status", "nosuch"), True, "no stack 'nosuch': no Pulumi.nosuch.yaml in"),
+        (("advance", "production"), True, "`advance` is for canary stacks"),
+        (("switch", "staging"), True, "`switch` is for blue-green stacks"),
+        (("promote", "staging"), True, "stack staging: no canary in flight to promote"),
+        (("abort", "production"), True, "stack production: no release in flight to abort"),
+        (("start", "staging"), True, "the following arguments are required: --tag"),
+        (("status", "staging", "--reset"), False, "--reset starts an offline rehearsal over: use it with --offline"),
+    ],
+    ids=["unknown stack", "advance blue-green", "switch canary", "promote nothing", "abort nothing", "start without tag", "reset online"],
+)
+def test_bad_input_or_a_command_the_stack_does_not_allow_exits_2_with_one_clean_line(project_at, args, offline, says):
+    project = project_at("staging and production")
+    before = {stack: project.stack_file(stack).config() for stack in ("staging", "production")}
+    result = project.cli(*args, offline=offline)
+    assert result.code == 2, str(result)
+    assert "Traceback" not in result.err, str(result)
+    lines = result.err.strip().splitlines()
+    assert says in lines[-1], result.err
+    if args[0] != "start":  # argparse's own errors come after its usage lines
+        assert len(lines) == 1, result.err
+    if args[1] == "nosuch":
+        assert "(stacks: demo, " in lines[0] and "production" in lines[0] and "staging" in lines[0], lines[0]
+    assert result.out == ""
+    for stack, config in before.items():
+        assert project.stack_file(stack).config() == config, "a refused command writes nothing"
+
+
+def test_help_is_per_command(project):
+    start = project.cli("start", "--help", offline=False)
+    assert start.code == 0 and "--tag" in start.out and "--weight" not in start.out, start.out
+    advance = project.cli("advance", "--help", offline=False)
+    assert advance.code == 0 and "--weight" in advance.out and "--tag" not in advance.out, advance.out
+
+
+def test_a_copied_stack_file_is_a_stack(project):
+    shutil.copyfile(ROOT / "Pulumi.staging.yaml", project.path / "Pulumi.qa.yaml")
+    status = project.status("qa")
+    assert status.code == 0, str(status)
+    assert status.first_line == "stack qa: steady: stable v1.4.0 100 %", status.out
+
+
+def test_an_invalid_stack_file_is_listed_and_status_still_shows_what_is_applied(project_at):
+    project = project_at("staging and production")
+    project.stack_file("staging").write({"rollout.canary.weight": 250})
+
+    status = project.status("staging")
+    assert status.code == 2, str(status)
+    assert "carepath:rollout.canary.weight" in status.err and "Traceback" not in status.err, str(status)
+    assert "THE STACK FILE DOES NOT VALIDATE" in status.first_line, status.out
+    assert "  applied:    stable v1.4.0 100 %" in status.out.splitlines(), status.out
+
+    advance = project.cli("advance", "staging")
+    assert advance.code == 2, str(advance)
+    assert "carepath:rollout.canary.weight" in advance.err and "Traceback" not in advance.err, str(advance)
+    assert project.audit("staging") == []
+
+
+def test_each_command_persists_its_state_says_one_line_and_reset_starts_over(project):
+    steps = [
+        (("start", "staging", "--tag", "v2.0.0"), "staging: canary v2.0.0 at 1 %", {"stable": ("v1.4.0", 99), "canary": ("v2.0.0", 1)}),
+        (("advance", "staging"), "staging: canary v2.0.0 to 5 %", {"stable": ("v1.4.0", 95), "canary": ("v2.0.0", 5)}),
+        (("abort", "staging"), "staging: all traffic back on stable v1.4.0; canary v2.0.0 removed", {"stable": ("v1.4.0", 100)}),
+        (("advance", "staging", "--reset"), None, None),
+        (("start", "staging", "--tag", "v3.0.0", "--reset"), "staging: canary v3.0.0 at 1 %", {"stable": ("v1.4.0", 99), "canary": ("v3.0.0", 1)}),
+    ]
+    for args, line, traffic in steps:
+        result = project.cli(*args)
+        if line is None:  # after a reset, nothing is in flight to advance
+            assert result.code == 2 and "no canary in flight to advance" in result.err, str(result)
+            continue
+        assert result.code == 0, str(result)
+        assert result.out.splitlines() == [line], result.out
+        state = project.state("staging")
+        assert state.in_step and tracks(state.applied) == traffic
+    state = project.state("staging")
+    assert len(state.runs()) == 1, "the reset started the audit log over"
+    assert len(project.git("staging", "log", "--format=%H").split()) == 2, "and the ledger: its first commit, and the start"
