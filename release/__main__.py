@@ -242,8 +242,12 @@ def _metrics(args: argparse.Namespace, stack: Any, scenario: Optional[str]) -> I
 def _command(args: argparse.Namespace, driver: Driver, audit: AuditLog) -> int:
     name = args.stack
     try:
-        if args.command in ("start", "advance", "promote", "switch"):
-            driver.reconcile()
+        if args.command in ("start", "advance", "promote", "switch") and driver.reconcile():
+            # The stack file held a decision the cluster had not applied (a failed or interrupted
+            # command): applying it is what this command finishes. Acting on top of it would make
+            # two moves at once, say two weight steps, with nothing in between.
+            print(f"{name}: nothing else done: the cluster now has the stack file's last decision; `{args.command}` again goes on from there")
+            return 0
         if args.command == "start":
             driver.start(args.tag)
         elif args.command == "advance":

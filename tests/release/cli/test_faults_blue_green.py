@@ -14,16 +14,16 @@ ROWS = [
     FaultRow(
         "start", None, "production", ("start", "production", "--tag", "v2.0.0"), "start",
         decided=GREEN_IDLE, serving=BLUE, unjudged=False,
-        next=("switch", "production"), next_action="switch",
-        after=GREEN_SERVES, says="production to green (v2.0.0)",
+        next=("switch", "production"), next_action="reapply",
+        after=GREEN_IDLE, says="nothing else done",
     ),
     FaultRow(
-        # `switch` moves production to the other colour of the stack file's: re-applying the failed
-        # switch first, a retried `switch` then goes back to blue (and says so).
+        # A retried `switch` finishes the failed one and does nothing more: two switches at once
+        # would send production back to blue.
         "switch", "production started", "production", ("switch", "production"), "switch",
         decided=GREEN_SERVES, serving=GREEN_IDLE, unjudged=False,
-        next=("switch", "production"), next_action="switch",
-        after=GREEN_IDLE, says="production to blue (v1.4.0)",
+        next=("switch", "production"), next_action="reapply",
+        after=GREEN_SERVES, says="nothing else done",
     ),
     FaultRow(
         # The operator retries the abort: the stack file already holds it, so it is re-applied.

@@ -13,20 +13,20 @@ ROWS = [
     FaultRow(
         "start", None, "staging", ("start", "staging", "--tag", "v2.0.0"), "start",
         decided=AT_1, serving=STABLE, unjudged=False,
-        next=("advance", "staging"), next_action="advance",
-        after={"stable": ("v1.4.0", 95), "canary": ("v2.0.0", 5)}, says="canary v2.0.0 to 5 %",
+        next=("advance", "staging"), next_action="reapply",
+        after=AT_1, says="nothing else done",
     ),
     FaultRow(
         "advance", "staging at 1 %", "staging", ("advance", "staging"), "advance",
         decided={"stable": ("v1.4.0", 95), "canary": ("v2.0.0", 5)}, serving=AT_1, unjudged=True,
-        next=("advance", "staging"), next_action="advance",
-        after={"stable": ("v1.4.0", 90), "canary": ("v2.0.0", 10)}, says="canary v2.0.0 to 10 %",
+        next=("advance", "staging"), next_action="reapply",
+        after={"stable": ("v1.4.0", 95), "canary": ("v2.0.0", 5)}, says="nothing else done",
     ),
     FaultRow(
         "promote", "staging at 1 %", "staging", ("promote", "staging"), "promote",
         decided={"stable": ("v2.0.0", 100)}, serving=AT_1, unjudged=True,
-        next=("start", "staging", "--tag", "v3.0.0"), next_action="start",
-        after={"stable": ("v2.0.0", 99), "canary": ("v3.0.0", 1)}, says="canary v3.0.0 at 1 %",
+        next=("start", "staging", "--tag", "v3.0.0"), next_action="reapply",
+        after={"stable": ("v2.0.0", 100)}, says="nothing else done",
     ),
     FaultRow(
         # The operator retries the abort: the stack file already holds it, so it is re-applied.

@@ -25,11 +25,11 @@ ROWS = [
         after=OLD, says="stack file re-applied (it already holds the last decision)",
     ),
     FaultRow(
-        # After a failed abort, a new release re-applies the abort first, then starts.
+        # After a failed abort, `start` of a new release finishes the abort and stops there.
         "abort-then-start", "demo started", "demo", ("abort", "demo"), "abort",
         decided=OLD, serving=NEW, unjudged=True,
-        next=("start", "demo", "--tag", "v3.0.0"), next_action="start",
-        after={"stable": ("v3.0.0", 100)}, says="rolling update to v3.0.0",
+        next=("start", "demo", "--tag", "v3.0.0"), next_action="reapply",
+        after=OLD, says="nothing else done",
     ),
 ]
 
@@ -40,7 +40,7 @@ def test_a_fault_at_a_rolling_action_leaves_the_decision_in_the_stack_file_and_t
     fault_at_action_then_next_command(project_at(row.checkpoint) if row.checkpoint else project, row, fault)
 
 
-def test_after_a_failed_rolling_abort_a_new_start_re_applies_it_first(project_at):
+def test_after_a_failed_rolling_abort_a_new_start_finishes_the_abort_first(project_at):
     fault_at_action_then_next_command(project_at("demo started"), ROWS[2], "up-fails")
 
 

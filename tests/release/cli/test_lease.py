@@ -35,13 +35,15 @@ ROWS = [
     KillRow(
         "canary-advance", "staging at 1 %", "staging", ("advance", "staging"), "advance",
         decided={"stable": ("v1.4.0", 95), "canary": ("v2.0.0", 5)}, serving={"stable": ("v1.4.0", 99), "canary": ("v2.0.0", 1)},
-        next=("advance", "staging"), after={"stable": ("v1.4.0", 90), "canary": ("v2.0.0", 10)}, says="staging: canary v2.0.0 to 10 %",
+        next=("advance", "staging"), after={"stable": ("v1.4.0", 95), "canary": ("v2.0.0", 5)},
+        says="staging: nothing else done: the cluster now has the stack file's last decision; `advance` again goes on from there",
         take_over="expiry",
     ),
     KillRow(
         "blue-green-switch", "production started", "production", ("switch", "production"), "switch",
         decided={"blue": ("v1.4.0", 0), "green": ("v2.0.0", 100)}, serving={"blue": ("v1.4.0", 100), "green": ("v2.0.0", 0)},
-        next=("switch", "production"), after={"blue": ("v1.4.0", 100), "green": ("v2.0.0", 0)}, says="production: production to blue (v1.4.0)",
+        next=("switch", "production"), after={"blue": ("v1.4.0", 0), "green": ("v2.0.0", 100)},
+        says="production: nothing else done: the cluster now has the stack file's last decision; `switch` again goes on from there",
         take_over="break",
     ),
     KillRow(
