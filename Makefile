@@ -9,7 +9,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 OVERRIDES := $(foreach s,$(SET),--set $(s)) $(foreach u,$(UNSET),--unset $(u))
 
-.PHONY: setup plan plan-json diff test bench bench-release preview deploy status start advance promote switch abort release clean
+.PHONY: setup plan plan-json diff lint test bench bench-release preview deploy status start advance promote switch abort release clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -34,7 +34,11 @@ plan-json: setup
 diff: setup
 	$(PY) -m offline diff $(STACK) $(OVERRIDES)
 
-test: setup
+## ruff (ruff.toml) before the tests: pyflakes, pycodestyle, bugbear and import order.
+lint: setup
+	$(VENV)/bin/ruff check .
+
+test: setup lint
 	@scripts/ensure-prometheus
 	$(PY) -m pytest
 

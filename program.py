@@ -8,9 +8,9 @@ from typing import Any
 
 import pulumi
 
+from components.canary_router import CanaryRouter, CanaryRouterArgs
 from components.cluster import Cluster, ClusterArgs
 from components.edge import Edge, EdgeArgs
-from components.canary_router import CanaryRouter, CanaryRouterArgs
 from components.load_balancer_controller import LoadBalancerController, LoadBalancerControllerArgs
 from components.mesh import GATEWAY_HEALTH_PATH, GATEWAY_HEALTH_PORT, GATEWAY_PORT, IstioMesh, IstioMeshArgs
 from components.monitoring import Monitoring, MonitoringArgs

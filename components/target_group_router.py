@@ -28,7 +28,6 @@ from components.load_balancer_controller import target_group_binding
 from core.release import SERVICE_PORT, ReleasePlan
 
 
-
 @dataclass(frozen=True)
 class TargetGroupRouterArgs:
     plan: ReleasePlan

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import itertools
 import json
 import re
 import typing
@@ -186,7 +187,7 @@ HeaderValue = Annotated[str, _matching(r"[A-Za-z0-9._~-]{1,64}", "a plain header
 def _strictly_increasing_to_100(steps: tuple[int, ...]) -> tuple[int, ...]:
     if not steps:
         raise _problem("is empty: list the canary weights, ending at 100")
-    if any(b <= a for a, b in zip(steps, steps[1:])):
+    if any(b <= a for a, b in itertools.pairwise(steps)):
         raise _problem("is not strictly increasing")
     if steps[-1] != 100:
         raise _problem("does not end at 100 (the last step sends all traffic to the canary)")

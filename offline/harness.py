@@ -16,8 +16,8 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 
 import pulumi
 import yaml
-from pulumi.runtime import mocks as pulumi_mocks
 from google.protobuf import json_format
+from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 from pulumi.runtime.proto import resource_pb2
 from pulumi.runtime.stack import run_in_stack

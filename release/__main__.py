@@ -157,7 +157,11 @@ def _main(args: argparse.Namespace) -> int:
         print(f"stack {args.stack}: the release lease cannot be read or written: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"\n{args.stack}: interrupted; `python -m release status {args.stack}` says where the release stands, and the next command re-applies the stack file if the cluster is behind it", file=sys.stderr)
+        print(
+            f"\n{args.stack}: interrupted; `python -m release status {args.stack}` says where the release stands, "
+            "and the next command re-applies the stack file if the cluster is behind it",
+            file=sys.stderr,
+        )
         return 130
 
 

@@ -122,7 +122,7 @@ class PrometheusMetrics:
         check: dict[str, dict[str, Reading]] = {}
         for signal in signals:
             window = max(interval_seconds, GAUGE_WINDOW) if signal.kind == "gauge" else release_seconds
-            answers = self._answers(signal, lambda t: self.vector(self._render(t, namespaces, by, window), at))
+            answers = self._answers(signal, lambda t, window=window: self.vector(self._render(t, namespaces, by, window), at))
             check[signal.name] = _readings(signal, by, groups, answers, None)
         return check
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import html
 import io
+import itertools
 import json
 import math
 import re
@@ -203,7 +204,7 @@ def _step_changes(observations: Sequence[Observation]) -> list[tuple[float, Obse
     before it, so a step begins at the previous check."""
     return [
         (before.seconds, after)
-        for before, after in zip(observations, observations[1:])
+        for before, after in itertools.pairwise(observations)
         if (after.step, after.phase, after.weights) != (before.step, before.phase, before.weights)
     ]
 
@@ -328,7 +329,7 @@ def _gate_figure(series: GateSeries, figure_id: str, end: float, changes: Sequen
         if not series.sequential and failed:
             points = [(t, v.candidate * scale.factor) for t, v in failed if _finite(v.candidate)]
             if points:
-                values.plot(*zip(*points), linestyle="none", marker="o", markersize=8, markerfacecolor="none", markeredgecolor=ROLLBACK_COLOUR, label="breach")
+                values.plot(*zip(*points, strict=True), linestyle="none", marker="o", markersize=8, markerfacecolor="none", markeredgecolor=ROLLBACK_COLOUR, label="breach")
         _no_data(values, missing, label=True)
         if series.sequential:
             evidence_ax = axes[1]
@@ -346,10 +347,10 @@ def _gate_figure(series: GateSeries, figure_id: str, end: float, changes: Sequen
                 ]
             evidence = [(t, v.evidence) for t, v in views if _finite(v.evidence)]
             if evidence:
-                evidence_ax.plot(*zip(*evidence), color=EVIDENCE_COLOUR, linewidth=1.6, marker="o", markersize=3, label="evidence")
+                evidence_ax.plot(*zip(*evidence, strict=True), color=EVIDENCE_COLOUR, linewidth=1.6, marker="o", markersize=3, label="evidence")
             points = [(t, v.evidence) for t, v in failed if _finite(v.evidence)]
             if points:
-                evidence_ax.plot(*zip(*points), linestyle="none", marker="o", markersize=8, markerfacecolor="none", markeredgecolor=ROLLBACK_COLOUR, label="fail")
+                evidence_ax.plot(*zip(*points, strict=True), linestyle="none", marker="o", markersize=8, markerfacecolor="none", markeredgecolor=ROLLBACK_COLOUR, label="fail")
             _no_data(evidence_ax, missing, label=False)
             levels = [e for _, e in evidence] + (list(last_bounds) if last_bounds is not None else [])
             if levels:

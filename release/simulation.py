@@ -112,7 +112,7 @@ def _histogram(rng: np.random.Generator, count: int, median: float, sigma: float
 
 def _cumulative(bounds: Sequence[float], counts: np.ndarray) -> Histogram:
     running = np.cumsum(counts)
-    return Histogram(tuple(zip([*map(float, bounds), math.inf], map(float, running))))
+    return Histogram(tuple(zip([*map(float, bounds), math.inf], map(float, running), strict=True)))
 
 
 @dataclass

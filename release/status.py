@@ -35,7 +35,10 @@ def headline(stack: str, wanted: Optional[ReleaseState], applied: Optional[Relea
     if applied is None:
         return f"stack {stack}: NO APPLIED STATE RECORDED (no successful update has exported it yet); the stack file says {wanted.describe()}"
     if wanted != applied:
-        return f"stack {stack}: NOT IN STEP: the stack file says {wanted.describe()}; the cluster has {applied.describe()} (its last successful update){unjudged}; the next command re-applies the stack file"
+        return (
+            f"stack {stack}: NOT IN STEP: the stack file says {wanted.describe()}; the cluster has {applied.describe()} "
+            f"(its last successful update){unjudged}; the next command re-applies the stack file"
+        )
     if lease is not None:
         return f"stack {stack}: {'release ' + tag if tag else 'a command'} in flight, {lease.describe(now)}"
     if share:
@@ -48,7 +51,8 @@ def headline(stack: str, wanted: Optional[ReleaseState], applied: Optional[Relea
 def report(stack: str, wanted: Optional[ReleaseState], applied: Optional[ReleaseState], lease: Optional[Lease], now: float) -> list[str]:
     """`status`'s lines: the headline, then the stack file and the applied state side by side."""
     lines = [headline(stack, wanted, applied, lease, now)]
-    lines.append(f"  stack file: {wanted.describe() if wanted else 'does not validate'}" + (f"; release {dict(wanted.in_flight)['tag']} (id {dict(wanted.in_flight)['id']}) in flight" if wanted and wanted.in_flight else ""))
+    record = dict(wanted.in_flight) if wanted and wanted.in_flight else None
+    lines.append(f"  stack file: {wanted.describe() if wanted else 'does not validate'}" + (f"; release {record['tag']} (id {record['id']}) in flight" if record else ""))
     lines.append(f"  applied:    {applied.describe() if applied else 'nothing recorded'}")
     if wanted and applied and wanted != applied:
         lines += [f"    differs: {line}" for line in applied.differences(wanted)]

@@ -64,5 +64,5 @@ def test_releases_run_on_the_default_branch_one_per_stack_and_push_the_ledger():
     assert 'make "${target}"' in script, "the workflow calls the Makefile, which calls the driver: one implementation"
     makefile = (ROOT / "Makefile").read_text()
     for target in ("advance", "promote", "switch", "abort"):
-        assert f"$(PY) -m release $@" in makefile and target in makefile.split("$(PY) -m release $@")[0].rsplit("\n\n", 1)[-1]
+        assert "$(PY) -m release $@" in makefile and target in makefile.split("$(PY) -m release $@")[0].rsplit("\n\n", 1)[-1]
     assert "pulumi config set" not in makefile and "pulumi config rm" not in makefile, "no target edits config itself"

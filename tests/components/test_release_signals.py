@@ -10,7 +10,6 @@ from core.settings import ThresholdSettings
 from core.signals import catalogue
 from tests.conftest import validate_crd, validate_kubernetes
 
-
 # A stack that drops a signal and adds one of its own.
 OVERRIDES = [
     {"name": "complaints", "enabled": False},

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any, Mapping, Optional
 
 import pytest
-from hypothesis import given, settings as hypothesis_settings
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from core import actions

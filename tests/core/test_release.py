@@ -1,9 +1,13 @@
 """The release plan's rules hold for every valid config (property tests, no mocks)."""
 
+import itertools
+import json
+
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core.release import DEPLOYMENTS, canary_move, canary_replicas, next_weight, plan_release
+from core.release import DEPLOYMENTS, ReleaseState, canary_move, canary_replicas, next_weight, plan_release, release_state
 from core.settings import parse
 
 tags = st.from_regex(r"v[0-9]{1,2}\.[0-9]{1,2}\.[0-9]{1,2}", fullmatch=True)
@@ -113,7 +117,7 @@ def test_every_step_of_start_steps_promote_and_start_abort_is_a_valid_plan(steps
     for weight in steps[: len(steps) // 2 if abort_midway else len(steps)]:
         sequence.append(_plan("v2.0.0", weight))
     sequence.append(_plan(None, 0))  # promote (stable now runs v2) or abort: the canary leaves
-    for before, after in zip(sequence, sequence[1:]):
+    for before, after in itertools.pairwise(sequence):
         _valid(before)
         _valid(after)
         # A track that leaves the plan is not routed by the plan that removes it.
@@ -161,12 +165,6 @@ def test_the_canary_is_promoted_only_from_the_last_step_and_advances_only_when_f
 
 
 # --- the release state the program exports ---------------------------------------------
-
-import json  # noqa: E402
-
-import pytest  # noqa: E402
-
-from core.release import ReleaseState, release_state  # noqa: E402
 
 
 @st.composite

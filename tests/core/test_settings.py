@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
+import itertools
 from typing import Any
 
 import pytest
@@ -49,7 +51,7 @@ def test_defaults_are_the_documented_ones():
 
 def test_settings_are_frozen():
     settings = parse(ROLLING, "demo")
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         settings.chat_api.replicas = 5  # type: ignore[misc]
 
 
@@ -98,7 +100,8 @@ BAD_INPUTS = [
     (with_(ROLLING, rollout__blueGreen__isolation="vpc"), "carepath:rollout.blueGreen.isolation: 'vpc' is not one of shared, namespace"),
     (with_(ROLLING, rollout__strategy="blue-green", rollout__blueGreen__blue__tag="v1", rollout__blueGreen__green__tag="v2"), "carepath:edge.testCidrs is required for blue-green"),
     (with_(ROLLING, edge__testPort=80), "carepath:edge.testPort: 80 is taken by the production listener"),
-    (with_(ROLLING, rollout__strategy="blue-green", rollout__blueGreen__blue__tag="v1", rollout__blueGreen__green__tag="v2", edge__testCidrs=["203.0.113.0/24"], mesh__enabled=True), "carepath:mesh.enabled: true is not supported with rollout.strategy 'blue-green'"),
+    (with_(ROLLING, rollout__strategy="blue-green", rollout__blueGreen__blue__tag="v1", rollout__blueGreen__green__tag="v2", edge__testCidrs=["203.0.113.0/24"], mesh__enabled=True),
+     "carepath:mesh.enabled: true is not supported with rollout.strategy 'blue-green'"),
     (with_(ROLLING, rollout__canary__header__name="x version"), "carepath:rollout.canary.header.name: 'x version' is not a lowercase HTTP header name"),
     (with_(ROLLING, rollout__canary__replicas=0), "carepath:rollout.canary.replicas: 0 is not in 1..1000"),
     (with_(ROLLING, edge__hostnames=["Chat.Example.org"]), "carepath:edge.hostnames[0]: 'Chat.Example.org' is not a DNS host name"),
@@ -246,7 +249,7 @@ def test_weight_is_accepted_exactly_in_0_to_100(weight):
 @given(st.lists(st.integers(min_value=1, max_value=100), min_size=1, max_size=8))
 def test_steps_are_accepted_exactly_when_strictly_increasing_to_100(steps):
     raw = with_(ROLLING, rollout__canary__steps=steps)
-    valid = steps[-1] == 100 and all(b > a for a, b in zip(steps, steps[1:]))
+    valid = steps[-1] == 100 and all(b > a for a, b in itertools.pairwise(steps))
     if valid:
         assert parse(raw, "demo").rollout.canary.steps == tuple(steps)
     else:

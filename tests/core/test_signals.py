@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from core.signals import CHAT_API, catalogue, render, selectors, unknown_placeholders
 from core.settings import SettingsError, parse
+from core.signals import CHAT_API, catalogue, render, selectors, unknown_placeholders
 
 RUNBOOK = {
     "errors", "latency-p50", "latency-p95", "latency-p99", "pods-not-ready", "restarts", "cpu", "memory",

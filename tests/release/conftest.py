@@ -13,9 +13,9 @@ import pytest
 from core.release import plan_release
 from core.settings import parse
 from core.signals import Signal
+from offline.harness import ROOT
 from release.judge import Check, Histogram, Level, Ratio, Reading
 from release.ports import MetricsError
-from offline.harness import ROOT
 from release.simulation import Behaviour, Scenario, Traffic, baseline
 from release.stacks import OfflineStack
 

@@ -17,7 +17,6 @@ from typing import Callable
 
 import pytest
 
-from tests.release.conftest import git
 from release.lease import (
     FileLeaseStore,
     GitRefLeaseStore,
@@ -31,6 +30,7 @@ from release.lease import (
     release,
     renew,
 )
+from tests.release.conftest import git
 
 NOW = datetime.datetime(2026, 11, 28, 10, 2, 11, tzinfo=datetime.timezone.utc).timestamp()
 TTL = 300.0

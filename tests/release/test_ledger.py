@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.release.conftest import git
 from release.ledger import GitLedger, LedgerError, NoLedger
+from tests.release.conftest import git
 
 STACK = "Pulumi.demo.yaml"
 CONFIG = "config:\n  carepath:rollout:\n    strategy: canary\n  carepath:canary:\n    weight: 0\n"

@@ -614,7 +614,7 @@ def test_any_sample_value_prometheus_writes_reads_back_exactly(stand_in, values)
     stand_in.answer(_answer([{"metric": track(f"s{i}"), "value": [NOW, _prometheus_text(v)]} for i, v in enumerate(values)]))
     result = PrometheusMetrics(stand_in.url, timeout=5.0).vector("up")
     assert [labels["track"] for labels, _ in result] == [f"s{i}" for i in range(len(values))]
-    for (_, read_back), value in zip(result, values):
+    for (_, read_back), value in zip(result, values, strict=True):
         assert (math.isnan(read_back) and math.isnan(value)) or read_back == value
 
 

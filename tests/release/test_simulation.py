@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from release.simulation import Behaviour, Scenario, Traffic, _quantile, flagger, ours, scenarios, summarise, wald_floor
 from release.judge import Histogram
+from release.simulation import Behaviour, Scenario, Traffic, _quantile, flagger, ours, scenarios, summarise, wald_floor
 
 SEEDS = range(30)
 
