@@ -100,6 +100,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     except Usage as error:
         print(f"python -m release {args.command}: {error}", file=sys.stderr)
         return 2
+    except LeaseStoreError as error:
+        print(f"stack {args.stack}: the release lease cannot be read or written: {error}", file=sys.stderr)
+        return 1
     except BrokenPipeError:  # `status | head`: the reader has what it wanted
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (no flush error at exit)
         return 0
@@ -153,9 +156,6 @@ def _main(args: argparse.Namespace) -> int:
             return 0
         print(str(error), file=sys.stderr)
         return 3
-    except LeaseStoreError as error:
-        print(f"stack {args.stack}: the release lease cannot be read or written: {error}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         print(
             f"\n{args.stack}: interrupted; `python -m release status {args.stack}` says where the release stands, "

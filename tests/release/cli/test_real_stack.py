@@ -120,3 +120,14 @@ def test_a_failed_update_leaves_the_decision_on_main_and_status_says_the_cluster
     assert drive(monkeypatch, ci, stack, "status", "staging") == 0
     first = capsys.readouterr().out.splitlines()[0]
     assert "NOT IN STEP" in first and "NO DRIVER IS JUDGING IT" in first
+
+
+def test_a_clone_without_origin_cannot_hold_a_lease_and_says_so(tmp_path, monkeypatch, capsys):
+    project = tmp_path / "alone"
+    project.mkdir()
+    for name in ("Pulumi.yaml", "Pulumi.staging.yaml"):
+        shutil.copyfile(ROOT / name, project / name)
+    git(project, "init", "--quiet", "-b", "main")
+    assert drive(monkeypatch, project, EvaluatedStack(project), "status", "staging") == 1
+    err = capsys.readouterr().err
+    assert "the release lease cannot be read or written" in err and "Traceback" not in err
