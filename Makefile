@@ -34,9 +34,12 @@ plan-json: setup
 diff: setup
 	$(PY) -m offline diff $(STACK) $(OVERRIDES)
 
-## ruff (ruff.toml) before the tests: pyflakes, pycodestyle, bugbear and import order.
+## Before the tests: ruff (ruff.toml: pyflakes, pycodestyle, bugbear, import order) and pyright
+## (pyrightconfig.json, standard mode; it checks, for one, that every router satisfies the Router
+## protocol where program.py picks one). The PyPI wrapper fetches pyright itself from the npm registry.
 lint: setup
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pyright
 
 test: setup lint
 	@scripts/ensure-prometheus

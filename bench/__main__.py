@@ -23,8 +23,12 @@ import statistics
 import subprocess
 import sys
 import time
+from typing import TYPE_CHECKING
 
 from offline.harness import ROOT, STACKS, run_stack
+
+if TYPE_CHECKING:
+    from release.simulation import Summary
 
 RUNS = 7
 TARGET_RATIO = 1.5
@@ -98,7 +102,7 @@ def main() -> int:
     return 0
 
 
-def _judged(job: tuple[str, int, str]) -> tuple[str, str, object]:
+def _judged(job: tuple[str, int, str]) -> tuple[str, str, Summary]:
     """One scenario's releases under one rule (a worker process's job)."""
     from release.simulation import flagger, ours, scenarios, summarise
 

@@ -67,7 +67,7 @@ class CanaryRouter(pulumi.ComponentResource):
         k8s.core.v1.Service(
             MESH_SERVICE,
             metadata={"name": MESH_SERVICE, "namespace": args.namespace, "labels": {"app.kubernetes.io/name": APP}},
-            spec={
+            spec={  # pyright: ignore[reportArgumentType]
                 "type": "ClusterIP",
                 "selector": {"app.kubernetes.io/name": APP},
                 "ports": [{"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP", "appProtocol": "http"}],

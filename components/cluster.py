@@ -123,7 +123,7 @@ class Cluster(pulumi.ComponentResource):
                     access_policies={
                         "cluster-admin": eks.AccessPolicyAssociationArgs(
                             policy_arn=ADMIN_POLICY,
-                            access_scope={"type": "cluster"},
+                            access_scope={"type": "cluster"},  # pyright: ignore[reportArgumentType]
                         )
                     },
                 )

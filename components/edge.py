@@ -57,7 +57,7 @@ class Edge(pulumi.ComponentResource):
             name,
             vpc_id=args.vpc_id,
             description="chat-api ALB: listeners in, pods on the target port out",
-            ingress=ingress,
+            ingress=ingress,  # pyright: ignore[reportArgumentType]
             egress=[
                 {"protocol": "tcp", "from_port": port, "to_port": port, "security_groups": [args.node_security_group_id], "description": "to pods"}
                 for port in pod_ports

@@ -40,7 +40,7 @@ def listener(
         protocol="HTTPS" if https else "HTTP",
         ssl_policy=TLS_POLICY if https else None,
         certificate_arn=certificate_arn,
-        default_actions=[action],
+        default_actions=[action],  # pyright: ignore[reportArgumentType]
         opts=opts,
     )
 

@@ -21,9 +21,12 @@ import pulumi
 class Router(Protocol):
     def deployment_after(self, track: str) -> list[pulumi.Resource]:
         """What a track's Deployment must wait for."""
+        ...
 
     def route_production(self, after: Sequence[pulumi.Resource]) -> pulumi.Resource:
         """The production route, changed only after `after` are ready; returns it."""
+        ...
 
     def route_test(self, after: Sequence[pulumi.Resource]) -> None:
         """The test route, if the strategy has one; ends the router's registration."""
+        ...

@@ -131,8 +131,8 @@ class Track(pulumi.ComponentResource):
 
         service = k8s.core.v1.Service(
             deployment_name,
-            metadata={**metadata, "labels": {**metadata["labels"], METRICS_LABEL: "true"}},
-            spec={
+            metadata={**metadata, "labels": {**metadata["labels"], METRICS_LABEL: "true"}},  # pyright: ignore[reportArgumentType]
+            spec={  # pyright: ignore[reportArgumentType]
                 "type": "ClusterIP",
                 "selector": spec.selector,
                 # appProtocol tells Istio and the ALB the port speaks HTTP.
@@ -145,8 +145,8 @@ class Track(pulumi.ComponentResource):
         )
         k8s.policy.v1.PodDisruptionBudget(
             deployment_name,
-            metadata=metadata,
-            spec={
+            metadata=metadata,  # pyright: ignore[reportArgumentType]
+            spec={  # pyright: ignore[reportArgumentType]
                 "maxUnavailable": 1,
                 "selector": {"matchLabels": spec.selector},
                 # A crash-looping pod must not block node drains.
@@ -156,8 +156,8 @@ class Track(pulumi.ComponentResource):
         )
         self.deployment = deployment = k8s.apps.v1.Deployment(
             deployment_name,
-            metadata=metadata,
-            spec={
+            metadata=metadata,  # pyright: ignore[reportArgumentType]
+            spec={  # pyright: ignore[reportArgumentType]
                 # With an autoscaler the replica count is its to set; leaving it out keeps Pulumi from resetting it.
                 **({} if scaling.enabled else {"replicas": spec.replicas}),
                 "selector": {"matchLabels": spec.selector},
@@ -175,8 +175,8 @@ class Track(pulumi.ComponentResource):
         if scaling.enabled:
             k8s.autoscaling.v2.HorizontalPodAutoscaler(
                 deployment_name,
-                metadata=metadata,
-                spec={
+                metadata=metadata,  # pyright: ignore[reportArgumentType]
+                spec={  # pyright: ignore[reportArgumentType]
                     "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment_name},
                     "minReplicas": scaling.min_replicas,
                     "maxReplicas": scaling.max_replicas,

@@ -290,7 +290,7 @@ def _panel(panel_id: int, title: str, targets: list[tuple[str, str]], unit: str,
 
 def _signal_panel(signal: Signal) -> tuple[str, list[tuple[str, str]], str]:
     sides = recorded(signal)
-    targets = [(side.record, ("" if len(sides) == 1 else f"p{side.quantile * 100:g} ") + "{{track}} {{version}}") for side in sides]
+    targets = [(side.record, ("" if len(sides) == 1 or side.quantile is None else f"p{side.quantile * 100:g} ") + "{{track}} {{version}}") for side in sides]
     if signal.limit:
         targets.append((limit_record(signal), "limit {{track}} {{version}}"))
     return _capital(signal.summary), targets, UNITS.get(signal.unit, "short")

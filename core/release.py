@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal, Optional, Sequence
 
-from core.settings import COLOURS, Settings
+from core.settings import Settings
 
 Track = Literal["stable", "canary", "blue", "green"]
 APP = "chat-api"
@@ -86,8 +86,8 @@ class ReleasePlan:
         return tuple(sorted({t.namespace for t in self.tracks}))
 
 
-def idle_colour(active: str) -> str:
-    return next(c for c in COLOURS if c != active)
+def idle_colour(active: str) -> Track:
+    return "green" if active == "blue" else "blue"
 
 
 def canary_replicas(stable_replicas: int, weight: int) -> int:
@@ -126,12 +126,11 @@ def plan_release(settings: Settings) -> ReleasePlan:
     rollout, replicas, namespace = settings.rollout, settings.chat_api.replicas, settings.namespace
     if rollout.strategy == "blue-green":
         blue_green = rollout.blue_green
-        active = blue_green.active
+        active: Track = blue_green.active
         idle = idle_colour(active)
         # A release in flight keeps both colours at full size: the candidate is smoke-tested and
         # takes all traffic, the colour it replaces stays ready to take it back.
-        full_size = blue_green.idle_replicas is None or rollout.in_flight is not None
-        idle_replicas = replicas if full_size else blue_green.idle_replicas
+        idle_replicas = blue_green.idle_replicas if blue_green.idle_replicas is not None and rollout.in_flight is None else replicas
         isolated = blue_green.isolation == "namespace"
 
         def colour(name: Track, count: int) -> TrackSpec:
@@ -145,6 +144,7 @@ def plan_release(settings: Settings) -> ReleasePlan:
         # no pods to test, so it gets no route.
         return ReleasePlan(rollout.strategy, tracks, weights, test_track=idle if idle_replicas > 0 else None)
 
+    assert settings.chat_api.tag is not None, "parse requires chatApi.tag for the rolling and canary strategies"
     stable = TrackSpec("stable", settings.chat_api.tag, replicas, namespace)
     canary = rollout.canary
     if rollout.strategy == "rolling" or canary.tag is None:

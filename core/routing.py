@@ -63,9 +63,9 @@ def canary_routes(
         return [{"name": "split", "route": [destination(track, weight) for track, weight in plan.weights]}]
 
     release = plan.track(canary).tag
-    shadow = mirror is not None and mirror.percent > 0
-    mirrored = {"mirror": {"host": host, "subset": canary, "port": {"number": SERVICE_PORT}}, "mirrorPercentage": {"value": float(mirror.percent)}} if shadow else {}
-    paths = [_uri(path) for path in mirror.paths] if shadow else []
+    shadow = mirror if mirror is not None and mirror.percent > 0 else None
+    mirrored = {"mirror": {"host": host, "subset": canary, "port": {"number": SERVICE_PORT}}, "mirrorPercentage": {"value": float(shadow.percent)}} if shadow else {}
+    paths = [_uri(path) for path in shadow.paths] if shadow else []
     split = [destination(track, weight, pin_value(track, release) if stickiness else None) for track, weight in plan.weights]
 
     routes: list[dict[str, Any]] = [

@@ -58,7 +58,7 @@ class SettingsError(ValueError):
 
 
 def _problem(message: str) -> PydanticCustomError:
-    return PydanticCustomError("carepath", message)
+    return PydanticCustomError("carepath", "{message}", {"message": message})
 
 
 # --- field-level rules --------------------------------------------------------
@@ -572,7 +572,7 @@ def _mapping_type(hint: Any) -> Any:
     return None
 
 
-def _format(section: str, error: dict) -> str:
+def _format(section: str, error: Mapping[str, Any]) -> str:
     loc = tuple(str(p) if not isinstance(p, int) else f"[{p}]" for p in error["loc"])
     path = ".".join((section, *loc)).replace(".[", "[")
     key = f"{NAMESPACE}:{path}"

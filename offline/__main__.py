@@ -27,7 +27,7 @@ def _override(text: str) -> tuple[str, object]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m offline", description=__doc__.split("\n\n")[1])
+    parser = argparse.ArgumentParser(prog="python -m offline", description=(__doc__ or "").split("\n\n")[1])
     parser.add_argument("command", choices=("plan", "diff"))
     parser.add_argument("stack", choices=STACKS)
     parser.add_argument("--set", dest="overrides", type=_override, action="append", default=[], metavar="KEY=VALUE")

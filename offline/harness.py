@@ -135,7 +135,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 custom=request.custom or False,
             )
         )
-        self.resources[urn] = pulumi_mocks.MockMonitor.ResourceRegistration(urn, physical_id, state)
+        self.resources[urn] = pulumi_mocks.MockMonitor.ResourceRegistration(urn, physical_id or "", state)
         self.registrations.append(
             Registration(
                 urn=urn,
@@ -156,7 +156,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             )
         )
         state_struct = _run_on_own_loop(rpc.serialize_properties(state, {}))
-        return resource_pb2.RegisterResourceResponse(urn=urn, id=physical_id, object=state_struct)
+        return resource_pb2.RegisterResourceResponse(urn=urn, id=physical_id or "", object=state_struct)
 
     def RegisterResourceOutputs(self, request):
         if request.urn.split("::")[2] == "pulumi:pulumi:Stack":
@@ -252,11 +252,11 @@ def _split_key(key: str) -> tuple[str, list[str]]:
 
 
 def apply_overrides(
-    config: Mapping[str, Any], overrides: Mapping[str, Any] = (), unset: Sequence[str] = ()
+    config: Mapping[str, Any], overrides: Optional[Mapping[str, Any]] = None, unset: Sequence[str] = ()
 ) -> dict[str, Any]:
     """`config` with `--path`-style overrides (`rollout.canary.weight` -> 25) and removals."""
     result = json.loads(json.dumps(dict(config)))  # deep copy
-    for key, value in dict(overrides).items():
+    for key, value in dict(overrides or {}).items():
         top, path = _split_key(key)
         if not path:
             result[top] = value
@@ -303,7 +303,7 @@ def runtime_config(config: Mapping[str, Any]) -> tuple[dict[str, str], list[str]
     return values, secret_keys
 
 
-def run_stack(stack: str, overrides: Mapping[str, Any] = (), unset: Sequence[str] = (), stack_file_path: Optional[Path] = None) -> Plan:
+def run_stack(stack: str, overrides: Optional[Mapping[str, Any]] = None, unset: Sequence[str] = (), stack_file_path: Optional[Path] = None) -> Plan:
     """Evaluate the program for Pulumi.<stack>.yaml (or another version of it, such as the base
     branch's) with overrides, entirely offline."""
     import program

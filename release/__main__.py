@@ -63,7 +63,8 @@ def _parser() -> argparse.ArgumentParser:
     driving.add_argument("--break-lease", action="store_true", help="take over the lease of another driver (asks for the stack name; --yes does not)")
     driving.add_argument("--yes", action="store_true", help="with --break-lease: no question")
     driving.add_argument("--lease-seconds", type=float, default=LEASE_SECONDS, help="the lease expires this long after its holder's last renewal")
-    parser = argparse.ArgumentParser(prog="python -m release", description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
+    summary, _, details = (__doc__ or "").partition("\n\n")
+    parser = argparse.ArgumentParser(prog="python -m release", description=summary, formatter_class=argparse.RawDescriptionHelpFormatter, epilog=details)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, text: str, mutating: bool = True) -> argparse.ArgumentParser:

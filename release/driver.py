@@ -328,7 +328,7 @@ class Driver:
             except MetricsError as error:
                 decision = Decision("hold", (f"inconclusive: metrics unavailable: {error}",), (), inconclusive=True)
                 now = self.clock()  # a query that hung until its timeout counts towards the hold
-            weights = dict(plan_release(current).weights)
+            weights: dict[str, int] = dict(plan_release(current).weights)
             observation = Observation(now - started, step, weights, decision.verdict, decision.reasons, decision.gates, phase)
             run.observations.append(observation)
             self.show(_progress(observation))

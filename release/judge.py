@@ -60,7 +60,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from typing import Literal, Mapping, Optional, Sequence, Union
+from typing import Any, Literal, Mapping, Optional, Sequence, Union
 
 from core.signals import Signal
 
@@ -198,7 +198,7 @@ def since(current: Check, previous: Check, signals: Sequence[Signal]) -> Check:
 
 
 def _tests_of(signal: Signal) -> list[Test]:
-    base = dict(signal=signal.name, critical=signal.critical, alpha=0.0, good=signal.good, bad=signal.bad, quantile=signal.quantile, min_events=signal.min_events)
+    base: dict[str, Any] = dict(signal=signal.name, critical=signal.critical, alpha=0.0, good=signal.good, bad=signal.bad, quantile=signal.quantile, min_events=signal.min_events)
     tests: list[Test] = []
     if signal.kind == "ratio":
         if signal.judged in ("relative", "both"):
@@ -356,7 +356,7 @@ def boundaries(test: Test, beta: float) -> tuple[float, float]:
 
 def _view(test: Test, beta: float) -> GateView:
     upper, lower = boundaries(test, beta)
-    base = dict(gate=test.gate, signal=test.signal, critical=test.critical, upper=upper, lower=lower)
+    base: dict[str, Any] = dict(gate=test.gate, signal=test.signal, critical=test.critical, upper=upper, lower=lower)
     phi = dispersion(test)
     share = reference_share(test, phi)
     bad = sum(b for b, _ in test.candidate)
@@ -434,9 +434,9 @@ def judge(state: JudgeState, check: Check, signals: Sequence[Signal], beta: floa
     if missing:
         return Decision("hold", (f"inconclusive: no usable data for {', '.join(missing)}",), tuple(views), True, exposure), state
     share = max(2 * progress - 1, 0.0)
-    behind = [v for v in critical if v.evidence is not None and v.lower is not None and v.evidence > share * v.lower]
+    behind = [(v, v.lower) for v in critical if v.evidence is not None and v.lower is not None and v.evidence > share * v.lower]
     if behind:
-        reasons = tuple(f"{v.gate}: evidence {v.evidence:.2f}, needs {share * v.lower:.2f} for more traffic (accepts at {v.lower:.2f}, rolls back at {v.upper:.2f})" for v in behind)
+        reasons = tuple(f"{v.gate}: evidence {v.evidence:.2f}, needs {share * lower:.2f} for more traffic (accepts at {lower:.2f}, rolls back at {v.upper:.2f})" for v, lower in behind)
         return Decision("hold", reasons, tuple(views), False, exposure), state
     waiting = [v for v in critical if v.state == "open"]
     if waiting:

@@ -35,24 +35,31 @@ class Stack(Protocol):
 
     def config(self) -> dict[str, Any]:
         """The `carepath:` config of the stack file: section name -> decoded value."""
+        ...
 
     def write(self, changes: Mapping[str, Any]) -> None:
         """Every change (`rollout.canary.weight` -> 25, or `core.actions.UNSET`) in one write."""
+        ...
 
     def up(self) -> None:
         """`pulumi up`. Raises StackError, or StackLocked."""
+        ...
 
     def outputs(self) -> Mapping[str, Any]:
         """The stack outputs of the last successful update."""
+        ...
 
     def applied(self) -> Optional[ReleaseState]:
         """The release state the last successful update deployed (None: none recorded)."""
+        ...
 
 
 class Metrics(Protocol):
     def read(self, namespaces: Sequence[str], signals: Sequence[Signal], by: str, groups: Mapping[str, str], release_seconds: float, interval_seconds: float) -> Check:
         """Per signal, the readings of each group (candidate / reference -> the value of label
         `by`): counters since the release started, gauges over the last interval. Raises MetricsError."""
+        ...
 
     def history(self, namespaces: Sequence[str], signals: Sequence[Signal], by: str, group: str, seconds: float, step_seconds: float, now: float) -> dict[str, list[Reading]]:
         """One group's readings per step over the last `seconds`: the baseline. Raises MetricsError."""
+        ...

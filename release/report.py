@@ -27,7 +27,7 @@ import math
 import re
 import textwrap
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence, TypeGuard
 
 import matplotlib
 
@@ -38,6 +38,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
+from matplotlib.typing import RcKeyType  # noqa: E402
 
 from core.signals import CHAT_API, Signal  # noqa: E402
 from release.judge import GateView  # noqa: E402
@@ -55,7 +56,7 @@ LEFT, RIGHT = 0.09, 0.79  # fixed margins (figure fractions): every time axis li
 TITLE_CHARS = 92  # what fits across the figure at 10 pt bold
 TOP_IN, BOTTOM_IN, GAP_IN = 0.42, 0.48, 0.22  # inches: title, x labels, between panels
 
-RC = {
+RC: dict[RcKeyType, Any] = {
     "svg.fonttype": "none",  # text stays text: searchable, selectable, read by screen readers
     "font.family": "sans-serif",  # the SVG names DejaVu Sans first and ends on the generic sans-serif
     "font.size": 9,
@@ -147,7 +148,7 @@ def _series(run: ReleaseRun, signals: Sequence[Signal]) -> list[GateSeries]:
     return sorted(series, key=lambda s: (not s.critical, position.get(s.last.signal, len(position)), first_seen[s.gate]))
 
 
-def _finite(value: Optional[float]) -> bool:
+def _finite(value: Optional[float]) -> TypeGuard[float]:
     return value is not None and math.isfinite(value)
 
 
@@ -345,7 +346,7 @@ def _gate_figure(series: GateSeries, figure_id: str, end: float, changes: Sequen
                     (Patch(color="#9e9e9e", alpha=0.15), "undecided"),
                     (Line2D([], [], color=ACCEPT_COLOUR, linewidth=1.3), f"accept ≤ {_number(lower)}"),
                 ]
-            evidence = [(t, v.evidence) for t, v in views if _finite(v.evidence)]
+            evidence = [(t, e) for t, v in views if _finite(e := v.evidence)]
             if evidence:
                 evidence_ax.plot(*zip(*evidence, strict=True), color=EVIDENCE_COLOUR, linewidth=1.6, marker="o", markersize=3, label="evidence")
             points = [(t, v.evidence) for t, v in failed if _finite(v.evidence)]

@@ -26,7 +26,7 @@ import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import AbstractSet, Any, Mapping, Optional
 
 from core.release import ReleaseState
 from core.settings import parse
@@ -170,7 +170,7 @@ ONLY_CHANGES = {
 }
 
 
-def check_invariants(before: Plan, after: Plan, changed: set[str] = frozenset()) -> None:
+def check_invariants(before: Plan, after: Plan, changed: AbstractSet[str] = frozenset()) -> None:
     """The design's invariants for one update, on the offline plans before and after it."""
     diff = diff_plans(before, after)
     allowed = ONLY_CHANGES.get(frozenset(changed))
