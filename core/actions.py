@@ -19,10 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
 
+from core.paths import UNSET
 from core.release import canary_replicas, idle_colour
 from core.settings import STRATEGIES, Settings
-
-UNSET: Any = type("Unset", (), {"__repr__": lambda self: "UNSET"})()  # a change that removes its key
 
 COMMANDS: dict[str, tuple[str, ...]] = {
     "status": STRATEGIES,

@@ -23,6 +23,7 @@ from pulumi.runtime.proto import resource_pb2
 from pulumi.runtime.stack import run_in_stack
 from pulumi.runtime.sync_await import _sync_await
 
+from core.paths import UNSET, set_path
 from offline.mocks import CarePathMocks
 
 PROJECT = "carepath"
@@ -256,24 +257,9 @@ def apply_overrides(
 ) -> dict[str, Any]:
     """`config` with `--path`-style overrides (`rollout.canary.weight` -> 25) and removals."""
     result = json.loads(json.dumps(dict(config)))  # deep copy
-    for key, value in dict(overrides or {}).items():
+    for key, value in [*dict(overrides or {}).items(), *((key, UNSET) for key in unset)]:
         top, path = _split_key(key)
-        if not path:
-            result[top] = value
-            continue
-        node = result.setdefault(top, {})
-        for part in path[:-1]:
-            node = node.setdefault(part, {})
-        node[path[-1]] = value
-    for key in unset:
-        top, path = _split_key(key)
-        if not path:
-            result.pop(top, None)
-            continue
-        node = result.get(top, {})
-        for part in path[:-1]:
-            node = node.get(part, {})
-        node.pop(path[-1], None)
+        set_path(result, [top, *path], value)
     return result
 
 

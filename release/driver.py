@@ -53,7 +53,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 from core import actions
-from core.actions import UNSET, Action, Refused
+from core.actions import Action, Refused
+from core.paths import UNSET
 from core.release import canary_move, idle_colour, next_weight, plan_release, release_state
 from core.settings import COLOURS, Settings, parse
 from core.signals import Signal, catalogue

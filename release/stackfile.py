@@ -19,7 +19,7 @@ from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import CommentMark
 from ruamel.yaml.tokens import CommentToken
 
-from core.actions import UNSET
+from core.paths import UNSET, set_path
 from core.settings import NAMESPACE
 
 SECRET_PLACEHOLDER = "[secret]"
@@ -29,14 +29,7 @@ def apply_changes(config: Mapping[str, Any], changes: Mapping[str, Any]) -> dict
     """`config` (section -> value) with `changes` (`rollout.canary.weight` -> 25, or UNSET)."""
     result = _plain(config)
     for path, value in changes.items():
-        section, *rest = path.split(".")
-        if not rest:
-            result.pop(section, None) if value is UNSET else result.__setitem__(section, value)
-            continue
-        node = result.setdefault(section, {})
-        for part in rest[:-1]:
-            node = node.setdefault(part, {})
-        node.pop(rest[-1], None) if value is UNSET else node.__setitem__(rest[-1], value)
+        set_path(result, path.split("."), value)
     return result
 
 
@@ -83,17 +76,7 @@ class StackFile:
         trailing = {key: _detach_trailing(config[key]) for key in touched if key in config}
         for path, value in changes.items():
             section, *rest = path.split(".")
-            key = f"{NAMESPACE}:{section}"
-            if not rest:
-                config.pop(key, None) if value is UNSET else config.__setitem__(key, _commented(value))
-                continue
-            node = config.setdefault(key, CommentedMap())
-            for part in rest[:-1]:
-                node = node.setdefault(part, CommentedMap())
-            if value is UNSET:
-                node.pop(rest[-1], None)
-            else:
-                node[rest[-1]] = _commented(value)
+            set_path(config, [f"{NAMESPACE}:{section}", *rest], value if value is UNSET else _commented(value), CommentedMap)
         for key, comment in trailing.items():
             if comment and key in config:
                 _attach_trailing(config[key], comment)

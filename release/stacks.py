@@ -28,7 +28,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import AbstractSet, Any, Mapping, Optional
 
-from core.release import ReleaseState
+from core.release import DEPLOYMENTS, ReleaseState
 from core.settings import parse
 from offline.diff import diff_plans
 from offline.harness import Plan, Registration, run_stack
@@ -179,7 +179,8 @@ def check_invariants(before: Plan, after: Plan, changed: AbstractSet[str] = froz
         if any(kind not in allowed or action != "update" for kind, action in touched):
             raise InvariantBroken(f"changing {', '.join(sorted(changed))} touched {sorted(touched)}")
     for change in diff.changes:
-        if change.type == "kubernetes:apps/v1:Deployment" and change.name in ("chat-api", "chat-api-blue", "chat-api-green") and change.action in ("replace", "delete"):
+        serving = {DEPLOYMENTS[track] for track in ("stable", "blue", "green")}
+        if change.type == "kubernetes:apps/v1:Deployment" and change.name in serving and change.action in ("replace", "delete"):
             raise InvariantBroken(f"the update would {change.action} the serving Deployment {change.name}")
     deployments = {r.inputs["metadata"]["name"]: r.inputs["spec"] for r in after.of_type("kubernetes:apps/v1:Deployment")}
     for service in after.of_type("kubernetes:networking.istio.io/v1:VirtualService"):
@@ -189,6 +190,6 @@ def check_invariants(before: Plan, after: Plan, changed: AbstractSet[str] = froz
                 raise InvariantBroken(f"route {route['name']} weights sum to {sum(weights)}")
             for destination in route["route"]:
                 subset = destination["destination"]["subset"]
-                name = "chat-api" if subset == "stable" else f"chat-api-{subset}"
+                name = DEPLOYMENTS[subset]
                 if destination["weight"] > 0 and deployments.get(name, {}).get("replicas", 0) < 1:
                     raise InvariantBroken(f"route {route['name']} sends traffic to {subset}, which has no pods")

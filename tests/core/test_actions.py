@@ -10,7 +10,8 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from core import actions
-from core.actions import UNSET, Refused
+from core.actions import Refused
+from core.paths import UNSET
 from core.release import plan_release, release_state
 from core.settings import Settings, parse
 from offline.harness import apply_overrides, load_stack_config

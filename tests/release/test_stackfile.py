@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from core import actions
-from core.actions import UNSET
+from core.paths import UNSET
 from core.settings import parse
 from offline.harness import ROOT, STACKS, load_stack_config
 from release.stackfile import SECRET_PLACEHOLDER, StackFile, apply_changes
