@@ -34,7 +34,7 @@ from typing import Any, Iterator, Optional
 from core import actions
 from core.actions import Refused
 from core.release import release_state
-from core.settings import SettingsError, parse
+from core.settings import SettingsError
 from offline.harness import ROOT, ProgramFailed, stack_names
 from release.audit import AuditLog, who
 from release.driver import Driver
@@ -42,6 +42,7 @@ from release.judge import Ratio
 from release.lease import FileLeaseStore, GitRefLeaseStore, Lease, LeaseHeld, LeaseKeeper, LeaseLost, LeaseStore, LeaseStoreError
 from release.ledger import GitLedger, LedgerError
 from release.ports import MetricsError, StackError
+from release.stackfile import settings_of
 from release.status import report
 
 LEASE_SECONDS = 600.0
@@ -132,7 +133,7 @@ def _main(args: argparse.Namespace) -> int:
     audit = AuditLog(args.audit_log or audit_path, args.stack)
     run_id = uuid.uuid4().hex[:12]
     try:
-        settings = parse(stack.config(), stack.name, frozenset({"secrets"}))
+        settings = settings_of(stack.config(), stack.name)
     except SettingsError as error:
         if args.command == "status":
             print("\n".join(report(stack.name, None, stack.applied(), _live(store), time.time())))
@@ -196,36 +197,22 @@ def _open(args: argparse.Namespace, project: Path, scenario: Optional[str]) -> t
 
 def _live(store: LeaseStore) -> Optional[Lease]:
     lease = store.read()
-    return lease if lease is not None and lease.expires > time.time() else None
+    return lease if lease is not None and lease.live(time.time()) else None
 
 
-class _lease:
+@contextlib.contextmanager
+def _lease(args: argparse.Namespace, store: LeaseStore, run_id: str) -> Iterator[LeaseKeeper]:
     """The release lease around a command; `--break-lease` asks first, unless `--yes`."""
-
-    def __init__(self, args: argparse.Namespace, store: LeaseStore, run_id: str):
-        self.args, self.store, self.run_id = args, store, run_id
-        self.keeper: Optional[LeaseKeeper] = None
-
-    def __enter__(self) -> LeaseKeeper:
-        args = self.args
-        take_over = False
-        if args.break_lease:
-            held = _live(self.store)
-            if held is not None:
-                if not args.yes:
-                    if not sys.stdin.isatty():
-                        raise Usage(f"--break-lease: {held.describe(time.time())}; confirm with --yes (no terminal to ask on)")
-                    answer = input(f"{held.describe(time.time())}\ntake the lease over? type the stack name ({args.stack}): ")
-                    if answer.strip() != args.stack:
-                        raise Usage("--break-lease: not confirmed; nothing changed")
-                take_over = True
-        command = f"{args.command} {getattr(args, 'tag', '') or ''}".strip()
-        self.keeper = LeaseKeeper(self.store, args.stack, self.run_id, who(), command, args.lease_seconds, break_lease=take_over)
-        return self.keeper.__enter__()
-
-    def __exit__(self, *exc: Any) -> None:
-        assert self.keeper is not None
-        self.keeper.__exit__(*exc)
+    held = _live(store) if args.break_lease else None
+    if held is not None and not args.yes:
+        if not sys.stdin.isatty():
+            raise Usage(f"--break-lease: {held.describe(time.time())}; confirm with --yes (no terminal to ask on)")
+        answer = input(f"{held.describe(time.time())}\ntake the lease over? type the stack name ({args.stack}): ")
+        if answer.strip() != args.stack:
+            raise Usage("--break-lease: not confirmed; nothing changed")
+    command = f"{args.command} {getattr(args, 'tag', '') or ''}".strip()
+    with LeaseKeeper(store, args.stack, run_id, who(), command, args.lease_seconds, break_lease=held is not None) as keeper:
+        yield keeper
 
 
 @contextlib.contextmanager

@@ -56,7 +56,7 @@ from core import actions
 from core.actions import Action, Refused
 from core.paths import UNSET
 from core.release import canary_move, idle_colour, next_weight, plan_release, release_state
-from core.settings import COLOURS, Settings, parse
+from core.settings import COLOURS, Settings
 from core.signals import Signal, catalogue
 from release.audit import AuditLog, who
 from release.judge import CANDIDATE, REFERENCE, Check, Decision, Ratio, Reading, judge, since
@@ -65,7 +65,7 @@ from release.lease import LeaseLost
 from release.ledger import Ledger, NoLedger
 from release.ports import Metrics, MetricsError, Stack, StackError
 from release.record import Observation, ReleaseRun
-from release.stackfile import apply_changes
+from release.stackfile import apply_changes, settings_of
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], None]
@@ -129,7 +129,7 @@ class Driver:
     # --- state: the stack file, and what the last successful update applied ----------
 
     def settings(self) -> Settings:
-        return parse(self.stack.config(), self.stack.name, frozenset({"secrets"}))
+        return settings_of(self.stack.config(), self.stack.name)
 
     def signals(self) -> tuple[Signal, ...]:
         return catalogue(overrides=self.settings().rollout.analysis.signals)
@@ -139,6 +139,11 @@ class Driver:
         if self.release_id:
             details["release"] = self.release_id
         self.audit.record(action, **details)
+
+    def _adopt_release(self, settings: Settings) -> None:
+        """A command acting on a release in flight logs under that release's id."""
+        in_flight = settings.rollout.in_flight
+        self.release_id = self.release_id or (in_flight.id if in_flight else None)
 
     def differences(self) -> list[str]:
         """How the stack file's release state differs from the applied one (empty: in step)."""
@@ -153,8 +158,7 @@ class Driver:
         says other than what the last successful update applied (an update that failed or was
         interrupted, a driver killed mid-action), re-apply the stack file. Returns what was done."""
         self.ledger.sync()
-        in_flight = self.settings().rollout.in_flight
-        self.release_id = self.release_id or (in_flight.id if in_flight else None)
+        self._adopt_release(self.settings())
         differences = self.differences()
         if not differences:
             return None
@@ -173,7 +177,7 @@ class Driver:
             if drift:
                 raise Drift("the stack file's release keys changed under this release (" + "; ".join(drift) + "): stopping before writing over them; traffic stays where it is")
         config = apply_changes(self.stack.config(), action.changes)
-        parse(config, self.stack.name, frozenset({"secrets"}))  # no command leaves a config that does not validate
+        settings_of(config, self.stack.name)  # no command leaves a config that does not validate
         self.stack.write(action.changes)
         commit = self.ledger.record(self._commit_message(action, evidence))
         changes = {path: ("(removed)" if value is UNSET else value) for path, value in action.changes.items()}
@@ -210,9 +214,10 @@ class Driver:
         """The next canary step, or `weight`; returns the new weight. When the step needs more
         canary pods, they come first, in an update of their own (it waits for them to be ready);
         the weight step itself then changes only the route."""
-        step = actions.advance(self.settings(), weight)
+        settings = self.settings()
+        step = actions.advance(settings, weight)
         target = int(step.changes["rollout.canary.weight"])
-        scale = actions.scale_canary(self.settings(), target)
+        scale = actions.scale_canary(settings, target)
         if scale is not None:
             self._apply(scale, **evidence)
         self._apply(step, **evidence)
@@ -232,7 +237,7 @@ class Driver:
         undoing a decided promotion is a release of the old version."""
         self.ledger.sync()
         settings = self.settings()
-        self.release_id = self.release_id or (settings.rollout.in_flight.id if settings.rollout.in_flight else None)
+        self._adopt_release(settings)
         try:
             action = actions.abort(settings)
         except Refused:
@@ -247,8 +252,9 @@ class Driver:
         """`up` of the stack file as it is, unless it would move a release: release keys (tags,
         weights, the active colour, the release record) change only through the actions above,
         which apply them themselves. Returns what happened; raises Drift when refused."""
-        differences = self.differences()
-        if differences and self.stack.applied() is not None:
+        applied = self.stack.applied()
+        differences = applied.differences(release_state(self.settings())) if applied is not None else []
+        if differences:
             raise Drift(
                 "not deployed: the stack file would move the release (" + "; ".join(differences) + "); "
                 "release keys change only through `python -m release` (the release workflow), which applies them itself"
@@ -321,15 +327,15 @@ class Driver:
             last = self.clock()
             self.sleep(analysis.interval_seconds)
             now = self.clock()
-            current = self.settings()
+            plan = plan_release(self.settings())
             try:
-                cumulative = self.metrics.read(plan_release(current).namespaces, signals, comparison.by, comparison.groups, now - started, now - last)
+                cumulative = self.metrics.read(plan.namespaces, signals, comparison.by, comparison.groups, now - started, now - last)
                 decision, state = judge(state, since(cumulative, previous, signals), signals, analysis.beta, progress())
                 previous = cumulative
             except MetricsError as error:
                 decision = Decision("hold", (f"inconclusive: metrics unavailable: {error}",), (), inconclusive=True)
                 now = self.clock()  # a query that hung until its timeout counts towards the hold
-            weights: dict[str, int] = dict(plan_release(current).weights)
+            weights: dict[str, int] = dict(plan.weights)
             observation = Observation(now - started, step, weights, decision.verdict, decision.reasons, decision.gates, phase)
             run.observations.append(observation)
             self.show(_progress(observation))

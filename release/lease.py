@@ -69,6 +69,10 @@ class Lease:
         line = f"held by {self.holder} on {self.host} (pid {self.pid}), run {self.run}, `{self.command}`, since {since}, {expiry}"
         return line + ("; that process is gone" if self.gone() else "")
 
+    def live(self, now: float) -> bool:
+        """Not expired: its holder renewed it within its lifetime."""
+        return self.expires > now
+
     def gone(self) -> bool:
         """The holder was a process on this machine that no longer runs (a killed driver)."""
         if self.host != socket.gethostname():
@@ -233,7 +237,7 @@ def acquire(
     pid = os.getpid() if pid is None else pid
     for _ in range(_ACQUIRE_ATTEMPTS):
         current = store.read()
-        if current is not None and current.expires > now and not break_lease:
+        if current is not None and current.live(now) and not break_lease:
             if current.run != run:
                 raise LeaseHeld(current, now)
             new = replace(current, holder=holder, host=host, pid=pid, command=command, expires=now + ttl)

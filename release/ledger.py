@@ -54,12 +54,11 @@ class LedgerError(RuntimeError):
 class Ledger(Protocol):
     def sync(self) -> None:
         """Bring in what others merged, before an action reads the stack file."""
+        ...
 
     def record(self, message: str) -> Optional[str]:
         """Commit (and push) the stack file: the new commit's sha, None when nothing changed."""
-
-    def committed_text(self) -> Optional[str]:
-        """The stack file as last committed, to tell an uncommitted write from a committed one."""
+        ...
 
 
 class NoLedger:
@@ -69,9 +68,6 @@ class NoLedger:
         pass
 
     def record(self, message: str) -> Optional[str]:
-        return None
-
-    def committed_text(self) -> Optional[str]:
         return None
 
 
@@ -121,10 +117,6 @@ class GitLedger:
         if self.remote:
             self._push()
         return self._check("rev-parse", "HEAD").stdout.strip()
-
-    def committed_text(self) -> Optional[str]:
-        shown = self._run("show", f"HEAD:./{self.path}")
-        return shown.stdout if shown.returncode == 0 else None
 
     def _push(self) -> None:
         target = f"HEAD:refs/heads/{self.branch}"

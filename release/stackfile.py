@@ -20,9 +20,15 @@ from ruamel.yaml.error import CommentMark
 from ruamel.yaml.tokens import CommentToken
 
 from core.paths import UNSET, set_path
-from core.settings import NAMESPACE
+from core.settings import NAMESPACE, Settings, parse
 
 SECRET_PLACEHOLDER = "[secret]"
+
+
+def settings_of(config: Mapping[str, Any], stack: str) -> Settings:
+    """A stack file's `carepath:` config as settings. Its `secrets` section is stored encrypted
+    (`pulumi config set --secret`) and read here as placeholders."""
+    return parse(config, stack, frozenset({"secrets"}))
 
 
 def apply_changes(config: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:

@@ -29,11 +29,10 @@ from pathlib import Path
 from typing import AbstractSet, Any, Mapping, Optional
 
 from core.release import DEPLOYMENTS, ReleaseState
-from core.settings import parse
 from offline.diff import diff_plans
 from offline.harness import Plan, Registration, run_stack
 from release.ports import StackError, StackLocked
-from release.stackfile import StackFile, apply_changes, replace_atomically
+from release.stackfile import StackFile, apply_changes, replace_atomically, settings_of
 
 FAULT = "CAREPATH_OFFLINE_FAULT"
 
@@ -42,7 +41,24 @@ def stack_file_path(project: Path, name: str) -> Path:
     return project / f"Pulumi.{name}.yaml"
 
 
-class AutomationStack:
+class _StackFileStack:
+    """What both stacks share: writes go to their stack file, and the applied state is their
+    last successful update's `release` output."""
+
+    name: str
+    file: StackFile
+
+    def write(self, changes: Mapping[str, Any]) -> None:
+        self.file.write(changes)
+
+    def outputs(self) -> Mapping[str, Any]:
+        raise NotImplementedError
+
+    def applied(self) -> Optional[ReleaseState]:
+        return ReleaseState.from_output(self.outputs().get("release"))
+
+
+class AutomationStack(_StackFileStack):
     """A stack of this project driven through `pulumi.automation` (needs the Pulumi CLI); the
     config is the project's stack file, which the Automation API reads too."""
 
@@ -59,9 +75,6 @@ class AutomationStack:
     def config(self) -> dict[str, Any]:
         return self.file.config()
 
-    def write(self, changes: Mapping[str, Any]) -> None:
-        self.file.write(changes)
-
     def up(self) -> None:
         try:
             self._stack.up(on_output=self._on_output, policy_packs=[str(self._policy)] if self._policy.is_dir() else None)
@@ -72,9 +85,6 @@ class AutomationStack:
 
     def outputs(self) -> Mapping[str, Any]:
         return {key: output.value for key, output in self._stack.outputs().items()}
-
-    def applied(self) -> Optional[ReleaseState]:
-        return ReleaseState.from_output(self.outputs().get("release"))
 
 
 class InvariantBroken(AssertionError):
@@ -89,7 +99,7 @@ def _plan_from_json(data: Mapping[str, Any]) -> Plan:
     return Plan(data["stack"], tuple(Registration(**r) for r in data["resources"]), data["outputs"])
 
 
-class OfflineStack:
+class OfflineStack(_StackFileStack):
     """A workspace copy of the stack file, `up` evaluated by the offline plan engine, with the
     design's invariants checked after every update. `overrides` (`--path` keys) apply on top of
     the workspace's file without being written to it (a rehearsal's faster pace)."""
@@ -117,9 +127,6 @@ class OfflineStack:
     def config(self) -> dict[str, Any]:
         return apply_changes(self.file.config(), self.overrides)
 
-    def write(self, changes: Mapping[str, Any]) -> None:
-        self.file.write(changes)
-
     def _evaluate(self) -> Plan:
         return run_stack(self.name, self.overrides, stack_file_path=self.file.path)
 
@@ -139,7 +146,7 @@ class OfflineStack:
     def up(self) -> None:
         self._fault()
         config = self.config()
-        parse(config, self.name, frozenset({"secrets"}))  # bad config fails here, as in the program
+        settings_of(config, self.name)  # bad config fails here, as in the program
         plan = self._evaluate()
         check_invariants(self.plans[-1], plan, _changed_paths(self._applied_config, config))
         self._save(config, plan)
@@ -148,9 +155,6 @@ class OfflineStack:
 
     def outputs(self) -> Mapping[str, Any]:
         return self.plans[-1].outputs
-
-    def applied(self) -> Optional[ReleaseState]:
-        return ReleaseState.from_output(self.outputs().get("release"))
 
 
 def _changed_paths(before: Any, after: Any, prefix: str = "") -> set[str]:

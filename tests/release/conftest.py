@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 
 from core.release import plan_release
-from core.settings import parse
 from core.signals import Signal
 from offline.harness import ROOT
 from release.judge import Check, Histogram, Level, Ratio, Reading
 from release.ports import MetricsError
 from release.simulation import Behaviour, Scenario, Traffic, baseline
+from release.stackfile import settings_of
 from release.stacks import OfflineStack
 
 GOOD = Scenario("good")
@@ -66,7 +66,7 @@ class SimulatedMetrics:
         self.calls = 0
 
     def _tracks(self) -> dict[str, tuple[int, str]]:
-        settings = parse(self.stack.config(), self.stack.name, frozenset({"secrets"}))
+        settings = settings_of(self.stack.config(), self.stack.name)
         plan = plan_release(settings)
         weights = dict(plan.weights)
         mirror = settings.rollout.canary.mirror

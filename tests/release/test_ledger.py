@@ -125,15 +125,6 @@ def test_sync_brings_in_what_was_merged_and_keeps_an_uncommitted_stack_file(orig
     assert "weight: 5" in (driver / STACK).read_text()
 
 
-def test_committed_text_tells_a_written_stack_file_from_a_committed_one(origin: Path, driver: Path) -> None:
-    ledger = GitLedger(driver, driver / STACK)
-    _advance(driver, 5)
-    assert ledger.committed_text() == CONFIG
-    ledger.record("demo: advance to 5 %")
-    assert ledger.committed_text() == (driver / STACK).read_text()
-    assert GitLedger(driver, driver / "Pulumi.other.yaml").committed_text() is None
-
-
 def test_the_ledger_is_the_remotes_default_branch_and_refuses_another_checkout(origin: Path, driver: Path) -> None:
     assert GitLedger(driver, driver / STACK).branch == "main"
     git(driver, "switch", "--quiet", "-c", "feature")
@@ -167,4 +158,3 @@ def test_no_ledger_records_nothing() -> None:
     ledger = NoLedger()
     ledger.sync()
     assert ledger.record("demo: advance to 5 %") is None
-    assert ledger.committed_text() is None

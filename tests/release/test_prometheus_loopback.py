@@ -28,7 +28,6 @@ from typing import Any, Iterator, Mapping, Optional, Sequence
 
 import pytest
 
-from core.settings import parse
 from core.signals import CHAT_API, Signal
 from offline.harness import ROOT
 from rehearsal import SyntheticService, query, running_prometheus, wait_for_series
@@ -39,6 +38,7 @@ from release.judge import Histogram, Level, Ratio, finite
 from release.ports import MetricsError
 from release.prometheus import PrometheusMetrics
 from release.record import ReleaseRun
+from release.stackfile import settings_of
 from release.stacks import OfflineStack
 
 CANDIDATE, STABLE = "v2.0.0", "v1.4.0"  # the release's tag; staging's chatApi.tag
@@ -299,7 +299,7 @@ def test_a_baseline_of_nan_is_no_request_rate(world):
     assert isinstance(error, KeyboardInterrupt), f"interrupted at its first check (only its start is judged here), not {error!r}"
     canary = release.stack.config()["rollout"]["canary"]
     assert canary["tag"] == CANDIDATE
-    first = parse(release.stack.config(), "staging", frozenset({"secrets"})).rollout.canary.steps[0]
+    first = settings_of(release.stack.config(), "staging").rollout.canary.steps[0]
     assert canary["weight"] == first
 
 

@@ -35,10 +35,10 @@ from typing import Any, Callable, Iterator, NamedTuple, Optional
 import pytest
 
 from core.release import ReleaseState, release_state
-from core.settings import SettingsError, parse
+from core.settings import SettingsError
 from core.signals import CHAT_API
 from offline.harness import ROOT
-from release.stackfile import StackFile
+from release.stackfile import StackFile, settings_of
 
 PYTHON = sys.executable
 OPERATOR = "tester"
@@ -175,7 +175,7 @@ class Project:
         workspace = self.workspace(stack)
         config = self.stack_file(stack).config()
         try:
-            wanted: Optional[ReleaseState] = release_state(parse(config, stack, frozenset({"secrets"})))
+            wanted: Optional[ReleaseState] = release_state(settings_of(config, stack))
         except SettingsError:
             wanted = None
         applied = json.loads((workspace / "applied.json").read_text(encoding="utf-8"))
