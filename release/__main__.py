@@ -82,7 +82,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--report", type=Path, help="write the HTML report here at the end")
     run.add_argument("--abort-on-failure", action="store_true", help="abort the release when pulumi up fails mid-release")
     run.add_argument("--test-url", help="blue-green: where smoke checks go (default: the test listener; offline stacks have none, so they are skipped)")
-    run.add_argument("--scenario", help="with --offline: rehearse against a synthetic chat-api and a real Prometheus on loopback (implies --reset)")
+    run.add_argument("--scenario", help="with --offline: rehearse against a synthetic chat-api and a real Prometheus on loopback (starts over, unless it resumes its own interrupted release)")
     command("deploy", "`pulumi up` of the stack file as it is; refused when it would move a release")
     return parser
 
@@ -174,7 +174,10 @@ def _open(args: argparse.Namespace, project: Path, scenario: Optional[str]) -> t
             from rehearsal.run import PACE
             from release.stacks import OfflineStack
 
-            stack = OfflineStack(args.stack, project, PACE if scenario else None, reset=args.reset or scenario is not None)
+            stack = OfflineStack(args.stack, project, PACE if scenario else None, reset=args.reset)
+            if scenario is not None and not _resumable(stack, args.tag):
+                # A rehearsal starts from the stack file, unless it resumes its own interrupted release.
+                stack = OfflineStack(args.stack, project, PACE, reset=True)
             file = stack.file.path
             # The workspace is a repository of its own, so its ledger never commits to the project's.
             fresh = not (stack.workspace / ".git").exists()
@@ -193,6 +196,15 @@ def _open(args: argparse.Namespace, project: Path, scenario: Optional[str]) -> t
         raise
     except LedgerError as error:
         raise Usage(str(error)) from None
+
+
+def _resumable(stack: Any, tag: str) -> bool:
+    """The stack has a release of `tag` in flight."""
+    try:
+        in_flight = settings_of(stack.config(), stack.name).rollout.in_flight
+    except SettingsError:
+        return False
+    return in_flight is not None and in_flight.tag == tag
 
 
 def _live(store: LeaseStore) -> Optional[Lease]:
