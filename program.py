@@ -8,23 +8,20 @@ from typing import Any
 
 import pulumi
 
-from components.canary_router import CanaryRouter, CanaryRouterArgs
 from components.cluster import Cluster, ClusterArgs
 from components.edge import Edge, EdgeArgs
 from components.load_balancer_controller import LoadBalancerController, LoadBalancerControllerArgs
-from components.mesh import GATEWAY_HEALTH_PATH, GATEWAY_HEALTH_PORT, GATEWAY_PORT, IstioMesh, IstioMeshArgs
+from components.mesh import IstioMesh, IstioMeshArgs
 from components.monitoring import Monitoring, MonitoringArgs
 from components.namespace import AppNamespace, AppNamespaceArgs
 from components.network import ExistingVpc, Network, NetworkArgs
-from components.registry import Registry, RegistryArgs
-from components.release_signals import ReleaseSignals, ReleaseSignalsArgs
-from components.router import Router
-from components.target_group_router import TargetGroupRouter, TargetGroupRouterArgs
-from components.track import Track, TrackArgs
+from components.routers.factory import ROUTERS, TRAITS
+from components.routers.router import EdgeEntry, PlatformParts
+from components.service import Service, ServiceArgs, SignalsArgs
 from core.drain import drain_timings
-from core.release import GATEWAY_BACKEND, TrackSpec, edge_backends, plan_release, release_state
+from core.edge import entry_rules
+from core.release import plan_release, release_states
 from core.settings import NAMESPACE, Settings, parse
-from core.signals import catalogue
 
 
 def raw_config() -> dict[str, Any]:
@@ -51,13 +48,17 @@ def secret_sections() -> frozenset[str]:
 
 
 def load_settings() -> Settings:
-    return parse(raw_config(), pulumi.get_stack(), secret_sections())
+    return parse(raw_config(), pulumi.get_stack(), secret_sections(), routers=TRAITS)
 
 
 def build(settings: Settings) -> dict[str, Any]:
-    """Register the stack's resources; returns the stack outputs."""
-    release = plan_release(settings)
-    cluster_config, chat_api, mesh_on = settings.cluster, settings.chat_api, settings.mesh_enabled
+    """Register the stack's resources: the shared platform, then each service; returns the stack
+    outputs. Each service's router says what it needs from the edge (its backends) and from the
+    platform (its traits: the settings turn the mesh and the Gateway API on for it)."""
+    cluster_config, edge_config = settings.cluster, settings.edge
+    plans = {name: plan_release(settings, name) for name in settings.services}
+    routers = {name: ROUTERS[traits.name] for name, traits in settings.routers.items()}
+    backends = {backend.name: backend for name, router in routers.items() for backend in router.backends(plans[name], settings.services[name])}
 
     existing = (
         ExistingVpc(cluster_config.vpc_id, cluster_config.public_subnet_ids, cluster_config.private_subnet_ids)
@@ -78,33 +79,20 @@ def build(settings: Settings) -> dict[str, Any]:
             private_subnet_ids=network.private_subnet_ids,
         ),
     )
-    registry = Registry(
-        "chat-api",
-        RegistryArgs(repository=chat_api.repository, create=chat_api.create_repository, keep_releases=chat_api.keep_releases),
-    )
     on_cluster = pulumi.ResourceOptions(providers=[cluster.provider])
-
-    edge_config = settings.edge
-    # With the mesh the ALB targets the ingress gateway, and checks the gateway's own readiness
-    # (its routes match on Host, which an ALB health check does not send).
-    target_port, health_path, health_port = (
-        (GATEWAY_PORT, GATEWAY_HEALTH_PATH, GATEWAY_HEALTH_PORT) if mesh_on else (chat_api.port, chat_api.health_path, None)
-    )
     edge = Edge(
         "edge",
         EdgeArgs(
             vpc_id=network.vpc_id,
             public_subnet_ids=network.public_subnet_ids,
             node_security_group_id=cluster.node_security_group_id,
-            target_port=target_port,
-            health_path=health_path,
-            health_port=health_port,
             certificate_arn=edge_config.certificate_arn,
             allowed_cidrs=edge_config.allowed_cidrs,
             deregistration_delay_seconds=edge_config.deregistration_delay_seconds,
             idle_timeout_seconds=edge_config.idle_timeout_seconds,
-            backends=edge_backends(release, mesh_on),
-            test_port=edge_config.test_port if release.test_track else None,
+            backends=list(backends.values()),
+            # Blue/green tests the idle colour through a listener of its own.
+            test_port=edge_config.test_port if any(plan.strategy == "blue-green" for plan in plans.values()) else None,
             test_cidrs=edge_config.test_cidrs,
         ),
     )
@@ -122,110 +110,65 @@ def build(settings: Settings) -> dict[str, Any]:
         opts=on_cluster,
     )
     mesh = (
-        IstioMesh(
-            "mesh",
-            IstioMeshArgs(
-                version=settings.mesh.istio_version,
-                gateway_target_group_arn=edge.target_group_arns[GATEWAY_BACKEND],
-                controller=controller.chart,
-            ),
-            opts=on_cluster,
-        )
-        if mesh_on
+        IstioMesh("mesh", IstioMeshArgs(version=settings.mesh.istio_version, controller=controller.chart, target_group_arns=edge.target_group_arns), opts=on_cluster)
+        if settings.mesh_enabled
         else None
     )
     namespaces = {
-        name: AppNamespace(
-            name,
-            AppNamespaceArgs(
-                name=name,
-                kubernetes_version=cluster_config.kubernetes_version,
-                mesh=mesh.control_plane if mesh else None,
-            ),
-            opts=on_cluster,
-        )
-        for name in release.namespaces
+        name: AppNamespace(name, AppNamespaceArgs(name=name, kubernetes_version=cluster_config.kubernetes_version), opts=on_cluster).name
+        for name in sorted({namespace for plan in plans.values() for namespace in plan.namespaces})
     }
-    router: Router
-    if mesh is not None:
-        router = CanaryRouter(
-            "router",
-            CanaryRouterArgs(
-                plan=release,
-                namespace=namespaces[settings.namespace].name,
-                namespace_name=settings.namespace,
-                header=settings.rollout.canary.header,
-                stickiness=settings.rollout.canary.stickiness,
-                mirror=settings.rollout.canary.mirror,
-                public_hosts=[edge.dns_name, *edge_config.hostnames],
-                mesh=mesh.control_plane,
-                load_balancer_arn=edge.load_balancer_arn,
-                gateway_target_group_arn=edge.target_group_arns[GATEWAY_BACKEND],
-                certificate_arn=edge_config.certificate_arn,
-            ),
-            opts=on_cluster,
-        )
-    else:
-        router = TargetGroupRouter(
-            "router",
-            TargetGroupRouterArgs(
-                plan=release,
-                load_balancer_arn=edge.load_balancer_arn,
-                target_group_arns=edge.target_group_arns,
-                certificate_arn=edge_config.certificate_arn,
-                test_port=edge_config.test_port,
-                controller=controller.chart,
-                namespaces=list(namespaces.values()),
-            ),
-            opts=on_cluster,
-        )
-    drain = drain_timings(edge_config.deregistration_delay_seconds, chat_api.shutdown_seconds)
-
-    def deploy(track: TrackSpec, after: list[pulumi.Resource]) -> pulumi.Resource:
-        return Track(
-            track.deployment,
-            TrackArgs(
-                namespace=namespaces[track.namespace].name,
-                spec=track,
-                image=registry.image(track.tag, chat_api.pin_digest),
-                chat_api=chat_api,
-                rolling=settings.rollout.rolling,
-                drain=drain,
-                mesh=mesh_on,
-                deployment_after=[*router.deployment_after(track.track), *after],
-            ),
-            opts=on_cluster,
-        ).deployment
-
-    production = router.route_production(after=[deploy(track, []) for track in release.production_tracks])
-    router.route_test(after=[deploy(track, [production]) for track in release.other_tracks])
-
+    platform = PlatformParts(
+        controller=controller.chart,
+        mesh=mesh.control_plane if mesh else None,
+        gateway=mesh.gateway_api_ref if mesh else None,
+        gateway_resource=mesh.gateway_api if mesh else None,
+    )
     outputs: dict[str, Any] = {}
+    signals = None
     if settings.monitoring.enabled:
-        monitoring = Monitoring("monitoring", MonitoringArgs(settings=settings.monitoring, secrets=settings.secrets), opts=on_cluster)
-        ReleaseSignals(
-            "release-signals",
-            ReleaseSignalsArgs(
-                namespaces=release.namespaces,
-                mesh=mesh_on,
-                thresholds=settings.monitoring.thresholds,
-                monitoring=monitoring.chart,
-                signals=catalogue(overrides=settings.rollout.analysis.signals),
+        monitoring = Monitoring(
+            "monitoring", MonitoringArgs(settings=settings.monitoring, secrets=settings.secrets, mesh=settings.mesh_enabled), opts=on_cluster
+        )
+        signals = SignalsArgs(monitoring=monitoring.chart, thresholds=settings.monitoring.thresholds)
+        outputs["grafanaAdminPassword"] = monitoring.grafana_password
+
+    rules = entry_rules(settings.services)
+    services = {
+        name: Service(
+            name,
+            ServiceArgs(
+                settings=service,
+                repository=settings.repository(name),
+                plan=plans[name],
+                router=routers[name],
+                namespaces=namespaces,
+                edge=EdgeEntry(
+                    production_listener_arn=edge.production_listener_arn,
+                    test_listener_arn=edge.test_listener_arn,
+                    target_group_arns=edge.target_group_arns,
+                    rule=rules[name],
+                    dns_name=edge.dns_name,
+                ),
+                platform=platform,
+                drain=drain_timings(edge_config.deregistration_delay_seconds, service.shutdown_seconds),
+                signals=signals,
             ),
             opts=on_cluster,
         )
-        outputs["grafanaAdminPassword"] = monitoring.grafana_password
+        for name, service in settings.services.items()
+    }
     return {
         **outputs,
         "url": edge.url,
         "vpcId": network.vpc_id,
         "clusterName": cluster.cluster_name,
         "kubeconfig": cluster.kubeconfig,
-        "repositoryUrl": registry.repository_url,
         "namespace": settings.namespace,
-        # What this update deployed; Pulumi records it only when the update succeeds, so the
-        # release driver can tell config written from config applied.
-        "release": release_state(settings).to_output(),
+        "repositoryUrls": {name: service.repository_url for name, service in services.items()},
+        # What this update deployed, per service; Pulumi records it only when the update succeeds,
+        # so the release driver can tell config written from config applied.
+        "releases": {name: state.to_output() for name, state in release_states(settings).items()},
     }
 
 

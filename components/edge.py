@@ -1,11 +1,13 @@
-"""Edge: the one public entrypoint, an ALB that Pulumi owns, with a target group per
-backend the router asks for (`target_type = "ip"`: the load balancer controller
-registers pod IPs into it through a TargetGroupBinding). Its listeners are the
-router's: they say which target group gets how much traffic.
+"""Edge: the one public entrypoint, an ALB that Pulumi owns and every service shares.
 
-Security groups let the public reach the production listener ports (80, and
-443 with a certificate) from `allowed_cidrs`, the test port from `test_cidrs`
-only, and let the ALB reach pods on the target port and nothing more.
+It has a target group per backend the services' routers ask for (`target_type = "ip"`: the
+load balancer controller registers pod IPs into it through a TargetGroupBinding), the
+production listener (and, when a service releases blue-green, the test listener on
+`edge.testPort`), each answering 404 by default: the services' routers add their own rules.
+
+Security groups let the public reach the production listener ports (80, and 443 with a
+certificate) from `allowed_cidrs`, the test port from `test_cidrs` only, and let the ALB reach
+pods on the backends' ports and nothing more.
 """
 
 from __future__ import annotations
@@ -16,21 +18,21 @@ from typing import Optional, Sequence
 import pulumi
 import pulumi_aws as aws
 
+from components.listeners import listener, redirect_to_https
+from core.edge import Backend
+
 
 @dataclass(frozen=True)
 class EdgeArgs:
     vpc_id: pulumi.Input[str]
     public_subnet_ids: pulumi.Input[Sequence[str]]
     node_security_group_id: pulumi.Input[str]  # the security group the pods' ENIs carry
-    target_port: int
-    health_path: str
     certificate_arn: Optional[str]
     allowed_cidrs: Sequence[str]
     deregistration_delay_seconds: int
     idle_timeout_seconds: int
-    backends: Sequence[str]  # one target group each
-    health_port: Optional[int] = None  # unset: the target port
-    test_port: Optional[int] = None  # set: open it to `test_cidrs` for a test listener
+    backends: Sequence[Backend]  # one target group each
+    test_port: Optional[int] = None  # set: a test listener on it, open to `test_cidrs`
     test_cidrs: Sequence[str] = ()
 
 
@@ -39,6 +41,8 @@ class Edge(pulumi.ComponentResource):
     dns_name: pulumi.Output[str]
     load_balancer_arn: pulumi.Output[str]
     target_group_arns: dict[str, pulumi.Output[str]]
+    production_listener_arn: pulumi.Output[str]
+    test_listener_arn: Optional[pulumi.Output[str]]
 
     def __init__(self, name: str, args: EdgeArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("carepath:edge:Edge", name, None, opts)
@@ -52,11 +56,11 @@ class Edge(pulumi.ComponentResource):
             ingress.append(
                 {"protocol": "tcp", "from_port": args.test_port, "to_port": args.test_port, "cidr_blocks": list(args.test_cidrs), "description": "test listener"}
             )
-        pod_ports = sorted({args.target_port, args.health_port or args.target_port})
+        pod_ports = sorted({port for backend in args.backends for port in (backend.port, backend.health_port or backend.port)})
         security_group = aws.ec2.SecurityGroup(
             name,
             vpc_id=args.vpc_id,
-            description="chat-api ALB: listeners in, pods on the target port out",
+            description="CarePath ALB: listeners in, pods on the backends' ports out",
             ingress=ingress,  # pyright: ignore[reportArgumentType]
             egress=[
                 {"protocol": "tcp", "from_port": port, "to_port": port, "security_groups": [args.node_security_group_id], "description": "to pods"}
@@ -66,13 +70,13 @@ class Edge(pulumi.ComponentResource):
         )
         for port in pod_ports:
             aws.vpc.SecurityGroupIngressRule(
-                f"{name}-to-pods" if port == args.target_port else f"{name}-to-pods-{port}",
+                f"{name}-to-pods-{port}",
                 security_group_id=args.node_security_group_id,
                 referenced_security_group_id=security_group.id,
                 ip_protocol="tcp",
                 from_port=port,
                 to_port=port,
-                description="chat-api ALB to pods",
+                description="CarePath ALB to pods",
                 opts=child,
             )
         load_balancer = aws.lb.LoadBalancer(
@@ -88,15 +92,15 @@ class Edge(pulumi.ComponentResource):
         self.target_group_arns = {}
         for backend in args.backends:
             target_group = aws.lb.TargetGroup(
-                f"{name}-{backend}",
-                port=args.target_port,
+                f"{name}-{backend.name}",
+                port=backend.port,
                 protocol="HTTP",
                 target_type="ip",
                 vpc_id=args.vpc_id,
                 deregistration_delay=args.deregistration_delay_seconds,
                 health_check={
-                    "path": args.health_path,
-                    "port": str(args.health_port) if args.health_port else "traffic-port",
+                    "path": backend.health_path,
+                    "port": str(backend.health_port) if backend.health_port else "traffic-port",
                     "protocol": "HTTP",
                     "matcher": "200-399",
                     "interval": 10,
@@ -106,7 +110,12 @@ class Edge(pulumi.ComponentResource):
                 },
                 opts=child,
             )
-            self.target_group_arns[backend] = target_group.arn
+            self.target_group_arns[backend.name] = target_group.arn
+        production = listener("production-https" if args.certificate_arn else "production-http", load_balancer.arn, args.certificate_arn, 443 if args.certificate_arn else 80, child)
+        if args.certificate_arn:
+            redirect_to_https(load_balancer.arn, child)
+        self.production_listener_arn = production.arn
+        self.test_listener_arn = listener("test", load_balancer.arn, args.certificate_arn, args.test_port, child).arn if args.test_port is not None else None
         self.load_balancer_arn = load_balancer.arn
         self.dns_name = load_balancer.dns_name
         scheme = "https" if args.certificate_arn else "http"

@@ -1,8 +1,10 @@
-"""The ALB's production listener, shared by the routers that own it.
+"""The ALB's listeners and rules: the edge owns the listeners, each service's router owns its
+rules on them.
 
-HTTP on 80, or with a certificate HTTPS on 443 with a TLS 1.3 policy and HTTP on 80
-redirecting to it. The default action forwards by weight over target groups, so a
-traffic change is an update of this one listener.
+Production is HTTP on 80, or with a certificate HTTPS on 443 with a TLS 1.3 policy and HTTP
+on 80 redirecting to it. A listener's own default action answers 404: every request that
+reaches a service does so through that service's rule, so services never share a name or an
+action, and a traffic change is an update of one service's rule.
 """
 
 from __future__ import annotations
@@ -12,8 +14,11 @@ from typing import Any, Optional, Sequence
 import pulumi
 import pulumi_aws as aws
 
+from core.edge import EntryRule
+
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 STICKINESS_SECONDS = 3600  # while two target groups share traffic, a client stays on one
+NOT_FOUND = {"type": "fixed-response", "fixed_response": {"content_type": "text/plain", "message_body": "no service here", "status_code": "404"}}
 
 
 def forward(target_groups: Sequence[tuple[pulumi.Input[str], int]]) -> dict[str, Any]:
@@ -24,14 +29,8 @@ def forward(target_groups: Sequence[tuple[pulumi.Input[str], int]]) -> dict[str,
     return {"type": "forward", "forward": action}
 
 
-def listener(
-    name: str,
-    load_balancer_arn: pulumi.Input[str],
-    certificate_arn: Optional[str],
-    port: int,
-    action: dict[str, Any],
-    opts: pulumi.ResourceOptions,
-) -> aws.lb.Listener:
+def listener(name: str, load_balancer_arn: pulumi.Input[str], certificate_arn: Optional[str], port: int, opts: pulumi.ResourceOptions) -> aws.lb.Listener:
+    """A listener whose default action answers 404 (services add their rules)."""
     https = certificate_arn is not None
     return aws.lb.Listener(
         name,
@@ -40,26 +39,29 @@ def listener(
         protocol="HTTPS" if https else "HTTP",
         ssl_policy=TLS_POLICY if https else None,
         certificate_arn=certificate_arn,
-        default_actions=[action],  # pyright: ignore[reportArgumentType]
+        default_actions=[NOT_FOUND],  # pyright: ignore[reportArgumentType]
         opts=opts,
     )
 
 
-def production_listener(
-    load_balancer_arn: pulumi.Input[str], certificate_arn: Optional[str], action: dict[str, Any], opts: pulumi.ResourceOptions
-) -> aws.lb.Listener:
-    """The production listener with `action`; with a certificate also HTTP 80 redirecting to HTTPS."""
-    https = certificate_arn is not None
-    main = listener(
-        "production-https" if https else "production-http", load_balancer_arn, certificate_arn, 443 if https else 80, action, opts
+def redirect_to_https(load_balancer_arn: pulumi.Input[str], opts: pulumi.ResourceOptions) -> aws.lb.Listener:
+    return aws.lb.Listener(
+        "production-http",
+        load_balancer_arn=load_balancer_arn,
+        port=80,
+        protocol="HTTP",
+        default_actions=[{"type": "redirect", "redirect": {"protocol": "HTTPS", "port": "443", "status_code": "HTTP_301"}}],
+        opts=opts,
     )
-    if https:
-        aws.lb.Listener(
-            "production-http",
-            load_balancer_arn=load_balancer_arn,
-            port=80,
-            protocol="HTTP",
-            default_actions=[{"type": "redirect", "redirect": {"protocol": "HTTPS", "port": "443", "status_code": "HTTP_301"}}],
-            opts=pulumi.ResourceOptions(parent=opts.parent),
-        )
-    return main
+
+
+def listener_rule(name: str, listener_arn: pulumi.Input[str], rule: EntryRule, action: dict[str, Any], opts: pulumi.ResourceOptions) -> aws.lb.ListenerRule:
+    """A service's rule: its hosts and path, to `action`."""
+    return aws.lb.ListenerRule(
+        name,
+        listener_arn=listener_arn,
+        priority=rule.priority,
+        conditions=rule.conditions(),  # pyright: ignore[reportArgumentType]
+        actions=[action],  # pyright: ignore[reportArgumentType]
+        opts=opts,
+    )

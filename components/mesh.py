@@ -8,15 +8,21 @@ the `gateway` that the ALB targets.
 - Istio CNI sets up pod networking instead of the `istio-init` container, which needs
   NET_ADMIN and NET_RAW: injected pods still meet the "restricted" standard. The CNI
   node agent itself is privileged, so `istio-system` is a privileged namespace.
-- The gateway runs in `istio-ingress` as a ClusterIP Service on port 80; a
-  TargetGroupBinding hands its pods to the ALB's target group, created before the
-  gateway's pods so they get the ALB readiness gate. The ALB stays the one entrypoint.
+- The ingress gateway (when an istio-routed service needs it) runs in `istio-ingress` as a
+  ClusterIP Service on port 80, with one Istio `Gateway` (`istio-ingress/edge`, any host)
+  that the services' VirtualServices bind to; a TargetGroupBinding hands its pods to the
+  ALB's target group, created before the gateway's pods so they get the ALB readiness gate.
+  The ALB stays the one entrypoint.
+- The Gateway API (when a gateway-api-routed service needs it): its standard-channel CRDs at
+  `GATEWAY_API_VERSION`, installed before istiod so Istio serves them from the start, and one
+  `Gateway` (`istio-ingress/carepath`, class `istio`) that Istio deploys as a ClusterIP
+  Service `carepath-istio`, bound to the ALB's `gateway-api` target group the same way.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -31,13 +37,22 @@ GATEWAY_SELECTOR = {"istio": "ingressgateway"}
 GATEWAY_PORT = 80
 GATEWAY_HEALTH_PORT = 15021  # the gateway's status port
 GATEWAY_HEALTH_PATH = "/healthz/ready"
+GATEWAY_BACKEND = "gateway"  # the edge's target group for the ingress gateway
+MESH_GATEWAY = f"{GATEWAY_NAMESPACE}/edge"  # the Istio Gateway VirtualServices bind to
+GATEWAY_API_VERSION = "v1.4.0"
+GATEWAY_API_CRDS = f"https://github.com/kubernetes-sigs/gateway-api/releases/download/{GATEWAY_API_VERSION}/standard-install.yaml"
+GATEWAY_API_BACKEND = "gateway-api"  # the edge's target group for the Gateway API's Gateway
+GATEWAY_API_NAME = "carepath"
+GATEWAY_API_SERVICE = f"{GATEWAY_API_NAME}-istio"  # Istio names the Service it deploys for a Gateway so
+APP_NAMESPACE_LABEL = "carepath.io/app-namespace"  # on the stack's app namespaces: routes may attach from them
 
 
 @dataclass(frozen=True)
 class IstioMeshArgs:
     version: str
-    gateway_target_group_arn: pulumi.Input[str]
     controller: pulumi.Resource  # the load balancer controller (TargetGroupBinding CRD and webhook)
+    # The edge's target groups by backend: `gateway` and `gateway-api` bring up what serves them.
+    target_group_arns: Mapping[str, pulumi.Input[str]]
 
 
 class IstioMesh(pulumi.ComponentResource):
@@ -77,7 +92,12 @@ class IstioMesh(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         no_flip = {"validationFailurePolicy": "Fail"}
-        base = chart("istio-base", "base", system, {"base": no_flip, "defaultRevision": "default"}, [])
+        gateway_api_group = args.target_group_arns.get(GATEWAY_API_BACKEND)
+        # Istio serves the Gateway API only if its CRDs exist when istiod starts.
+        gateway_api_crds = (
+            [k8s.yaml.v2.ConfigFile("gateway-api-crds", file=GATEWAY_API_CRDS, opts=pulumi.ResourceOptions(parent=self))] if gateway_api_group is not None else []
+        )
+        base = chart("istio-base", "base", system, {"base": no_flip, "defaultRevision": "default"}, gateway_api_crds)
         cni = chart("istio-cni", "cni", system, {"cni": {"ambient": {"enabled": False}}}, [base])
         self.control_plane = chart(
             "istiod",
@@ -91,22 +111,54 @@ class IstioMesh(pulumi.ComponentResource):
             },
             [cni],
         )
-        binding = target_group_binding(
-            GATEWAY_NAME,
-            GATEWAY_NAMESPACE,
-            GATEWAY_NAME,
-            GATEWAY_PORT,
-            args.gateway_target_group_arn,
-            pulumi.ResourceOptions(parent=self, depends_on=[args.controller, ingress]),
-        )
-        chart(
-            GATEWAY_NAME,
-            "gateway",
-            ingress,
-            {
-                "service": {"type": "ClusterIP", "ports": [{"name": "http", "port": GATEWAY_PORT, "targetPort": GATEWAY_PORT, "protocol": "TCP"}]},
-                "autoscaling": {"minReplicas": 2},
-            },
-            [self.control_plane, binding],
-        )
+        after_controller = pulumi.ResourceOptions(parent=self, depends_on=[args.controller, ingress])
+        gateway_group = args.target_group_arns.get(GATEWAY_BACKEND)
+        if gateway_group is not None:
+            binding = target_group_binding(GATEWAY_NAME, GATEWAY_NAMESPACE, GATEWAY_NAME, GATEWAY_PORT, gateway_group, after_controller)
+            chart(
+                GATEWAY_NAME,
+                "gateway",
+                ingress,
+                {
+                    "service": {"type": "ClusterIP", "ports": [{"name": "http", "port": GATEWAY_PORT, "targetPort": GATEWAY_PORT, "protocol": "TCP"}]},
+                    "autoscaling": {"minReplicas": 2},
+                },
+                [self.control_plane, binding],
+            )
+            k8s.apiextensions.CustomResource(
+                "edge-gateway",
+                api_version="networking.istio.io/v1",
+                kind="Gateway",
+                metadata={"name": MESH_GATEWAY.split("/")[1], "namespace": GATEWAY_NAMESPACE},
+                spec={
+                    "selector": GATEWAY_SELECTOR,
+                    "servers": [{"port": {"number": GATEWAY_PORT, "name": "http", "protocol": "HTTP"}, "hosts": ["*/*"]}],
+                },
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.control_plane, ingress]),
+            )
+        self.gateway_api: Optional[k8s.apiextensions.CustomResource] = None
+        self.gateway_api_ref: Optional[tuple[str, str]] = None  # its namespace and name, for routes' parentRefs
+        if gateway_api_group is not None:
+            binding = target_group_binding(GATEWAY_API_SERVICE, GATEWAY_NAMESPACE, GATEWAY_API_SERVICE, GATEWAY_PORT, gateway_api_group, after_controller)
+            self.gateway_api = k8s.apiextensions.CustomResource(
+                "gateway-api-gateway",
+                api_version="gateway.networking.k8s.io/v1",
+                kind="Gateway",
+                # Istio deploys the Gateway's proxy; a ClusterIP Service, since the ALB is the one entrypoint.
+                metadata={"name": GATEWAY_API_NAME, "namespace": GATEWAY_NAMESPACE, "annotations": {"networking.istio.io/service-type": "ClusterIP"}},
+                spec={
+                    "gatewayClassName": "istio",
+                    "listeners": [
+                        {
+                            "name": "http",
+                            "port": GATEWAY_PORT,
+                            "protocol": "HTTP",
+                            # Routes attach from the stack's app namespaces only.
+                            "allowedRoutes": {"namespaces": {"from": "Selector", "selector": {"matchLabels": {APP_NAMESPACE_LABEL: "true"}}}},
+                        }
+                    ],
+                },
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.control_plane, binding, ingress]),
+            )
+            self.gateway_api_ref = (GATEWAY_NAMESPACE, GATEWAY_API_NAME)
         self.register_outputs({"gateway": GATEWAY_NAME})

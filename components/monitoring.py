@@ -26,6 +26,7 @@ from core.settings import MonitoringSettings, ReceiverSettings
 
 CHART_REPOSITORY = "https://prometheus-community.github.io/helm-charts"
 NAMESPACE = "monitoring"
+MONITORING_API = "monitoring.coreos.com/v1"
 GRAFANA_SECRET = "grafana-admin"
 # The pod labels kube-state-metrics exports as `label_*` on `kube_pod_labels` (it exports none by default).
 POD_LABELS_ALLOWLIST = ["pods=[track,app.kubernetes.io/name,app.kubernetes.io/version]"]
@@ -59,6 +60,7 @@ def alertmanager_config(receivers: tuple[ReceiverSettings, ...], secrets: Mappin
 class MonitoringArgs:
     settings: MonitoringSettings
     secrets: Mapping[str, str]
+    mesh: bool = False  # scrape istiod too
 
 
 class Monitoring(pulumi.ComponentResource):
@@ -114,5 +116,18 @@ class Monitoring(pulumi.ComponentResource):
             },
             opts=pulumi.ResourceOptions(parent=self, depends_on=[secret]),
         )
+        if args.mesh:
+            k8s.apiextensions.CustomResource(
+                "istiod",
+                api_version=MONITORING_API,
+                kind="ServiceMonitor",
+                metadata={"name": "istiod", "namespace": NAMESPACE},
+                spec={
+                    "namespaceSelector": {"matchNames": ["istio-system"]},
+                    "selector": {"matchLabels": {"app": "istiod"}},
+                    "endpoints": [{"port": "http-monitoring", "interval": "15s"}],
+                },
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.chart]),
+            )
         self.grafana_password = pulumi.Output.secret(password.result)
         self.register_outputs({"grafanaAdminPassword": self.grafana_password})

@@ -1,11 +1,10 @@
-"""ReleaseSignals: what Prometheus scrapes and evaluates for chat-api, and its dashboard.
+"""ReleaseSignals: what Prometheus scrapes and evaluates for one service, and its dashboard.
 
 - A ServiceMonitor for every track's Service (label `carepath.io/metrics`), relabelling
   the pods' `track` and `app.kubernetes.io/version` labels to `track` and `version`.
   Without the mesh it scrapes the metrics port; with it, the sidecar's merged endpoint
   (`:15020/stats/prometheus`: the app's metrics and Istio's), which stays plain HTTP
   under STRICT mutual TLS, so a Prometheus outside the mesh can scrape it.
-- With the mesh, a ServiceMonitor for istiod.
 - A PrometheusRule with the recording rules and alerts `core.observability` derives from
   the signal catalogue (`core.signals`).
 - The Grafana dashboard (a panel per signal), as a ConfigMap Grafana's sidecar provisions.
@@ -20,13 +19,12 @@ from typing import Any, Optional, Sequence
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.monitoring import DASHBOARD_LABEL, NAMESPACE
+from components.monitoring import DASHBOARD_LABEL, MONITORING_API, NAMESPACE
 from components.track import METRICS_LABEL
 from core.observability import dashboard, rule_groups
 from core.settings import ThresholdSettings
-from core.signals import Signal, catalogue
+from core.signals import Signal
 
-MONITORING_API = "monitoring.coreos.com/v1"
 MERGED_METRICS_PORT = 15020
 
 
@@ -37,7 +35,7 @@ def _pod_labels() -> list[dict[str, Any]]:
     ]
 
 
-def chat_api_endpoint(mesh: bool) -> dict[str, Any]:
+def service_endpoint(mesh: bool) -> dict[str, Any]:
     if not mesh:
         return {"port": "metrics", "path": "/metrics", "interval": "15s", "relabelings": _pod_labels()}
     to_merged = {
@@ -51,54 +49,43 @@ def chat_api_endpoint(mesh: bool) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class ReleaseSignalsArgs:
-    namespaces: Sequence[str]  # where chat-api's tracks run
-    mesh: bool
+    service: str
+    namespaces: Sequence[str]  # where the service's tracks run
+    mesh: bool  # its pods have sidecars
     thresholds: ThresholdSettings
     monitoring: pulumi.Resource  # the chart: its CRDs must exist first
-    signals: Sequence[Signal] = catalogue()  # with the stack's overrides, the ones the release is judged on
+    signals: Sequence[Signal]  # the service's catalogue with the stack's overrides: what its releases are judged on
 
 
 class ReleaseSignals(pulumi.ComponentResource):
     def __init__(self, name: str, args: ReleaseSignalsArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("carepath:monitoring:ReleaseSignals", name, None, opts)
         after = pulumi.ResourceOptions(parent=self, depends_on=[args.monitoring])
+        service = args.service
         k8s.apiextensions.CustomResource(
-            "chat-api",
+            service,
             api_version=MONITORING_API,
             kind="ServiceMonitor",
-            metadata={"name": "chat-api", "namespace": NAMESPACE},
+            metadata={"name": service, "namespace": NAMESPACE},
             spec={
                 "namespaceSelector": {"matchNames": list(args.namespaces)},
-                "selector": {"matchLabels": {"app.kubernetes.io/name": "chat-api", METRICS_LABEL: "true"}},
-                "endpoints": [chat_api_endpoint(args.mesh)],
+                "selector": {"matchLabels": {"app.kubernetes.io/name": service, METRICS_LABEL: "true"}},
+                "endpoints": [service_endpoint(args.mesh)],
             },
             opts=after,
         )
-        if args.mesh:
-            k8s.apiextensions.CustomResource(
-                "istiod",
-                api_version=MONITORING_API,
-                kind="ServiceMonitor",
-                metadata={"name": "istiod", "namespace": NAMESPACE},
-                spec={
-                    "namespaceSelector": {"matchNames": ["istio-system"]},
-                    "selector": {"matchLabels": {"app": "istiod"}},
-                    "endpoints": [{"port": "http-monitoring", "interval": "15s"}],
-                },
-                opts=after,
-            )
         k8s.apiextensions.CustomResource(
-            "chat-api-rules",
+            f"{service}-rules",
             api_version=MONITORING_API,
             kind="PrometheusRule",
-            metadata={"name": "chat-api", "namespace": NAMESPACE},
-            spec={"groups": rule_groups(args.thresholds, args.signals)},
+            metadata={"name": service, "namespace": NAMESPACE},
+            spec={"groups": rule_groups(args.thresholds, args.signals, service)},
             opts=after,
         )
         k8s.core.v1.ConfigMap(
-            "chat-api-dashboard",
-            metadata={"name": "chat-api-dashboard", "namespace": NAMESPACE, "labels": {DASHBOARD_LABEL: "1"}},
-            data={"chat-api-releases.json": json.dumps(dashboard(args.signals), indent=1)},
+            f"{service}-dashboard",
+            metadata={"name": f"{service}-dashboard", "namespace": NAMESPACE, "labels": {DASHBOARD_LABEL: "1"}},
+            data={f"{service}-releases.json": json.dumps(dashboard(args.signals, service), indent=1)},
             opts=after,
         )
         self.register_outputs({})

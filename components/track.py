@@ -1,4 +1,4 @@
-"""Track: one version of chat-api, its Deployment, Service, PodDisruptionBudget and
+"""Track: one version of a service, its Deployment, Service, PodDisruptionBudget and
 optional HorizontalPodAutoscaler, all named after the track's Deployment.
 
 Pods meet the "restricted" Pod Security Standard, spread over zones, and drain
@@ -18,10 +18,10 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from core.drain import DrainTimings
-from core.release import APP, SERVICE_PORT, TrackSpec
-from core.settings import ChatApiSettings, RollingSettings
+from core.release import SERVICE_PORT, TrackSpec
+from core.settings import ServiceSettings
 
-METRICS_LABEL = "carepath.io/metrics"  # Services that the chat-api ServiceMonitor scrapes
+METRICS_LABEL = "carepath.io/metrics"  # Services that their service's ServiceMonitor scrapes
 RUN_AS = 10001  # any non-root uid; the image must not need a particular one
 PROBE_PERIOD_SECONDS = 5
 
@@ -31,8 +31,7 @@ class TrackArgs:
     namespace: pulumi.Input[str]  # the output of the namespace resource, so children wait for it
     spec: TrackSpec
     image: pulumi.Input[str]
-    chat_api: ChatApiSettings
-    rolling: RollingSettings
+    settings: ServiceSettings
     drain: DrainTimings
     mesh: bool = False  # inject an Istio sidecar (turning it on rolls the pods, maxUnavailable 0)
     # What the Deployment waits for: the TargetGroupBinding (the ALB readiness gate is injected only
@@ -52,7 +51,7 @@ def _probe(path: str, period: int, failures: int) -> dict[str, Any]:
 def pod_metadata(args: TrackArgs) -> dict[str, Any]:
     labels = {**args.spec.selector, "app.kubernetes.io/version": args.spec.tag}
     # Where the app's metrics are; with the mesh, the sidecar merges them into its own endpoint.
-    scrape = {"prometheus.io/scrape": "true", "prometheus.io/port": str(args.chat_api.metrics_port), "prometheus.io/path": "/metrics"}
+    scrape = {"prometheus.io/scrape": "true", "prometheus.io/port": str(args.settings.metrics_port), "prometheus.io/path": "/metrics"}
     if not args.mesh:
         return {"labels": labels, "annotations": scrape}
     # The sidecar must outlive the app's drain, or the pod stops taking traffic mid-drain.
@@ -64,8 +63,8 @@ def pod_metadata(args: TrackArgs) -> dict[str, Any]:
 
 
 def pod_spec(args: TrackArgs) -> dict[str, Any]:
-    chat_api, drain = args.chat_api, args.drain
-    resources = chat_api.resources
+    service, drain = args.settings, args.drain
+    resources = service.resources
     selector = args.spec.selector
     return {
         "automountServiceAccountToken": False,
@@ -89,21 +88,21 @@ def pod_spec(args: TrackArgs) -> dict[str, Any]:
         ],
         "containers": [
             {
-                "name": APP,
+                "name": args.spec.service,
                 "image": args.image,
                 "ports": [
-                    {"name": "http", "containerPort": chat_api.port, "protocol": "TCP"},
-                    {"name": "metrics", "containerPort": chat_api.metrics_port, "protocol": "TCP"},
+                    {"name": "http", "containerPort": service.port, "protocol": "TCP"},
+                    {"name": "metrics", "containerPort": service.metrics_port, "protocol": "TCP"},
                 ],
                 "resources": {
                     "requests": {"cpu": resources.requests.cpu, "memory": resources.requests.memory},
                     "limits": {"cpu": resources.limits.cpu, "memory": resources.limits.memory},
                 },
                 "startupProbe": _probe(
-                    chat_api.health_path, PROBE_PERIOD_SECONDS, math.ceil(chat_api.startup_seconds / PROBE_PERIOD_SECONDS)
+                    service.health_path, PROBE_PERIOD_SECONDS, math.ceil(service.startup_seconds / PROBE_PERIOD_SECONDS)
                 ),
-                "readinessProbe": _probe(chat_api.health_path, PROBE_PERIOD_SECONDS, 2),
-                "livenessProbe": _probe(chat_api.health_path, 10, 3),
+                "readinessProbe": _probe(service.health_path, PROBE_PERIOD_SECONDS, 2),
+                "livenessProbe": _probe(service.health_path, 10, 3),
                 "lifecycle": {"preStop": {"sleep": {"seconds": drain.pre_stop_sleep_seconds}}},
                 "securityContext": {
                     "allowPrivilegeEscalation": False,
@@ -124,7 +123,7 @@ class Track(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: TrackArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("carepath:track:Track", name, None, opts)
-        spec, rolling, scaling = args.spec, args.rolling, args.chat_api.autoscaling
+        spec, rolling, scaling = args.spec, args.settings.rollout.rolling, args.settings.autoscaling
         deployment_name = spec.deployment
         metadata = {"name": deployment_name, "namespace": args.namespace, "labels": {**spec.selector, "app.kubernetes.io/part-of": "carepath"}}
         child = pulumi.ResourceOptions(parent=self)
@@ -138,7 +137,7 @@ class Track(pulumi.ComponentResource):
                 # appProtocol tells Istio and the ALB the port speaks HTTP.
                 "ports": [
                     {"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP", "appProtocol": "http"},
-                    {"name": "metrics", "port": args.chat_api.metrics_port, "targetPort": "metrics", "protocol": "TCP", "appProtocol": "http"},
+                    {"name": "metrics", "port": args.settings.metrics_port, "targetPort": "metrics", "protocol": "TCP", "appProtocol": "http"},
                 ],
             },
             opts=child,

@@ -296,7 +296,7 @@ def _signal_panel(signal: Signal) -> tuple[str, list[tuple[str, str]], str]:
     return _capital(signal.summary), targets, UNITS.get(signal.unit, "short")
 
 
-def dashboard(signals: Sequence[Signal] = catalogue()) -> dict[str, Any]:
+def dashboard(signals: Sequence[Signal] = catalogue(), service: str = DEFAULT_SERVICE) -> dict[str, Any]:
     """The Grafana dashboard: traffic per version and the weight each track gets, Istio's view, then one
     panel per signal, with Deployment changes as release annotations."""
     panels = [
@@ -319,9 +319,9 @@ def dashboard(signals: Sequence[Signal] = catalogue()) -> dict[str, Any]:
         *(_signal_panel(signal) for signal in signals),
     ]
     return {
-        "uid": "carepath-chat-api-releases",
-        "title": "chat-api releases",
-        "tags": ["carepath", "chat-api"],
+        "uid": f"carepath-{service}-releases",
+        "title": f"{service} releases",
+        "tags": ["carepath", service],
         "timezone": "utc",
         "schemaVersion": 39,
         "refresh": "30s",
@@ -334,7 +334,7 @@ def dashboard(signals: Sequence[Signal] = catalogue()) -> dict[str, Any]:
                     "datasource": {"type": "prometheus", "uid": "${datasource}"},
                     "enable": True,
                     "iconColor": "purple",
-                    "expr": 'changes(kube_deployment_status_observed_generation{deployment=~"chat-api.*"}[2m]) > 0',
+                    "expr": f'changes(kube_deployment_status_observed_generation{{deployment=~"{service}(-.*)?"}}[2m]) > 0',
                     "titleFormat": "{{deployment}} rolled",
                 }
             ]

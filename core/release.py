@@ -1,6 +1,6 @@
-"""The release plan: which versions of chat-api run and how traffic reaches them.
+"""The release plan: which versions of a service run and how traffic reaches them.
 
-`plan_release(settings)` is pure. The rules live here; components only render
+`plan_release(settings, service)` is pure. The rules live here; components only render
 the plan:
 
 - weights are percents over the production entrypoint and sum to 100;
@@ -16,26 +16,34 @@ the plan:
 from __future__ import annotations
 
 import math
+import typing
 from dataclasses import dataclass
 from typing import Any, Literal, Optional, Sequence
 
 from core.settings import Settings
 
 Track = Literal["stable", "canary", "blue", "green"]
-APP = "chat-api"
+TRACKS: tuple[Track, ...] = typing.get_args(Track)
+DEFAULT_SERVICE = "chat-api"
 SERVICE_PORT = 80  # every track's Service, and the mesh host, serve HTTP on 80
-DEPLOYMENTS: dict[str, str] = {
-    "stable": APP,
-    "canary": f"{APP}-canary",
-    "blue": f"{APP}-blue",
-    "green": f"{APP}-green",
-}
+
+
+def deployment_name(service: str, track: str) -> str:
+    """A track's Deployment (and Service, PDB): the stable track has the service's own name
+    (`chat-api`), the others a suffix (`chat-api-canary`, `chat-api-blue`)."""
+    return service if track == "stable" else f"{service}-{track}"
+
+
+def deployments(service: str) -> dict[str, str]:
+    """Every Deployment a service can have, by track."""
+    return {track: deployment_name(service, track) for track in TRACKS}
 
 
 @dataclass(frozen=True)
 class TrackSpec:
-    """One version of chat-api: Deployment, Service and PDB named `deployment`."""
+    """One version of a service: Deployment, Service and PDB named `deployment`."""
 
+    service: str
     track: Track
     tag: str
     replicas: int
@@ -43,16 +51,17 @@ class TrackSpec:
 
     @property
     def deployment(self) -> str:
-        return DEPLOYMENTS[self.track]
+        return deployment_name(self.service, self.track)
 
     @property
     def selector(self) -> dict[str, str]:
         """The labels that select this track's pods; they never change for a track."""
-        return {"app.kubernetes.io/name": APP, "track": self.track}
+        return {"app.kubernetes.io/name": self.service, "track": self.track}
 
 
 @dataclass(frozen=True)
 class ReleasePlan:
+    service: str
     strategy: str
     tracks: tuple[TrackSpec, ...]
     weights: tuple[tuple[Track, int], ...]  # production traffic, percent per track
@@ -122,8 +131,9 @@ def canary_move(weight: int, steps: Sequence[int], accepted: bool, filled: bool)
     return "advance" if filled else "stay"
 
 
-def plan_release(settings: Settings) -> ReleasePlan:
-    rollout, replicas, namespace = settings.rollout, settings.chat_api.replicas, settings.namespace
+def plan_release(settings: Settings, service: str) -> ReleasePlan:
+    config = settings.service(service)
+    rollout, replicas, namespace = config.rollout, config.replicas, settings.namespace
     if rollout.strategy == "blue-green":
         blue_green = rollout.blue_green
         active: Track = blue_green.active
@@ -134,7 +144,7 @@ def plan_release(settings: Settings) -> ReleasePlan:
         isolated = blue_green.isolation == "namespace"
 
         def colour(name: Track, count: int) -> TrackSpec:
-            return TrackSpec(name, getattr(blue_green, name).tag, count, f"{namespace}-{name}" if isolated else namespace)
+            return TrackSpec(service, name, getattr(blue_green, name).tag, count, f"{namespace}-{name}" if isolated else namespace)
 
         tracks = (colour(active, replicas), colour(idle, idle_replicas))
         weights: tuple[tuple[Track, int], ...] = ((active, 100),)
@@ -142,25 +152,17 @@ def plan_release(settings: Settings) -> ReleasePlan:
             weights = (("blue", 100 - blue_green.green_weight), ("green", blue_green.green_weight))
         # An idle colour scaled to zero keeps its Deployment (switching back scales it up) but has
         # no pods to test, so it gets no route.
-        return ReleasePlan(rollout.strategy, tracks, weights, test_track=idle if idle_replicas > 0 else None)
+        return ReleasePlan(service, rollout.strategy, tracks, weights, test_track=idle if idle_replicas > 0 else None)
 
-    assert settings.chat_api.tag is not None, "parse requires chatApi.tag for the rolling and canary strategies"
-    stable = TrackSpec("stable", settings.chat_api.tag, replicas, namespace)
+    assert config.tag is not None, "parse requires a tag for the rolling and canary strategies"
+    stable = TrackSpec(service, "stable", config.tag, replicas, namespace)
     canary = rollout.canary
     if rollout.strategy == "rolling" or canary.tag is None:
-        return ReleasePlan(rollout.strategy, (stable,), (("stable", 100),))
+        return ReleasePlan(service, rollout.strategy, (stable,), (("stable", 100),))
     canary_count = canary.replicas if canary.replicas is not None else canary_replicas(replicas, canary.weight)
-    canary_track = TrackSpec("canary", canary.tag, canary_count, namespace)
+    canary_track = TrackSpec(service, "canary", canary.tag, canary_count, namespace)
     weights = (("stable", 100 - canary.weight), ("canary", canary.weight))
-    return ReleasePlan(rollout.strategy, (stable, canary_track), weights, header_track="canary")
-
-
-GATEWAY_BACKEND = "gateway"
-
-
-def edge_backends(plan: ReleasePlan, mesh_enabled: bool) -> tuple[str, ...]:
-    """The ALB's target groups: the mesh's ingress gateway when the mesh routes, else one per track."""
-    return (GATEWAY_BACKEND,) if mesh_enabled else tuple(t.track for t in plan.tracks)
+    return ReleasePlan(service, rollout.strategy, (stable, canary_track), weights, header_track="canary")
 
 
 @dataclass(frozen=True)
@@ -262,15 +264,21 @@ def _plain(value: Any) -> str:
     return "none" if value is None else str(value)
 
 
-def release_state(settings: Settings) -> ReleaseState:
-    """The state `settings` deploy: the program exports it, the driver compares with it."""
-    plan = plan_release(settings)
+def release_state(settings: Settings, service: str) -> ReleaseState:
+    """The state `settings` deploy for a service: the program exports it, the driver compares with it."""
+    plan = plan_release(settings, service)
+    rollout = settings.service(service).rollout
     weights = dict(plan.weights)
-    in_flight = settings.rollout.in_flight
+    in_flight = rollout.in_flight
     return ReleaseState(
         strategy=plan.strategy,
         tracks=tuple(sorted((t.track, TrackState(t.tag, t.replicas, weights.get(t.track, 0), t.namespace)) for t in plan.tracks)),
         testers=plan.header_track or plan.test_track,
-        active=settings.rollout.blue_green.active if plan.strategy == "blue-green" else None,
+        active=rollout.blue_green.active if plan.strategy == "blue-green" else None,
         in_flight=tuple(sorted((k, v) for k, v in (("id", in_flight.id), ("tag", in_flight.tag), ("previous", in_flight.previous)) if v is not None)) if in_flight else None,
     )
+
+
+def release_states(settings: Settings) -> dict[str, ReleaseState]:
+    """Every service's state, by name: the stack output `releases`."""
+    return {service: release_state(settings, service) for service in settings.services}

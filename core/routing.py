@@ -1,4 +1,5 @@
-"""The canary's HTTP routes, in order, as the VirtualService carries them (pure).
+"""A service's HTTP routes, in order, as data every in-cluster router renders (pure): the Istio
+router as VirtualService routes, the Gateway API router as HTTPRoute rules.
 
 Order is the rule, first match wins:
 
@@ -15,76 +16,86 @@ canary's version (`canary-v2.0.0`): a pin holds for one release only. With no
 canary in flight there are no pin routes and no cookies, so pins are dropped
 after promotion (both tracks would run the same version) and after abort (every
 conversation returns to stable).
+
+A router whose matching is not first-match-wins (the Gateway API ranks matches by
+how specific they are) renders the same order through `Route.matches`: see its file.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any, Optional
+from dataclasses import dataclass
+from typing import Optional
 
-from core.release import SERVICE_PORT, ReleasePlan
+from core.release import ReleasePlan
 from core.settings import HeaderSettings, MirrorSettings
 
 PIN_COOKIE = "carepath-track"
 PIN_MAX_AGE_SECONDS = 24 * 3600  # longer than any conversation; a release that ends drops the pins anyway
 
 
+@dataclass(frozen=True)
+class Match:
+    """All of its parts must hold (absent parts hold for every request)."""
+
+    header: Optional[tuple[str, str]] = None  # name, exact value
+    pin: Optional[str] = None  # the pin cookie's value
+    path: Optional[str] = None  # `/v1/models` (exact) or `/v1/conversations/*` (prefix)
+
+
+@dataclass(frozen=True)
+class Destination:
+    track: str
+    weight: int
+    pin: Optional[str] = None  # set the pin cookie to this value on the answer
+
+
+@dataclass(frozen=True)
+class Route:
+    name: str
+    matches: tuple[Match, ...]  # any of them; none: every request
+    destinations: tuple[Destination, ...]
+    mirror: Optional[tuple[str, int]] = None  # track, percent of the requests copied to it
+
+
 def pin_value(track: str, release: str) -> str:
     return f"{track}-{release}"
 
 
-def _cookie_match(track: str, release: str) -> dict[str, Any]:
-    value = re.escape(pin_value(track, release))
-    return {"cookie": {"regex": f"^(.*; ?)?{PIN_COOKIE}={value}(;.*)?$"}}
+def pin_regex(pin: str) -> str:
+    """A Cookie header that carries exactly this pin."""
+    return f"^(.*; ?)?{PIN_COOKIE}={re.escape(pin)}(;.*)?$"
 
 
-def _uri(path: str) -> dict[str, str]:
-    return {"prefix": path[:-1]} if path.endswith("/*") else {"exact": path}
+def set_pin_cookie(pin: str) -> str:
+    return f"{PIN_COOKIE}={pin}; Path=/; Max-Age={PIN_MAX_AGE_SECONDS}; HttpOnly; SameSite=Lax"
 
 
-def canary_routes(
-    plan: ReleasePlan,
-    host: str,
-    header: HeaderSettings,
-    stickiness: bool,
-    mirror: Optional[MirrorSettings],
-) -> list[dict[str, Any]]:
-    """The `http` routes of the VirtualService for `plan` (a canary release, or stable only)."""
+def path_prefix(path: str) -> Optional[str]:
+    """The prefix a `/x/*` path stands for (None: an exact path)."""
+    return path[:-1] if path.endswith("/*") else None
 
-    def destination(subset: str, weight: int, pin: Optional[str] = None) -> dict[str, Any]:
-        route: dict[str, Any] = {"destination": {"host": host, "subset": subset, "port": {"number": SERVICE_PORT}}, "weight": weight}
-        if pin is not None:
-            cookie = f"{PIN_COOKIE}={pin}; Path=/; Max-Age={PIN_MAX_AGE_SECONDS}; HttpOnly; SameSite=Lax"
-            route["headers"] = {"response": {"add": {"set-cookie": cookie}}}
-        return route
 
+def canary_routes(plan: ReleasePlan, header: HeaderSettings, stickiness: bool, mirror: Optional[MirrorSettings]) -> tuple[Route, ...]:
+    """The routes of `plan` (a canary release, or stable only), in order."""
     canary = plan.header_track
     if canary is None:
-        return [{"name": "split", "route": [destination(track, weight) for track, weight in plan.weights]}]
+        return (Route("split", (), tuple(Destination(track, weight) for track, weight in plan.weights)),)
 
     release = plan.track(canary).tag
     shadow = mirror if mirror is not None and mirror.percent > 0 else None
-    mirrored = {"mirror": {"host": host, "subset": canary, "port": {"number": SERVICE_PORT}}, "mirrorPercentage": {"value": float(shadow.percent)}} if shadow else {}
-    paths = [_uri(path) for path in shadow.paths] if shadow else []
-    split = [destination(track, weight, pin_value(track, release) if stickiness else None) for track, weight in plan.weights]
+    mirrored = (canary, shadow.percent) if shadow else None
+    paths = shadow.paths if shadow else ()
+    split = tuple(Destination(track, weight, pin_value(track, release) if stickiness else None) for track, weight in plan.weights)
 
-    routes: list[dict[str, Any]] = [
-        {"name": "testers", "match": [{"headers": {header.name: {"exact": header.value}}}], "route": [destination(canary, 100)]}
-    ]
+    routes = [Route("testers", (Match(header=(header.name, header.value)),), (Destination(canary, 100),))]
     if stickiness:
-        routes.append({"name": "pinned-canary", "match": [{"headers": _cookie_match(canary, release)}], "route": [destination(canary, 100)]})
-        stable_pin = {"headers": _cookie_match("stable", release)}
+        routes.append(Route("pinned-canary", (Match(pin=pin_value(canary, release)),), (Destination(canary, 100),)))
+        stable_pin = pin_value("stable", release)
         if shadow:
-            routes.append(
-                {
-                    "name": "pinned-stable-shadowed",
-                    "match": [{**stable_pin, "uri": uri} for uri in paths],
-                    "route": [destination("stable", 100)],
-                    **mirrored,
-                }
-            )
-        routes.append({"name": "pinned-stable", "match": [stable_pin], "route": [destination("stable", 100)]})
+            routes.append(Route("pinned-stable-shadowed", tuple(Match(pin=stable_pin, path=path) for path in paths), (Destination("stable", 100),), mirrored))
+        routes.append(Route("pinned-stable", (Match(pin=stable_pin),), (Destination("stable", 100),)))
     if shadow:
-        routes.append({"name": "shadowed", "match": [{"uri": uri} for uri in paths], "route": split, **mirrored})
-    routes.append({"name": "split", "route": split})
-    return routes
+        routes.append(Route("shadowed", tuple(Match(path=path) for path in paths), split, mirrored))
+    routes.append(Route("split", (), split))
+    return tuple(routes)

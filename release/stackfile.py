@@ -20,6 +20,7 @@ from ruamel.yaml.error import CommentMark
 from ruamel.yaml.tokens import CommentToken
 
 from core.paths import UNSET, set_path
+from components.routers.factory import TRAITS
 from core.settings import NAMESPACE, Settings, parse
 
 SECRET_PLACEHOLDER = "[secret]"
@@ -28,7 +29,7 @@ SECRET_PLACEHOLDER = "[secret]"
 def settings_of(config: Mapping[str, Any], stack: str) -> Settings:
     """A stack file's `carepath:` config as settings. Its `secrets` section is stored encrypted
     (`pulumi config set --secret`) and read here as placeholders."""
-    return parse(config, stack, frozenset({"secrets"}))
+    return parse(config, stack, frozenset({"secrets"}), routers=TRAITS)
 
 
 def apply_changes(config: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:

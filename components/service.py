@@ -1,0 +1,113 @@
+"""Service: one CarePath AI service as a unit, named after it (`chat-api`, `triage-api`).
+
+It owns the service's ECR repository, its router (chosen by name, `components.routers.factory`),
+its tracks (the Deployments of its release plan) and its release signals (ServiceMonitor,
+recording rules, alerts, dashboard). Everything it names starts with the service's name, so
+services never collide; what it shares (the edge, the cluster, the mesh, Prometheus) it gets
+from the platform.
+
+Order, so one `pulumi up` is safe: the router first (bindings, mesh objects), then the tracks
+that take production traffic, then the production route, then the other tracks, then the test
+route (see `components.routers.router`). A service routed in the mesh labels its own pods for
+sidecar injection and requires mutual TLS for them (a PeerAuthentication per namespace it runs
+in, selecting its pods only).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Optional, Sequence
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.registry import Registry, RegistryArgs
+from components.release_signals import ReleaseSignals, ReleaseSignalsArgs
+from components.routers.router import EdgeEntry, PlatformParts, Router, RouterArgs
+from components.track import Track, TrackArgs
+from core.drain import DrainTimings
+from core.release import ReleasePlan, TrackSpec
+from core.settings import ServiceSettings, ThresholdSettings
+from core.signals import catalogue
+
+
+@dataclass(frozen=True)
+class SignalsArgs:
+    monitoring: pulumi.Resource  # the kube-prometheus-stack chart: its CRDs must exist first
+    thresholds: ThresholdSettings
+
+
+@dataclass(frozen=True)
+class ServiceArgs:
+    settings: ServiceSettings
+    repository: str
+    plan: ReleasePlan
+    router: type[Router]
+    namespaces: Mapping[str, pulumi.Input[str]]  # namespace name -> the namespace resource's output
+    edge: EdgeEntry
+    platform: PlatformParts
+    drain: DrainTimings
+    signals: Optional[SignalsArgs] = None  # unset: monitoring is off
+
+
+class Service(pulumi.ComponentResource):
+    repository_url: pulumi.Output[str]
+    deployments: dict[str, k8s.apps.v1.Deployment]  # track -> its Deployment
+
+    def __init__(self, name: str, args: ServiceArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("carepath:services:Service", name, None, opts)
+        settings, plan = args.settings, args.plan
+        child = pulumi.ResourceOptions(parent=self)
+        registry = Registry(name, RegistryArgs(repository=args.repository, create=settings.create_repository, keep_releases=settings.keep_releases), opts=child)
+        in_mesh = args.router.traits.mesh
+        if in_mesh:
+            assert args.platform.mesh is not None, "the settings turn the mesh on for a service routed in it"
+            for namespace in plan.namespaces:
+                k8s.apiextensions.CustomResource(
+                    f"{name}-mtls" if namespace == plan.serving.namespace else f"{name}-mtls-{namespace}",
+                    api_version="security.istio.io/v1",
+                    kind="PeerAuthentication",
+                    metadata={"name": name, "namespace": args.namespaces[namespace]},
+                    spec={"selector": {"matchLabels": {"app.kubernetes.io/name": name}}, "mtls": {"mode": "STRICT"}},
+                    opts=pulumi.ResourceOptions(parent=self, depends_on=[args.platform.mesh]),
+                )
+        router = args.router(
+            name,
+            RouterArgs(service=name, settings=settings, plan=plan, namespaces=args.namespaces, edge=args.edge, platform=args.platform),
+            opts=child,
+        )
+        self.deployments = {}
+
+        def deploy(track: TrackSpec, after: Sequence[pulumi.Resource]) -> pulumi.Resource:
+            self.deployments[track.track] = Track(
+                track.deployment,
+                TrackArgs(
+                    namespace=args.namespaces[track.namespace],
+                    spec=track,
+                    image=registry.image(track.tag, settings.pin_digest),
+                    settings=settings,
+                    drain=args.drain,
+                    mesh=in_mesh,
+                    deployment_after=[*router.deployment_after(track.track), *after],
+                ),
+                opts=child,
+            ).deployment
+            return self.deployments[track.track]
+
+        production = router.route_production(after=[deploy(track, []) for track in plan.production_tracks])
+        router.route_test(after=[deploy(track, [production]) for track in plan.other_tracks])
+        if args.signals is not None:
+            ReleaseSignals(
+                name,
+                ReleaseSignalsArgs(
+                    service=name,
+                    namespaces=plan.namespaces,
+                    mesh=in_mesh,
+                    thresholds=args.signals.thresholds,
+                    monitoring=args.signals.monitoring,
+                    signals=catalogue(name, settings.rollout.analysis.signals),
+                ),
+                opts=child,
+            )
+        self.repository_url = registry.repository_url
+        self.register_outputs({"repositoryUrl": self.repository_url})

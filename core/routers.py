@@ -1,0 +1,29 @@
+"""What a router is, as the settings and the plan see it (pure): its name, the strategies it can
+route, and what it needs from the shared platform. Each router component declares its traits
+(`components/routers/`); the factory hands them to `core.settings.parse`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+
+@dataclass(frozen=True)
+class RouterTraits:
+    name: str
+    strategies: tuple[str, ...]  # the release strategies it can carry out
+    mesh: bool = False  # needs the Istio mesh (sidecars, mutual TLS, istiod)
+    gateway_api: bool = False  # needs the Gateway API CRDs and a Gateway on the edge
+    # Whether services on it can share a host, told apart by path prefix behind it (Istio merges
+    # the VirtualServices of one gateway host in creation order: one could shadow another).
+    path_routing: bool = True
+
+
+def default_router(strategy: str, mesh_enabled: Optional[bool]) -> str:
+    """The router a service gets when it names none, as before routers had names: the canary's
+    split is Istio's; rolling goes through the mesh when the stack turns it on; blue/green
+    switches ALB target groups."""
+    if strategy == "canary" or (strategy == "rolling" and mesh_enabled is True):
+        return "istio"
+    return "alb"

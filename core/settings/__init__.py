@@ -1,0 +1,71 @@
+"""Stack settings: the `carepath:` config of one stack, typed, validated, frozen.
+
+`parse(raw, stack, routers=...)` turns the raw config (section name -> JSON value, as Pulumi
+holds it) into `Settings`, or raises `SettingsError` listing every problem, each naming its
+full key, the value and what is allowed. Nothing here imports Pulumi: `program.load_settings()`
+reads the values from the Pulumi runtime, the release driver from the stack file.
+
+By concern: `fields` (one type per kind of value), `service` (`services.<name>`: image, pods,
+release, route), `platform` (cluster, edge, mesh, monitoring), `rules` (rules across keys),
+`errors` (how a problem reads), `stack` (`Settings` and `parse`).
+
+Decisions, where the design leaves room:
+
+- Types are strict (config is JSON): `replicas: "2"` is an error, not a 2, and a YAML
+  `kubernetesVersion: 1.30` (a float, which would read as "1.3") must be quoted.
+  `pulumi config set --path` stores numbers and booleans typed.
+- Sections are validated independently, so a typo in one never hides an error in another;
+  rules that span sections run on every section that parsed.
+- Every service names its strategy; the rest has defaults. A service's router defaults from
+  its strategy (`core.routers.default_router`), and `mesh.enabled` unset means: on when a
+  service's router needs the mesh (`Settings.mesh_enabled`).
+- `cluster.name` defaults to `carepath-<stack>` and a service's repository to
+  `carepath-<service>`, so stacks sharing an account do not collide; a repository can be an
+  existing one instead (`createRepository: false`).
+"""
+
+from core.settings.errors import SettingsError
+from core.settings.fields import NAMESPACE
+from core.settings.platform import ClusterSettings, EdgeSettings, MeshSettings, MonitoringSettings, ReceiverSettings, ThresholdSettings
+from core.settings.service import (
+    COLOURS,
+    STRATEGIES,
+    AnalysisSettings,
+    AutoscalingSettings,
+    BlueGreenSettings,
+    CanarySettings,
+    HeaderSettings,
+    MirrorSettings,
+    RollingSettings,
+    RolloutSettings,
+    ServiceSettings,
+    SignalSettings,
+)
+from core.settings.stack import SECTIONS, Settings, UnknownService, parse
+
+__all__ = [
+    "COLOURS",
+    "NAMESPACE",
+    "SECTIONS",
+    "STRATEGIES",
+    "AnalysisSettings",
+    "AutoscalingSettings",
+    "BlueGreenSettings",
+    "CanarySettings",
+    "ClusterSettings",
+    "EdgeSettings",
+    "HeaderSettings",
+    "MeshSettings",
+    "MirrorSettings",
+    "MonitoringSettings",
+    "ReceiverSettings",
+    "RollingSettings",
+    "RolloutSettings",
+    "ServiceSettings",
+    "Settings",
+    "SettingsError",
+    "SignalSettings",
+    "ThresholdSettings",
+    "UnknownService",
+    "parse",
+]

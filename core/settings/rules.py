@@ -1,0 +1,277 @@
+"""Rules that span keys: within a service, across services (their routers and their entries on
+the shared edge), and between the platform's sections. Each runs on the sections that parsed,
+so a typo in one never hides an error in another."""
+
+from __future__ import annotations
+
+import difflib
+import json
+from dataclasses import fields
+from typing import Any, Mapping, Optional
+
+from pydantic.alias_generators import to_camel
+
+from core.quantity import parse_quantity
+from core.routers import RouterTraits, default_router
+from core.settings.fields import NAMESPACE
+from core.settings.platform import ClusterSettings, EdgeSettings, MeshSettings, MonitoringSettings
+from core.settings.service import COLOURS, RolloutSettings, ServiceSettings, SignalSettings
+from core.signals import catalogue
+
+
+def service_key(name: str, path: str = "") -> str:
+    return f"{NAMESPACE}:services.{name}" + (f".{path}" if path else "")
+
+
+def resolve_router(service: ServiceSettings, mesh: Optional[MeshSettings]) -> str:
+    return service.router or default_router(service.rollout.strategy, mesh.enabled if mesh else None)
+
+
+def cross_section_problems(parsed: Mapping[str, Any], routers: Mapping[str, RouterTraits]) -> list[str]:
+    problems: list[str] = []
+    cluster: Optional[ClusterSettings] = parsed.get("cluster")
+    if cluster is not None:
+        problems += _cluster_problems(cluster)
+    services: Optional[Mapping[str, ServiceSettings]] = parsed.get("services")
+    edge: Optional[EdgeSettings] = parsed.get("edge")
+    mesh: Optional[MeshSettings] = parsed.get("mesh")
+    if edge is not None and edge.test_port in (80, 443):
+        problems.append(f"{NAMESPACE}:edge.testPort: {edge.test_port} is taken by the production listener; use another port")
+    if services is not None:
+        if not services:
+            problems.append(f"{NAMESPACE}:services is empty: name at least one service (`services.chat-api.rollout.strategy: rolling`)")
+        for name, service in services.items():
+            problems += _service_problems(name, service)
+            problems += _router_problems(name, service, mesh, routers)
+            if edge is not None and service.rollout.strategy == "blue-green" and not edge.test_cidrs:
+                problems.append(
+                    f"{NAMESPACE}:edge.testCidrs is required for blue-green ({service_key(name, 'rollout.strategy')}): the CIDRs "
+                    "(testers, CI) that may reach the test listener on edge.testPort"
+                )
+        problems += _entry_problems(services, mesh, routers)
+    monitoring: Optional[MonitoringSettings] = parsed.get("monitoring")
+    secrets: Optional[dict[str, str]] = parsed.get("secrets")
+    if monitoring is not None and secrets is not None:
+        for index, receiver in enumerate(monitoring.receivers):
+            if receiver.secret not in secrets:
+                problems.append(
+                    f"{NAMESPACE}:monitoring.receivers[{index}].secret: {receiver.secret!r} is not set; "
+                    f"`pulumi config set --secret --path secrets.{receiver.secret} <url or key>`"
+                )
+    return problems
+
+
+def _cluster_problems(cluster: ClusterSettings) -> list[str]:
+    problems: list[str] = []
+    if not cluster.min_nodes <= cluster.desired_nodes <= cluster.max_nodes:
+        problems.append(
+            f"{NAMESPACE}:cluster: node sizes must satisfy minNodes <= desiredNodes <= maxNodes, "
+            f"got minNodes={cluster.min_nodes}, desiredNodes={cluster.desired_nodes}, maxNodes={cluster.max_nodes}"
+        )
+    if cluster.vpc_id is None and (cluster.public_subnet_ids or cluster.private_subnet_ids):
+        problems.append(f"{NAMESPACE}:cluster.vpcId is required when subnet ids are given (they must belong to it)")
+    if cluster.vpc_id is not None:
+        for key, ids in (("publicSubnetIds", cluster.public_subnet_ids), ("privateSubnetIds", cluster.private_subnet_ids)):
+            if len(ids) < 2:
+                problems.append(
+                    f"{NAMESPACE}:cluster.{key}: {json.dumps(list(ids))} must list at least 2 subnets "
+                    "in different availability zones when cluster.vpcId reuses a VPC"
+                )
+    return problems
+
+
+def _router_problems(name: str, service: ServiceSettings, mesh: Optional[MeshSettings], routers: Mapping[str, RouterTraits]) -> list[str]:
+    router = resolve_router(service, mesh)
+    traits = routers.get(router)
+    if traits is None:
+        return [f"{service_key(name, 'router')}: {router!r} is not one of {', '.join(routers)}"]
+    problems: list[str] = []
+    strategy = service.rollout.strategy
+    if strategy not in traits.strategies:
+        able = [other for other, t in routers.items() if strategy in t.strategies]
+        problems.append(
+            f"{service_key(name, 'router')}: {router!r} does not carry out the {strategy} strategy "
+            f"({router}: {', '.join(traits.strategies)}; {strategy}: {', '.join(able)})"
+        )
+    if traits.mesh and mesh is not None and mesh.enabled is False:
+        problems.append(
+            f"{NAMESPACE}:mesh.enabled: false, but {service_key(name, 'router')} is {router!r}, which routes in the Istio mesh"
+        )
+    return problems
+
+
+def _entry_problems(services: Mapping[str, ServiceSettings], mesh: Optional[MeshSettings], routers: Mapping[str, RouterTraits]) -> list[str]:
+    """Each request on the shared edge belongs to one service: by host, by path prefix, or (one
+    service at most) by default."""
+    problems: list[str] = []
+    defaults = [name for name, s in services.items() if not s.hosts and s.path_prefix is None]
+    if len(defaults) > 1:
+        problems.append(
+            f"{NAMESPACE}:services: {', '.join(defaults)} name neither hosts nor pathPrefix; only one service can take the "
+            "requests no other service's hosts or path prefix match: give the others hosts or a pathPrefix"
+        )
+    # The default service overlaps every other on purpose (the edge tries it last); the rest must not.
+    names = [name for name in services if name not in defaults]
+    for index, first in enumerate(names):
+        for second in names[index + 1 :]:
+            a, b = services[first], services[second]
+            shared = sorted(set(a.hosts) & set(b.hosts)) if a.hosts and b.hosts else (["(any host)"] if not a.hosts and not b.hosts else [])
+            if not shared:
+                continue
+            if _prefixes_overlap(a.path_prefix, b.path_prefix):
+                problems.append(
+                    f"{service_key(second)}: its hosts and pathPrefix ({b.path_prefix or '/'}) overlap {first}'s "
+                    f"({a.path_prefix or '/'}) on {', '.join(shared)}: a request must belong to one service"
+                )
+    by_router: dict[str, list[str]] = {}
+    for name, service in services.items():
+        by_router.setdefault(resolve_router(service, mesh), []).append(name)
+    for router, names_on_it in by_router.items():
+        traits = routers.get(router)
+        if traits is None or traits.path_routing:
+            continue
+        owner: dict[str, str] = {}
+        for name in names_on_it:
+            service = services[name]
+            if service.path_prefix is not None and not service.hosts:
+                problems.append(
+                    f"{service_key(name, 'pathPrefix')}: {service.path_prefix!r} on the edge's default host, but the {router} router "
+                    "tells services apart by host only: give the service hosts of its own, or another router"
+                )
+            for host in service.hosts:
+                if host in owner:
+                    problems.append(
+                        f"{service_key(name, 'hosts')}: {host!r} is also {owner[host]}'s, and the {router} router tells services apart "
+                        "by host only: give each its own hosts, or route one with another router"
+                    )
+                owner.setdefault(host, name)
+    return problems
+
+
+def _prefixes_overlap(a: Optional[str], b: Optional[str]) -> bool:
+    """Whether two path prefixes (None: every path) can match one request's path."""
+    if a is None or b is None:
+        return True
+    shorter, longer = sorted((a, b), key=len)
+    return longer == shorter or longer.startswith(shorter + "/")
+
+
+def _service_problems(name: str, service: ServiceSettings) -> list[str]:
+    problems: list[str] = []
+    requests, limits = service.resources.requests, service.resources.limits
+    for resource in ("cpu", "memory"):
+        request, limit = getattr(requests, resource), getattr(limits, resource)
+        if parse_quantity(limit) < parse_quantity(request):
+            problems.append(f"{service_key(name, f'resources.limits.{resource}')}: {limit!r} is below the request {request!r}")
+    scaling = service.autoscaling
+    if scaling.min_replicas > scaling.max_replicas:
+        problems.append(f"{service_key(name, 'autoscaling')}: minReplicas {scaling.min_replicas} is above maxReplicas {scaling.max_replicas}")
+    if len(service.hosts) > 3:
+        problems.append(f"{service_key(name, 'hosts')}: {len(service.hosts)} host names; an ALB rule matches at most 3 besides the path (list 3 or fewer)")
+    if service.metrics_port == service.port:
+        problems.append(f"{service_key(name, 'metricsPort')}: {service.metrics_port} is {service_key(name, 'port')}; metrics need a port of their own")
+    rollout = service.rollout
+    problems += _rollout_problems(name, rollout)
+    idle = rollout.blue_green.idle_replicas
+    if idle is not None and service.autoscaling.enabled:
+        problems.append(
+            f"{service_key(name, 'rollout.blueGreen.idleReplicas')}: {idle} cannot apply while {service_key(name, 'autoscaling')} is enabled "
+            "(the autoscaler owns the replica count)"
+        )
+    if idle is not None and idle > service.replicas:
+        problems.append(f"{service_key(name, 'rollout.blueGreen.idleReplicas')}: {idle} is above {service_key(name, 'replicas')} ({service.replicas})")
+    if rollout.strategy in ("rolling", "canary") and service.tag is None:
+        problems.append(f"{service_key(name, 'tag')} is required: the {rollout.strategy} strategy deploys it as the stable version")
+    candidates = candidate_tags(service)
+    if rollout.in_flight is not None and rollout.in_flight.tag not in candidates:
+        problems.append(
+            f"{service_key(name, 'rollout.inFlight.tag')}: {rollout.in_flight.tag!r} is not deployed by the {rollout.strategy} strategy's "
+            f"config ({', '.join(sorted(filter(None, candidates))) or 'no candidate'}); the release record names the version its tracks run"
+        )
+    if rollout.strategy == "canary" and rollout.canary.tag is not None and rollout.canary.tag == service.tag:
+        problems.append(
+            f"{service_key(name, 'rollout.canary.tag')}: {rollout.canary.tag!r} is already the stable {service_key(name, 'tag')}; "
+            "a canary must be a different version (promotion sets the tag and removes canary.tag)"
+        )
+    return problems
+
+
+def _rollout_problems(name: str, rollout: RolloutSettings) -> list[str]:
+    problems: list[str] = []
+    rolling = rollout.rolling
+    if rolling.max_surge in (0, "0%") and rolling.max_unavailable in (0, "0%"):
+        problems.append(f"{service_key(name, 'rollout.rolling')}: maxSurge and maxUnavailable are both 0, so a rollout could never progress")
+    canary = rollout.canary
+    if canary.weight > 0 and canary.tag is None:
+        problems.append(
+            f"{service_key(name, 'rollout.canary.weight')}: {canary.weight} needs {service_key(name, 'rollout.canary.tag')} "
+            "(no canary in flight means no tag and weight 0)"
+        )
+    problems += _signal_problems(name, rollout.analysis.signals)
+    blue_green = rollout.blue_green
+    if blue_green.green_weight is not None and blue_green.idle_replicas is not None:
+        problems.append(
+            f"{service_key(name, 'rollout.blueGreen.greenWeight')}: {blue_green.green_weight} splits production traffic over both "
+            f"colours, so both must run at full size: unset {service_key(name, 'rollout.blueGreen.idleReplicas')}"
+        )
+    if rollout.strategy == "blue-green":
+        for colour in COLOURS:
+            if getattr(blue_green, colour).tag is None:
+                problems.append(f"{service_key(name, f'rollout.blueGreen.{colour}.tag')} is required: the blue-green strategy runs both colours")
+    return problems
+
+
+def candidate_tags(service: ServiceSettings) -> set[Optional[str]]:
+    """The tags a release in flight can be running, by strategy."""
+    rollout = service.rollout
+    if rollout.strategy == "canary":
+        return {rollout.canary.tag}
+    if rollout.strategy == "blue-green":
+        return {rollout.blue_green.blue.tag, rollout.blue_green.green.tag}
+    return {service.tag}
+
+
+_NEW_SIGNAL_NEEDS = {"ratio": ("numerator", "denominator"), "distribution": ("query",), "gauge": ("query",), "count": ("query", "bound")}
+
+
+def _signal_problems(name: str, entries: tuple[SignalSettings, ...]) -> list[str]:
+    """What a signal entry cannot mean, checked against the service's default catalogue."""
+    problems: list[str] = []
+    defaults = {s.name: s for s in catalogue(name)}
+    seen: set[str] = set()
+    for index, entry in enumerate(entries):
+        key = service_key(name, f"rollout.analysis.signals[{index}]")
+        if entry.name in seen:
+            problems.append(f"{key}.name: {entry.name!r} is listed twice; merge the two entries")
+        seen.add(entry.name)
+        if not entry.enabled:
+            if entry.name not in defaults:
+                problems.append(f"{key}.enabled: false, but {entry.name!r} is not a default signal (defaults: {', '.join(defaults)})")
+            continue
+        set_fields = {f.name: getattr(entry, f.name) for f in fields(entry) if getattr(entry, f.name) is not None}
+        base = defaults.get(entry.name)
+        kind = entry.kind or (base.kind if base else None)
+        if base is None:
+            hint = difflib.get_close_matches(entry.name, defaults, n=1)
+            missing = [camel for camel in ("kind", "summary", "unit") if camel not in set_fields]
+            missing += [to_camel(q) for q in _NEW_SIGNAL_NEEDS.get(kind or "", ()) if q not in set_fields]
+            if missing:
+                also = f" (or did you mean the default {hint[0]!r}?)" if hint else ""
+                problems.append(f"{key}: a new signal {entry.name!r} needs {', '.join(missing)}{also}")
+        elif entry.kind is not None and entry.kind != base.kind:
+            problems.append(f"{key}.kind: {entry.kind!r} changes the kind of the default {entry.name!r} ({base.kind}); add a new signal instead")
+        merged_good = entry.good if entry.good is not None else (base.good if base else 1.0)
+        merged_bad = entry.bad if entry.bad is not None else (base.bad if base else 2.0)
+        if merged_good >= merged_bad:
+            problems.append(f"{key}: good {merged_good:g} must be below bad {merged_bad:g} (both are factors on the reference's share)")
+        judged = entry.judged or (base.judged if base else "relative")
+        bound = entry.bound if entry.bound is not None else (base.bound if base else None)
+        if judged in ("absolute", "both") and bound is None:
+            problems.append(f"{key}.bound is required: the signal is judged {judged!r}")
+        if judged != "relative" and kind == "distribution":
+            problems.append(f"{key}.judged: {judged!r} is not available for distributions; they are judged against the reference")
+        if kind == "count" and judged != "absolute":
+            problems.append(f"{key}.judged: counts are judged 'absolute' (against bound), not {judged!r}")
+        if kind == "ratio" and bound is not None and bound >= 1:
+            problems.append(f"{key}.bound: {bound:g} is not a share between 0 and 1")
+    return problems

@@ -1,0 +1,114 @@
+"""A stack's settings: every `carepath:` section parsed, every rule checked, every default
+resolved, or a `SettingsError` listing every problem at once."""
+
+from __future__ import annotations
+
+import difflib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from pydantic import TypeAdapter, ValidationError
+
+from core.routers import RouterTraits
+from core.settings.errors import SettingsError, format_error
+from core.settings.fields import NAMESPACE, ServiceName
+from core.settings.platform import ClusterSettings, EdgeSettings, MeshSettings, MonitoringSettings
+from core.settings.rules import cross_section_problems, resolve_router
+from core.settings.service import ServiceSettings
+
+SECTIONS: dict[str, Any] = {
+    "cluster": ClusterSettings,
+    "services": dict[ServiceName, ServiceSettings],
+    "edge": EdgeSettings,
+    "mesh": MeshSettings,
+    "monitoring": MonitoringSettings,
+    "secrets": dict[str, str],  # values only through `pulumi config set --secret --path secrets.<name>`
+}
+REQUIRED = ("services",)
+_ADAPTERS = {key: TypeAdapter(hint) for key, hint in SECTIONS.items()}
+
+
+class UnknownService(ValueError):
+    """A service the stack does not have."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """One stack's settings, after every rule passed and every default resolved. `services` are
+    in name order; `routers` holds each service's router (its traits)."""
+
+    stack: str
+    cluster: ClusterSettings
+    edge: EdgeSettings
+    mesh: MeshSettings
+    monitoring: MonitoringSettings
+    services: Mapping[str, ServiceSettings]
+    routers: Mapping[str, RouterTraits]
+    secrets: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def service(self, name: str) -> ServiceSettings:
+        if name not in self.services:
+            raise UnknownService(f"stack {self.stack} has no service {name!r} (its services: {', '.join(self.services)})")
+        return self.services[name]
+
+    def repository(self, name: str) -> str:
+        return self.service(name).repository or f"carepath-{name}"
+
+    @property
+    def namespace(self) -> str:
+        return f"carepath-{self.stack}"
+
+    @property
+    def cluster_name(self) -> str:
+        return self.cluster.name or f"carepath-{self.stack}"
+
+    @property
+    def mesh_enabled(self) -> bool:
+        """`mesh.enabled`, or, when unset, whether a service's router needs the mesh."""
+        return self.mesh.enabled if self.mesh.enabled is not None else any(t.mesh for t in self.routers.values())
+
+    @property
+    def gateway_api(self) -> bool:
+        """Whether a service's router needs the Gateway API."""
+        return any(t.gateway_api for t in self.routers.values())
+
+
+def parse(raw: Mapping[str, Any], stack: str, secret_keys: frozenset[str] = frozenset(), *, routers: Mapping[str, RouterTraits]) -> Settings:
+    """Validate a stack's `carepath:` config; `raw` maps section names to decoded JSON values,
+    `secret_keys` names the sections stored encrypted, `routers` the routers there are."""
+    problems: list[str] = []
+    for key in sorted(set(raw) - set(SECTIONS)):
+        hint = difflib.get_close_matches(key, SECTIONS, n=1)
+        did_you_mean = f"; did you mean '{NAMESPACE}:{hint[0]}'?" if hint else ""
+        problems.append(f"{NAMESPACE}:{key}: unknown key{did_you_mean} (allowed: {', '.join(SECTIONS)})")
+
+    parsed: dict[str, Any] = {}
+    for key, adapter in _ADAPTERS.items():
+        value = raw.get(key)
+        if value is None:
+            if key in REQUIRED:
+                problems.append(f"{NAMESPACE}:{key} is required: at least one service (`services.chat-api.rollout.strategy: rolling`)")
+                continue
+            value = {}
+        try:
+            parsed[key] = adapter.validate_json(json.dumps(value), by_alias=True, by_name=False)
+        except ValidationError as error:
+            problems += [format_error(key, SECTIONS[key], e) for e in error.errors()]
+    problems += cross_section_problems(parsed, routers)
+    if raw.get("secrets") and "secrets" not in secret_keys:
+        problems.append(f"{NAMESPACE}:secrets: set in plain text; use `pulumi config set --secret --path secrets.<name> <value>`")
+    if problems:
+        raise SettingsError(problems)
+
+    services = {name: parsed["services"][name] for name in sorted(parsed["services"])}
+    return Settings(
+        stack=stack,
+        cluster=parsed["cluster"],
+        edge=parsed["edge"],
+        mesh=parsed["mesh"],
+        monitoring=parsed["monitoring"],
+        services=services,
+        routers={name: routers[resolve_router(service, parsed["mesh"])] for name, service in services.items()},
+        secrets=parsed["secrets"],
+    )
