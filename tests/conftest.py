@@ -7,10 +7,22 @@ from typing import Any, Callable, Mapping
 
 import pytest
 
+from components.routers.factory import TRAITS
+from core.settings import Settings, parse
 from offline import harness
 from offline.harness import Plan, Registration
 
 REFERENCE = harness.ROOT.parent / "shared" / "reference"
+
+
+def settings_from(raw: Mapping[str, Any], stack: str = "staging", secret_keys: frozenset[str] = frozenset()) -> Settings:
+    """`core.settings.parse` with the routers the program has."""
+    return parse(raw, stack, secret_keys, routers=TRAITS)
+
+
+def one_service(service: Mapping[str, Any], name: str = "chat-api", **sections: Any) -> dict[str, Any]:
+    """A raw config with one service (`services.<name>`) and any other sections."""
+    return {"services": {name: dict(service)}, **sections}
 
 _plans: dict[str, Plan] = {}
 
@@ -110,6 +122,7 @@ def validate_crd(resource: Registration, schemas: dict) -> None:
 
 CRD_SCHEMAS = {
     "elbv2.k8s.aws": "elbv2-crd-schemas.json",
+    "gateway.networking.k8s.io": "gateway-api-crd-schemas.json",  # the standard channel
     "networking.istio.io": "istio-crd-schemas.json",
     "security.istio.io": "istio-crd-schemas.json",
     "monitoring.coreos.com": "monitoring-crd-schemas.json",
@@ -128,5 +141,8 @@ def validate_kubernetes(resource: Registration, reference_schema: Callable[[str]
         return
     if group in CRD_SCHEMAS:
         validate_crd(resource, reference_schema(CRD_SCHEMAS[group]))
-    elif resource.type != "kubernetes:helm.sh/v4:Chart":
+    elif resource.type not in NOT_MANIFESTS:
         validate_builtin(resource)
+
+
+NOT_MANIFESTS = {"kubernetes:helm.sh/v4:Chart", "kubernetes:yaml/v2:ConfigFile"}  # components that install manifests from elsewhere
