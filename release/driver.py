@@ -55,7 +55,7 @@ from typing import Any, Callable, Optional
 from core import actions
 from core.actions import Action, Refused
 from core.paths import UNSET
-from core.release import canary_move, idle_colour, next_weight, plan_release, release_state
+from core.release import idle_colour, next_weight, plan_release, release_state
 from core.settings import COLOURS, Settings
 from core.signals import Signal, catalogue
 from release.audit import AuditLog, who
@@ -63,6 +63,7 @@ from release.judge import CANDIDATE, REFERENCE, Check, Decision, Ratio, Reading,
 from release.judge import start as judging_from
 from release.lease import LeaseLost
 from release.ledger import Ledger, NoLedger
+from release.pacing import Pacing, Progress, after_check
 from release.ports import Metrics, MetricsError, Stack, StackError
 from release.record import Observation, ReleaseRun
 from release.stackfile import apply_changes, settings_of
@@ -306,22 +307,21 @@ class Driver:
         comparison: Comparison,
         history: dict[str, list[Reading]],
         phase: str,
-        on_advance: Optional[Callable[[bool, bool], str]] = None,
+        on_move: Optional[Callable[[str], None]] = None,
         progress: Callable[[], float] = lambda: 0.0,
         bake_seconds: Optional[float] = None,
     ) -> str:
-        """Read, judge and act until a verdict ends it: "advanced" (the last step passed),
-        "baked" (`bake_seconds` passed and every critical gate accepts), "rollback" or
-        "inconclusive" (no usable data for `maxInconclusiveSeconds`). On a passing check,
-        `on_advance(accepted, filled)` (every critical gate accepts; the step has had
-        `minStepRequests` candidate requests) answers "moved", "stay" or "done"."""
+        """Read, judge and act until a move of `release.pacing` ends it: "promote" (the canary's
+        last step passed), "baked", "rollback" or "inconclusive". `on_move("advance")` and
+        `on_move("promote")` carry a canary's moves out."""
         settings = self.settings()
         analysis, signals = settings.rollout.analysis, self.signals()
+        pacing = Pacing(analysis.max_inconclusive_seconds, analysis.min_step_requests, settings.rollout.canary.steps, bake_seconds)
         state = judging_from(signals, analysis.alpha, history)
         started = self.clock()
         previous: Check = {}
-        inconclusive_since: Optional[float] = None
-        step, step_requests = 1, 0.0
+        paced = Progress()
+        step = 1
         while True:
             self.lease.check()
             last = self.clock()
@@ -340,25 +340,14 @@ class Driver:
             run.observations.append(observation)
             self.show(_progress(observation))
             self._record("analysis", phase=phase, step=step, weights=weights, verdict=decision.verdict, reasons=list(decision.reasons), gates=[g.__dict__ for g in decision.gates])
-            if decision.verdict == "rollback":
-                return "rollback"
-            if decision.inconclusive:
-                inconclusive_since = last if inconclusive_since is None else inconclusive_since
-                if now - inconclusive_since >= analysis.max_inconclusive_seconds:
-                    return "inconclusive"
-                continue
-            inconclusive_since = None
-            step_requests += decision.exposure
-            if bake_seconds is not None:
-                if now - started >= bake_seconds and decision.verdict == "promote":
-                    return "baked"
-                continue
-            if on_advance is not None and decision.verdict in ("advance", "promote"):
-                moved = on_advance(decision.verdict == "promote", step_requests >= analysis.min_step_requests)
-                if moved == "done":
-                    return "advanced"
-                if moved == "moved":
-                    step, step_requests = step + 1, 0.0
+            move, paced = after_check(pacing, paced, decision, last, now, now - started, dict(plan.weights).get("canary", 0))
+            if move in ("rollback", "inconclusive", "baked"):
+                return move
+            if move in ("advance", "promote") and on_move is not None:
+                on_move(move)
+                if move == "promote":
+                    return move
+                step += 1
 
     def _failure_reason(self, verdict: str, run: ReleaseRun) -> str:
         settings = self.settings()
@@ -405,21 +394,16 @@ class Driver:
         else:
             self.show(f"resuming {run.tag} at {canary.weight} %")
 
-        def on_advance(accepted: bool, filled: bool) -> str:
-            current = self.settings().rollout.canary.weight
-            move = canary_move(current, steps, accepted, filled)
+        def on_move(move: str) -> None:
             if move == "promote":
                 self.promote(**self._evidence(run))
-                return "done"
-            if move == "advance":
-                self.advance(weight_after(current), **self._evidence(run))
-                return "moved"
-            return "stay"
+            else:
+                self.advance(weight_after(self.settings().rollout.canary.weight), **self._evidence(run))
 
         def progress() -> float:
             return self.settings().rollout.canary.weight / 100
 
-        verdict = self._guarded(lambda: self._analysis_loop(run, comparison, history, "canary", on_advance, progress))
+        verdict = self._guarded(lambda: self._analysis_loop(run, comparison, history, "canary", on_move, progress))
         self._end(run, verdict, "rolled back", "promoted")
 
     def _run_blue_green(self, run: ReleaseRun) -> None:

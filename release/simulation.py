@@ -32,10 +32,11 @@ from typing import Literal, Optional, Sequence
 
 import numpy as np
 
-from core.release import canary_move, next_weight
+from core.release import next_weight
 from core.signals import CHAT_API, Signal
 from release.driver import HISTORY_STEP, request_rate
 from release.judge import CANDIDATE, REFERENCE, Check, Histogram, Level, Ratio, Reading, judge, start
+from release.pacing import Pacing, Progress, after_check
 
 Outcome = Literal["promoted", "rolled back", "undecided"]
 STEPS = (1, 5, 10, 25, 50, 75, 100)
@@ -231,7 +232,7 @@ def ours(
     baseline_seconds: int = 1800,
     limit: int = 3600,
 ) -> Result:
-    """The driver's canary loop, as `release.driver` runs it, on simulated traffic."""
+    """The driver's canary release on simulated traffic: its judge and its moves (`release.pacing`)."""
     rng = np.random.default_rng(seed)
     traffic = Traffic(scenario, rng)
     history = baseline(traffic, baseline_seconds, max(interval, int(HISTORY_STEP)))
@@ -239,8 +240,7 @@ def ours(
     rps = request_rate(history, max(interval, HISTORY_STEP))
     traffic.now = failed = 0
     weight = next_weight(steps, 0, rps, interval, min_step_requests, step_budget)
-    step_requests = 0.0
-    inconclusive_since: Optional[int] = None
+    pacing, progress = Pacing(max_inconclusive, min_step_requests, steps), Progress()
     for second in range(interval, limit + 1, interval):
         readings = traffic.interval({"canary": weight, "stable": 100 - weight}, interval)
         failed += int(readings["canary"]["errors"].bad)  # type: ignore[union-attr]
@@ -253,22 +253,13 @@ def ours(
             for name in readings["canary"]
         }
         decision, state = judge(state, check, signals, beta, weight / 100)
-        if decision.verdict == "rollback":
+        move, progress = after_check(pacing, progress, decision, second - interval, second, second, weight)
+        if move in ("rollback", "inconclusive"):
             return Result("rolled back", second, failed, decision.reasons[0])
-        if decision.inconclusive:
-            inconclusive_since = second - interval if inconclusive_since is None else inconclusive_since
-            if second - inconclusive_since >= max_inconclusive:
-                return Result("rolled back", second, failed, decision.reasons[0])
-            continue
-        inconclusive_since = None
-        step_requests += decision.exposure
-        if decision.verdict not in ("advance", "promote"):
-            continue
-        move = canary_move(weight, steps, decision.verdict == "promote", step_requests >= min_step_requests)
         if move == "promote":
             return Result("promoted", second, failed)
         if move == "advance":
-            weight, step_requests = next_weight(steps, weight, rps, interval, min_step_requests, step_budget), 0.0
+            weight = next_weight(steps, weight, rps, interval, min_step_requests, step_budget)
     return Result("undecided", limit, failed)
 
 

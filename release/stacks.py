@@ -28,7 +28,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import AbstractSet, Any, Mapping, Optional
 
-from core.release import DEPLOYMENTS, ReleaseState
+from core.release import DEFAULT_SERVICE, ReleaseState, deployments
 from offline.diff import diff_plans
 from offline.harness import Plan, Registration, run_stack
 from release.ports import StackError, StackLocked
@@ -183,7 +183,7 @@ def check_invariants(before: Plan, after: Plan, changed: AbstractSet[str] = froz
         if any(kind not in allowed or action != "update" for kind, action in touched):
             raise InvariantBroken(f"changing {', '.join(sorted(changed))} touched {sorted(touched)}")
     for change in diff.changes:
-        serving = {DEPLOYMENTS[track] for track in ("stable", "blue", "green")}
+        serving = {deployments(DEFAULT_SERVICE)[track] for track in ("stable", "blue", "green")}
         if change.type == "kubernetes:apps/v1:Deployment" and change.name in serving and change.action in ("replace", "delete"):
             raise InvariantBroken(f"the update would {change.action} the serving Deployment {change.name}")
     deployments = {r.inputs["metadata"]["name"]: r.inputs["spec"] for r in after.of_type("kubernetes:apps/v1:Deployment")}
@@ -194,6 +194,6 @@ def check_invariants(before: Plan, after: Plan, changed: AbstractSet[str] = froz
                 raise InvariantBroken(f"route {route['name']} weights sum to {sum(weights)}")
             for destination in route["route"]:
                 subset = destination["destination"]["subset"]
-                name = DEPLOYMENTS[subset]
+                name = deployments(DEFAULT_SERVICE)[subset]
                 if destination["weight"] > 0 and deployments.get(name, {}).get("replicas", 0) < 1:
                     raise InvariantBroken(f"route {route['name']} sends traffic to {subset}, which has no pods")
