@@ -6,8 +6,12 @@
 - Each service gets a listener rule on the production listener (and, with a test route, on
   the test listener) matching its `hosts` and `pathPrefix`; the service that names neither
   takes what no other rule matches. Priorities rank the rules by how specific they are (host
-  and path, then host, then path, then the default), and within a rank come from the
-  service's name, so adding a service does not renumber the others.
+  and path, then host, then path, then the default: `ServiceSettings.entry_kind`), so a more
+  specific service can take part of a broader one's requests (`/triage` on the host another
+  service serves). Within a rank a priority comes from the service's name, so adding a service
+  does not renumber the others (unless two names' hashes clash in a rank: the name later in
+  order moves to the next free priority); the settings refuse services of one rank that match
+  the same requests, whose order would be arbitrary.
 """
 
 from __future__ import annotations
@@ -49,32 +53,22 @@ class EntryRule:
         return conditions
 
 
-def _rank(service: ServiceSettings) -> Optional[str]:
-    if service.hosts and service.path_prefix:
-        return "host-and-path"
-    if service.hosts:
-        return "host"
-    if service.path_prefix:
-        return "path"
-    return None
-
-
 def entry_rules(services: Mapping[str, ServiceSettings]) -> dict[str, EntryRule]:
     """Each service's listener rule (settings allow one default service at most)."""
     rules: dict[str, EntryRule] = {}
     taken: set[int] = set()
     for name in sorted(services):
         service = services[name]
-        rank = _rank(service)
+        kind = service.entry_kind
         prefix = service.path_prefix
         paths = (prefix, f"{prefix}/*") if prefix else ("/*",)
-        if rank is None:
+        if kind == "default":
             rules[name] = EntryRule(DEFAULT_PRIORITY, (), paths)
             continue
         offset = zlib.crc32(name.encode()) % _RANK_SIZE
-        while _RANKS[rank] + offset in taken:  # a clash of two names' hashes: the later name moves on
+        while _RANKS[kind] + offset in taken:  # a clash of two names' hashes: the later name moves on
             offset = (offset + 1) % _RANK_SIZE
-        priority = _RANKS[rank] + offset
+        priority = _RANKS[kind] + offset
         taken.add(priority)
         rules[name] = EntryRule(priority, service.hosts, paths)
     return rules

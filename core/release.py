@@ -175,7 +175,7 @@ class TrackState:
 
 @dataclass(frozen=True)
 class ReleaseState:
-    """What a stack serves, as the program exports it (stack output `release`) after every
+    """What a service serves, as the program exports it (stack output `releases.<service>`) after every
     successful update, and as a config would have it: the driver compares the two before acting.
 
     `tracks` maps each track to its version, size, weight and namespace; `testers` is the track

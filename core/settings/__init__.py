@@ -14,8 +14,9 @@ Decisions, where the design leaves room:
 - Types are strict (config is JSON): `replicas: "2"` is an error, not a 2, and a YAML
   `kubernetesVersion: 1.30` (a float, which would read as "1.3") must be quoted.
   `pulumi config set --path` stores numbers and booleans typed.
-- Sections are validated independently, so a typo in one never hides an error in another;
-  rules that span sections run on every section that parsed.
+- Sections, and the services within `services`, are validated independently, so a typo in
+  one never hides an error in another; rules that span sections or services run on every
+  section and service that parsed.
 - Every service names its strategy; the rest has defaults. A service's router defaults from
   its strategy (`core.routers.default_router`), and `mesh.enabled` unset means: on when a
   service's router needs the mesh (`Settings.mesh_enabled`).

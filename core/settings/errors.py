@@ -76,7 +76,7 @@ def format_error(section: str, section_hint: Any, error: Mapping[str, Any]) -> s
     """One pydantic error of `section` as a line."""
     loc = tuple(error["loc"])
     kind, value = error["type"], error.get("input")
-    if loc and loc[-1] == "[key]":  # a mapping's key (a service name) failed its own rule
+    if len(loc) >= 2 and loc[-1] == "[key]":  # a mapping's key (a service name) failed its own rule
         loc, value = loc[:-2] + (loc[-2],), loc[-2]
     key = key_of(section, loc)
     if section == "secrets":

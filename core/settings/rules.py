@@ -15,7 +15,7 @@ from core.quantity import parse_quantity
 from core.routers import RouterTraits, default_router
 from core.settings.fields import NAMESPACE
 from core.settings.platform import ClusterSettings, EdgeSettings, MeshSettings, MonitoringSettings
-from core.settings.service import COLOURS, RolloutSettings, ServiceSettings, SignalSettings
+from core.settings.service import COLOURS, RolloutSettings, ServiceSettings, SignalSettings, repository_name
 from core.signals import catalogue
 
 
@@ -38,8 +38,6 @@ def cross_section_problems(parsed: Mapping[str, Any], routers: Mapping[str, Rout
     if edge is not None and edge.test_port in (80, 443):
         problems.append(f"{NAMESPACE}:edge.testPort: {edge.test_port} is taken by the production listener; use another port")
     if services is not None:
-        if not services:
-            problems.append(f"{NAMESPACE}:services is empty: name at least one service (`services.chat-api.rollout.strategy: rolling`)")
         for name, service in services.items():
             problems += _service_problems(name, service)
             problems += _router_problems(name, service, mesh, routers)
@@ -48,6 +46,7 @@ def cross_section_problems(parsed: Mapping[str, Any], routers: Mapping[str, Rout
                     f"{NAMESPACE}:edge.testCidrs is required for blue-green ({service_key(name, 'rollout.strategy')}): the CIDRs "
                     "(testers, CI) that may reach the test listener on edge.testPort"
                 )
+        problems += _name_problems(services)
         problems += _entry_problems(services, mesh, routers)
     monitoring: Optional[MonitoringSettings] = parsed.get("monitoring")
     secrets: Optional[dict[str, str]] = parsed.get("secrets")
@@ -80,6 +79,29 @@ def _cluster_problems(cluster: ClusterSettings) -> list[str]:
     return problems
 
 
+def _name_problems(services: Mapping[str, ServiceSettings]) -> list[str]:
+    """Names two services' objects would share: the objects of a service are named after it
+    (`chat-api-canary`, `chat-api-mesh`), and each creates its own ECR repository."""
+    problems: list[str] = []
+    for name in services:
+        longer = [other for other in services if other.startswith(f"{name}-")]
+        problems += [
+            f"{service_key(other)}: begins with '{name}-', as the names of {name}'s own objects do ({name}-canary, {name}-blue, "
+            f"{name}-mesh): the two services' objects could take one name; rename one of them"
+            for other in longer
+        ]
+    created: dict[str, str] = {}
+    for name, service in services.items():
+        repository = repository_name(name, service)
+        if repository in created and (service.create_repository or services[created[repository]].create_repository):
+            problems.append(
+                f"{service_key(name, 'repository')}: {repository!r} is {created[repository]}'s repository too, and the stack creates it: "
+                "give each service its own (services share only an existing repository, createRepository: false on both)"
+            )
+        created.setdefault(repository, name)
+    return problems
+
+
 def _router_problems(name: str, service: ServiceSettings, mesh: Optional[MeshSettings], routers: Mapping[str, RouterTraits]) -> list[str]:
     router = resolve_router(service, mesh)
     traits = routers.get(router)
@@ -94,31 +116,32 @@ def _router_problems(name: str, service: ServiceSettings, mesh: Optional[MeshSet
             f"({router}: {', '.join(traits.strategies)}; {strategy}: {', '.join(able)})"
         )
     if traits.mesh and mesh is not None and mesh.enabled is False:
-        problems.append(
-            f"{NAMESPACE}:mesh.enabled: false, but {service_key(name, 'router')} is {router!r}, which routes in the Istio mesh"
-        )
+        chosen = f"is {router!r}" if service.router else f"defaults to {router!r} for the {strategy} strategy"
+        problems.append(f"{NAMESPACE}:mesh.enabled: false, but {service_key(name, 'router')} {chosen}, which routes in the Istio mesh")
     return problems
 
 
 def _entry_problems(services: Mapping[str, ServiceSettings], mesh: Optional[MeshSettings], routers: Mapping[str, RouterTraits]) -> list[str]:
-    """Each request on the shared edge belongs to one service: by host, by path prefix, or (one
-    service at most) by default."""
+    """Each request on the shared edge belongs to one service: the edge tries the most specific
+    kind of rule first (host and path, host, path, the default), so services of different kinds
+    may overlap; two of one kind must not, since their order would be arbitrary."""
     problems: list[str] = []
-    defaults = [name for name, s in services.items() if not s.hosts and s.path_prefix is None]
-    if len(defaults) > 1:
+    names = list(services)
+    defaults = [name for name in names if services[name].entry_kind == "default"]
+    for name in defaults[1:]:
         problems.append(
-            f"{NAMESPACE}:services: {', '.join(defaults)} name neither hosts nor pathPrefix; only one service can take the "
+            f"{service_key(name)}: names neither hosts nor pathPrefix, nor does {defaults[0]}; only one service can take the "
             "requests no other service's hosts or path prefix match: give the others hosts or a pathPrefix"
         )
-    # The default service overlaps every other on purpose (the edge tries it last); the rest must not.
-    names = [name for name in services if name not in defaults]
+    overlapping: set[tuple[str, str]] = set()
     for index, first in enumerate(names):
         for second in names[index + 1 :]:
             a, b = services[first], services[second]
-            shared = sorted(set(a.hosts) & set(b.hosts)) if a.hosts and b.hosts else (["(any host)"] if not a.hosts and not b.hosts else [])
-            if not shared:
+            if a.entry_kind == "default" or a.entry_kind != b.entry_kind:
                 continue
-            if _prefixes_overlap(a.path_prefix, b.path_prefix):
+            shared = sorted(set(a.hosts) & set(b.hosts)) if a.hosts else ["(any host)"]
+            if shared and _prefixes_overlap(a.path_prefix, b.path_prefix):
+                overlapping.add((first, second))
                 problems.append(
                     f"{service_key(second)}: its hosts and pathPrefix ({b.path_prefix or '/'}) overlap {first}'s "
                     f"({a.path_prefix or '/'}) on {', '.join(shared)}: a request must belong to one service"
@@ -133,13 +156,13 @@ def _entry_problems(services: Mapping[str, ServiceSettings], mesh: Optional[Mesh
         owner: dict[str, str] = {}
         for name in names_on_it:
             service = services[name]
-            if service.path_prefix is not None and not service.hosts:
+            if service.entry_kind == "path":
                 problems.append(
                     f"{service_key(name, 'pathPrefix')}: {service.path_prefix!r} on the edge's default host, but the {router} router "
                     "tells services apart by host only: give the service hosts of its own, or another router"
                 )
             for host in service.hosts:
-                if host in owner:
+                if host in owner and (owner[host], name) not in overlapping:
                     problems.append(
                         f"{service_key(name, 'hosts')}: {host!r} is also {owner[host]}'s, and the {router} router tells services apart "
                         "by host only: give each its own hosts, or route one with another router"
@@ -166,6 +189,8 @@ def _service_problems(name: str, service: ServiceSettings) -> list[str]:
     scaling = service.autoscaling
     if scaling.min_replicas > scaling.max_replicas:
         problems.append(f"{service_key(name, 'autoscaling')}: minReplicas {scaling.min_replicas} is above maxReplicas {scaling.max_replicas}")
+    if len(set(service.hosts)) < len(service.hosts):
+        problems.append(f"{service_key(name, 'hosts')}: {json.dumps(list(service.hosts))} lists a host name twice")
     if len(service.hosts) > 3:
         problems.append(f"{service_key(name, 'hosts')}: {len(service.hosts)} host names; an ALB rule matches at most 3 besides the path (list 3 or fewer)")
     if service.metrics_port == service.port:

@@ -33,6 +33,9 @@ from core.settings.fields import (
 
 Strategy = Literal["rolling", "canary", "blue-green"]
 Colour = Literal["blue", "green"]
+# How the shared edge tells a service's requests apart, most specific first (`core.edge` ranks
+# its listener rules so); `default` takes what no other service's rule matches.
+EntryKind = Literal["host-and-path", "host", "path", "default"]
 STRATEGIES: tuple[str, ...] = typing.get_args(Strategy)
 COLOURS: tuple[str, ...] = typing.get_args(Colour)
 # Which routers exist is the router factory's to say (`components.routers`); the settings check
@@ -220,3 +223,14 @@ class ServiceSettings:
     router: Optional[RouterName] = None
     hosts: tuple[Hostname, ...] = ()
     path_prefix: Optional[PathPrefix] = None
+
+    @property
+    def entry_kind(self) -> EntryKind:
+        if self.hosts:
+            return "host-and-path" if self.path_prefix else "host"
+        return "path" if self.path_prefix else "default"
+
+
+def repository_name(name: str, service: ServiceSettings) -> str:
+    """The service's ECR repository: its `repository`, or `carepath-<name>`."""
+    return service.repository or f"carepath-{name}"

@@ -15,7 +15,7 @@ from core.settings.errors import SettingsError, format_error
 from core.settings.fields import NAMESPACE, ServiceName
 from core.settings.platform import ClusterSettings, EdgeSettings, MeshSettings, MonitoringSettings
 from core.settings.rules import cross_section_problems, resolve_router
-from core.settings.service import ServiceSettings
+from core.settings.service import ServiceSettings, repository_name
 
 SECTIONS: dict[str, Any] = {
     "cluster": ClusterSettings,
@@ -53,7 +53,7 @@ class Settings:
         return self.services[name]
 
     def repository(self, name: str) -> str:
-        return self.service(name).repository or f"carepath-{name}"
+        return repository_name(name, self.service(name))
 
     @property
     def namespace(self) -> str:
@@ -74,6 +74,15 @@ class Settings:
         return any(t.gateway_api for t in self.routers.values())
 
 
+def _validate(key: str, value: Any, problems: list[str]) -> Any:
+    """`value` as section `key`, or None with its problems added to `problems`."""
+    try:
+        return _ADAPTERS[key].validate_json(json.dumps(value), by_alias=True, by_name=False)
+    except ValidationError as error:
+        problems += [format_error(key, SECTIONS[key], e) for e in error.errors()]
+        return None
+
+
 def parse(raw: Mapping[str, Any], stack: str, secret_keys: frozenset[str] = frozenset(), *, routers: Mapping[str, RouterTraits]) -> Settings:
     """Validate a stack's `carepath:` config; `raw` maps section names to decoded JSON values,
     `secret_keys` names the sections stored encrypted, `routers` the routers there are."""
@@ -84,24 +93,33 @@ def parse(raw: Mapping[str, Any], stack: str, secret_keys: frozenset[str] = froz
         problems.append(f"{NAMESPACE}:{key}: unknown key{did_you_mean} (allowed: {', '.join(SECTIONS)})")
 
     parsed: dict[str, Any] = {}
-    for key, adapter in _ADAPTERS.items():
+    for key in SECTIONS:
         value = raw.get(key)
         if value is None:
             if key in REQUIRED:
                 problems.append(f"{NAMESPACE}:{key} is required: at least one service (`services.chat-api.rollout.strategy: rolling`)")
                 continue
             value = {}
-        try:
-            parsed[key] = adapter.validate_json(json.dumps(value), by_alias=True, by_name=False)
-        except ValidationError as error:
-            problems += [format_error(key, SECTIONS[key], e) for e in error.errors()]
+        if key == "services" and isinstance(value, dict):
+            if not value:
+                problems.append(f"{NAMESPACE}:services is empty: name at least one service (`services.chat-api.rollout.strategy: rolling`)")
+                continue
+            # Each service on its own, so one service's error leaves the others' rules, and the
+            # rules across services (over those that parsed), to run. In name order, as `Settings`.
+            parsed[key] = {}
+            for name in sorted(value, key=str):
+                parsed[key].update(_validate(key, {name: value[name]}, problems) or {})
+        else:
+            section = _validate(key, value, problems)
+            if section is not None:
+                parsed[key] = section
     problems += cross_section_problems(parsed, routers)
     if raw.get("secrets") and "secrets" not in secret_keys:
         problems.append(f"{NAMESPACE}:secrets: set in plain text; use `pulumi config set --secret --path secrets.<name> <value>`")
     if problems:
         raise SettingsError(problems)
 
-    services = {name: parsed["services"][name] for name in sorted(parsed["services"])}
+    services: dict[str, ServiceSettings] = parsed["services"]
     return Settings(
         stack=stack,
         cluster=parsed["cluster"],

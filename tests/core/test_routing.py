@@ -1,4 +1,7 @@
-"""The canary's routes: order, pins, shadow copies; property tests over release sequences."""
+"""A service's routes, router-neutral: order, pins, shadow copies; property tests over release
+sequences. (How a router renders them, a VirtualService or an HTTPRoute, is its own test's.)"""
+
+from __future__ import annotations
 
 import re
 
@@ -7,28 +10,29 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from core.release import ReleasePlan, TrackSpec
-from core.routing import PIN_COOKIE, canary_routes
+from core.routing import PIN_COOKIE, PIN_MAX_AGE_SECONDS, Destination, Match, Route, canary_routes, path_prefix, pin_regex, set_pin_cookie
 from core.settings import HeaderSettings, MirrorSettings
 
-HOST = "chat-api-mesh.carepath-staging.svc.cluster.local"
 HEADER = HeaderSettings()
 MIRROR = MirrorSettings(percent=20, paths=("/v1/models", "/v1/conversations/*"))
+NAMESPACE = "carepath-staging"
 
 
-def in_flight(weight: int, tag: str = "v2.0.0") -> ReleasePlan:
+def in_flight(weight: int, tag: str = "v2.0.0", service: str = "chat-api") -> ReleasePlan:
     return ReleasePlan(
+        service,
         "canary",
-        (TrackSpec("stable", "v1.4.0", 4, "carepath-staging"), TrackSpec("canary", tag, 1, "carepath-staging")),
+        (TrackSpec(service, "stable", "v1.4.0", 4, NAMESPACE), TrackSpec(service, "canary", tag, 1, NAMESPACE)),
         (("stable", 100 - weight), ("canary", weight)),
         header_track="canary",
     )
 
 
-STABLE_ONLY = ReleasePlan("canary", (TrackSpec("stable", "v2.0.0", 4, "carepath-staging"),), (("stable", 100),))
+STABLE_ONLY = ReleasePlan("chat-api", "canary", (TrackSpec("chat-api", "stable", "v2.0.0", 4, NAMESPACE),), (("stable", 100),))
 
 
-def names(routes):
-    return [r["name"] for r in routes]
+def by_name(routes: tuple[Route, ...]) -> dict[str, Route]:
+    return {route.name: route for route in routes}
 
 
 @pytest.mark.parametrize(
@@ -41,18 +45,28 @@ def names(routes):
     ],
 )
 def test_testers_win_then_pinned_conversations_then_the_split(stickiness, mirror, expected):
-    routes = canary_routes(in_flight(10), HOST, HEADER, stickiness, mirror)
-    assert names(routes) == expected
-    assert routes[0]["match"] == [{"headers": {"x-version": {"exact": "canary"}}}]
-    assert "match" not in routes[-1], "the split is the catch-all, last"
+    routes = canary_routes(in_flight(10), HEADER, stickiness, mirror)
+    assert [route.name for route in routes] == expected
+    assert routes[0].matches == (Match(header=("x-version", "canary")),)
+    assert routes[0].destinations == (Destination("canary", 100),)
+    assert routes[-1].matches == (), "the split is the catch-all, last"
+
+
+def test_the_tester_header_is_the_services_own():
+    testers = canary_routes(in_flight(10), HeaderSettings(name="x-tester", value="triage-v2"), False, None)[0]
+    assert testers.matches == (Match(header=("x-tester", "triage-v2")),)
 
 
 def test_the_split_pins_each_new_conversation_to_its_track_for_this_release():
-    split = canary_routes(in_flight(10), HOST, HEADER, True, None)[-1]["route"]
-    cookies = {r["destination"]["subset"]: r["headers"]["response"]["add"]["set-cookie"] for r in split}
-    assert cookies["canary"].startswith(f"{PIN_COOKIE}=canary-v2.0.0;")
-    assert cookies["stable"].startswith(f"{PIN_COOKIE}=stable-v2.0.0;")
-    assert "HttpOnly" in cookies["canary"]
+    split = by_name(canary_routes(in_flight(10), HEADER, True, None))["split"]
+    assert split.destinations == (Destination("stable", 90, "stable-v2.0.0"), Destination("canary", 10, "canary-v2.0.0"))
+    assert by_name(canary_routes(in_flight(10), HEADER, False, None))["split"].destinations == (Destination("stable", 90), Destination("canary", 10))
+
+
+def test_the_pin_cookie_lasts_longer_than_a_conversation_and_stays_out_of_scripts():
+    cookie = set_pin_cookie("canary-v2.0.0")
+    assert cookie.startswith(f"{PIN_COOKIE}=canary-v2.0.0;")
+    assert f"Max-Age={PIN_MAX_AGE_SECONDS}" in cookie and "Path=/" in cookie and "HttpOnly" in cookie
 
 
 @pytest.mark.parametrize(
@@ -67,35 +81,50 @@ def test_the_split_pins_each_new_conversation_to_its_track_for_this_release():
     ],
 )
 def test_the_pin_route_matches_exactly_this_releases_cookie(cookie, matches):
-    pinned = next(r for r in canary_routes(in_flight(10), HOST, HEADER, True, None) if r["name"] == "pinned-canary")
-    pattern = pinned["match"][0]["headers"]["cookie"]["regex"]
-    assert bool(re.fullmatch(pattern, cookie)) is matches
+    pinned = by_name(canary_routes(in_flight(10), HEADER, True, None))["pinned-canary"]
+    assert pinned.matches == (Match(pin="canary-v2.0.0"),) and pinned.destinations == (Destination("canary", 100),)
+    pin = pinned.matches[0].pin
+    assert pin is not None and bool(re.fullmatch(pin_regex(pin), cookie)) is matches
 
 
 def test_shadow_copies_read_only_paths_to_the_canary():
-    routes = {r["name"]: r for r in canary_routes(in_flight(0), HOST, HEADER, True, MIRROR)}
+    routes = by_name(canary_routes(in_flight(0), HEADER, True, MIRROR))
+    assert routes["shadowed"].matches == (Match(path="/v1/models"), Match(path="/v1/conversations/*"))
+    assert routes["pinned-stable-shadowed"].matches == (Match(pin="stable-v2.0.0", path="/v1/models"), Match(pin="stable-v2.0.0", path="/v1/conversations/*"))
     for name in ("shadowed", "pinned-stable-shadowed"):
-        route = routes[name]
-        assert route["mirror"]["subset"] == "canary"
-        assert route["mirrorPercentage"] == {"value": 20.0}
-        assert [m["uri"] for m in route["match"]] == [{"exact": "/v1/models"}, {"prefix": "/v1/conversations/"}]
-    assert "mirror" not in routes["split"] and "mirror" not in routes["pinned-stable"]
+        assert routes[name].mirror == ("canary", 20)
+    assert routes["split"].mirror is None and routes["pinned-stable"].mirror is None
     # the shadow phase: weight 0, so patients still all reach stable
-    assert [(r["destination"]["subset"], r["weight"]) for r in routes["shadowed"]["route"]] == [("stable", 100), ("canary", 0)]
+    assert [(d.track, d.weight) for d in routes["shadowed"].destinations] == [("stable", 100), ("canary", 0)]
+
+
+def test_a_mirror_of_0_percent_copies_nothing():
+    assert [route.name for route in canary_routes(in_flight(10), HEADER, False, MirrorSettings(percent=0, paths=("/v1/models",)))] == ["testers", "split"]
+
+
+@pytest.mark.parametrize("path, prefix", [("/v1/conversations/*", "/v1/conversations/"), ("/v1/models", None)])
+def test_a_mirrored_path_is_a_prefix_exactly_when_it_ends_in_a_wildcard(path, prefix):
+    assert path_prefix(path) == prefix
 
 
 def test_with_no_canary_in_flight_there_are_no_pins_no_cookies_and_no_shadow():
-    routes = canary_routes(STABLE_ONLY, HOST, HEADER, True, MIRROR)
-    assert routes == [{"name": "split", "route": [{"destination": {"host": HOST, "subset": "stable", "port": {"number": 80}}, "weight": 100}]}]
+    assert canary_routes(STABLE_ONLY, HEADER, True, MIRROR) == (Route("split", (), (Destination("stable", 100),)),)
 
 
-def _pinned(routes):
-    return {r["name"]: r for r in routes if r["name"].startswith("pinned")}
+@given(st.integers(0, 100), st.booleans(), st.booleans())
+def test_routes_name_tracks_not_services(weight, stickiness, mirror):
+    """The routes are the same for every service: a router adds the service's own hosts."""
+    chosen = MIRROR if mirror else None
+    assert canary_routes(in_flight(weight, service="triage-api"), HEADER, stickiness, chosen) == canary_routes(in_flight(weight), HEADER, stickiness, chosen)
+
+
+def _pinned(routes: tuple[Route, ...]) -> dict[str, Route]:
+    return {route.name: route for route in routes if route.name.startswith("pinned")}
 
 
 @given(st.lists(st.integers(0, 100), min_size=1, max_size=8), st.booleans())
 def test_a_pinned_conversation_keeps_its_route_until_the_release_ends(weights, mirror):
-    steps = [canary_routes(in_flight(w), HOST, HEADER, True, MIRROR if mirror else None) for w in weights]
+    steps = [canary_routes(in_flight(w), HEADER, True, MIRROR if mirror else None) for w in weights]
     first = _pinned(steps[0])
     assert set(first) >= {"pinned-canary", "pinned-stable"}
     for routes in steps[1:]:
@@ -105,14 +134,17 @@ def test_a_pinned_conversation_keeps_its_route_until_the_release_ends(weights, m
 @given(st.lists(st.integers(0, 100), min_size=1, max_size=8), st.booleans(), st.booleans())
 def test_after_abort_no_route_leads_to_the_canary(weights, stickiness, mirror):
     for weight in weights:
-        canary_routes(in_flight(weight), HOST, HEADER, stickiness, MIRROR if mirror else None)
-    aborted = canary_routes(STABLE_ONLY, HOST, HEADER, stickiness, MIRROR if mirror else None)
-    destinations = [d["destination"]["subset"] for r in aborted for d in r["route"]]
-    assert destinations == ["stable"] and not any("mirror" in r for r in aborted)
+        canary_routes(in_flight(weight), HEADER, stickiness, MIRROR if mirror else None)
+    aborted = canary_routes(STABLE_ONLY, HEADER, stickiness, MIRROR if mirror else None)
+    assert [d.track for route in aborted for d in route.destinations] == ["stable"]
+    assert all(route.mirror is None for route in aborted)
 
 
 @given(st.integers(0, 100), st.booleans(), st.booleans())
-def test_every_route_sums_to_100_and_names_an_existing_subset(weight, stickiness, mirror):
-    for route in canary_routes(in_flight(weight), HOST, HEADER, stickiness, MIRROR if mirror else None):
-        assert sum(d["weight"] for d in route["route"]) == 100
-        assert {d["destination"]["subset"] for d in route["route"]} <= {"stable", "canary"}
+def test_every_route_sums_to_100_and_names_an_existing_track(weight, stickiness, mirror):
+    plan = in_flight(weight)
+    tracks = {t.track for t in plan.tracks}
+    for route in canary_routes(plan, HEADER, stickiness, MIRROR if mirror else None):
+        assert sum(d.weight for d in route.destinations) == 100
+        assert {d.track for d in route.destinations} <= tracks
+        assert route.mirror is None or route.mirror[0] in tracks
