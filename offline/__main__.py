@@ -3,8 +3,11 @@
 plan: what `pulumi up` would create for the stack, from its stack file and overrides.
 diff: what would change between the stack file as it is (or, with --base-config, another
       version of it, such as the base branch's in a pull request) and with the overrides.
-Keys are `--path` style (`rollout.canary.weight`), in the `carepath:` namespace unless
-prefixed (`aws:region`). Exit code 2 on bad config, with every problem listed.
+Keys are `--path` style (`services.chat-api.rollout.canary.weight`), in the `carepath:`
+namespace unless prefixed (`aws:region`); a JSON object sets a whole mapping, such as a
+new service (`--set 'services.triage-api={"tag": "v0.3.0", "pathPrefix": "/triage",
+"rollout": {"strategy": "rolling"}}'`).
+Exit code 2 on bad config, with every problem listed.
 """
 
 from __future__ import annotations

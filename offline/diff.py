@@ -29,6 +29,7 @@ REPLACE_ON: dict[str, tuple[str, ...]] = {
     "aws:iam/rolePolicyAttachment:RolePolicyAttachment": ("role", "policyArn"),
     "aws:lb/loadBalancer:LoadBalancer": ("name", "internal", "loadBalancerType"),
     "aws:lb/targetGroup:TargetGroup": ("name", "port", "protocol", "targetType", "vpcId"),
+    "aws:lb/listenerRule:ListenerRule": ("listenerArn",),
     "aws:ec2/securityGroup:SecurityGroup": ("name", "vpcId", "description"),
     "kubernetes:apps/v1:Deployment": _KUBERNETES_IDENTITY + ("spec.selector",),
     "kubernetes:core/v1:Service": _KUBERNETES_IDENTITY + ("spec.clusterIP",),

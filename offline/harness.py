@@ -24,9 +24,11 @@ from pulumi.runtime.stack import run_in_stack
 from pulumi.runtime.sync_await import _sync_await
 
 from core.paths import UNSET, set_path
+from core.settings import NAMESPACE
+from core.stack_config import carepath_sections
 from offline.mocks import CarePathMocks
 
-PROJECT = "carepath"
+PROJECT = NAMESPACE  # Pulumi names a project's config namespace after the project
 ROOT = Path(__file__).resolve().parent.parent
 STACKS = ("demo", "staging", "production")
 SECRET = "[secret]"
@@ -234,6 +236,12 @@ def load_stack_config(stack: str, path: Optional[Path] = None) -> dict[str, Any]
     return dict(document.get("config") or {})
 
 
+def carepath_config(stack: str, path: Optional[Path] = None) -> dict[str, Any]:
+    """The `carepath:` sections of Pulumi.<stack>.yaml (or of the stack file at `path`), section
+    name -> value: the program's and the release driver's reading (`core.stack_config`)."""
+    return carepath_sections(load_stack_config(stack, path))
+
+
 def parse_value(text: str) -> Any:
     """A value as `pulumi config set --path` stores it: true/false and integers typed, JSON
     lists and objects decoded, anything else a string."""
@@ -247,15 +255,18 @@ def parse_value(text: str) -> Any:
 
 
 def _split_key(key: str) -> tuple[str, list[str]]:
+    """`services.chat-api.tag` -> (`carepath:services`, [`chat-api`, `tag`]); a key with its own
+    namespace (`aws:region`) keeps it."""
     namespace, _, path = key.rpartition(":")
     top, *rest = path.split(".")
-    return f"{namespace or PROJECT}:{top}", rest
+    return f"{namespace or NAMESPACE}:{top}", rest
 
 
 def apply_overrides(
     config: Mapping[str, Any], overrides: Optional[Mapping[str, Any]] = None, unset: Sequence[str] = ()
 ) -> dict[str, Any]:
-    """`config` with `--path`-style overrides (`rollout.canary.weight` -> 25) and removals."""
+    """`config` with `--path`-style overrides (`services.chat-api.rollout.canary.weight` -> 25)
+    and removals."""
     result = json.loads(json.dumps(dict(config)))  # deep copy
     for key, value in [*dict(overrides or {}).items(), *((key, UNSET) for key in unset)]:
         top, path = _split_key(key)

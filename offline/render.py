@@ -35,9 +35,11 @@ KEY_FIELDS: dict[str, tuple[str, ...]] = {
     "aws:lb/loadBalancer:LoadBalancer": ("internal", "idleTimeout", "dropInvalidHeaderFields"),
     "aws:lb/targetGroup:TargetGroup": ("port", "targetType", "deregistrationDelay", "healthCheck.path"),
     "aws:lb/listener:Listener": ("port", "protocol", "sslPolicy", "defaultActions"),
+    "aws:lb/listenerRule:ListenerRule": ("priority", "conditions", "actions"),
     "aws:ec2/securityGroup:SecurityGroup": ("ingress", "egress"),
     "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": ("fromPort", "toPort", "referencedSecurityGroupId"),
     "kubernetes:helm.sh/v4:Chart": ("chart", "version", "namespace"),
+    "kubernetes:yaml/v2:ConfigFile": ("file",),
     "kubernetes:core/v1:Namespace": ("metadata.name", "metadata.labels"),
     "kubernetes:apps/v1:Deployment": (
         "metadata.namespace",
@@ -50,9 +52,12 @@ KEY_FIELDS: dict[str, tuple[str, ...]] = {
     "kubernetes:policy/v1:PodDisruptionBudget": ("spec.maxUnavailable", "spec.selector.matchLabels"),
     "kubernetes:autoscaling/v2:HorizontalPodAutoscaler": ("spec.minReplicas", "spec.maxReplicas"),
     "kubernetes:elbv2.k8s.aws/v1beta1:TargetGroupBinding": ("spec.serviceRef", "spec.targetGroupARN"),
-    "kubernetes:networking.istio.io/v1:VirtualService": ("spec.http",),
+    "kubernetes:networking.istio.io/v1:Gateway": ("spec.servers",),
+    "kubernetes:networking.istio.io/v1:VirtualService": ("spec.hosts", "spec.gateways", "spec.http"),
     "kubernetes:networking.istio.io/v1:DestinationRule": ("spec.host", "spec.subsets"),
     "kubernetes:security.istio.io/v1:PeerAuthentication": ("spec.mtls.mode",),
+    "kubernetes:gateway.networking.k8s.io/v1:Gateway": ("spec.gatewayClassName", "spec.listeners"),
+    "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute": ("spec.parentRefs", "spec.hostnames", "spec.rules"),
     "kubernetes:monitoring.coreos.com/v1:ServiceMonitor": ("spec.namespaceSelector", "spec.selector"),
 }
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Literal, Mapping, Sequence
+from typing import Any, Callable, Literal, Mapping, Optional, Sequence
 
 Props = Mapping[str, Any]
 PRODUCTION_STACKS = ("production",)
@@ -21,8 +21,10 @@ ECR_IMAGE = re.compile(
     r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?(?:@(?P<digest>sha256:[0-9a-f]{64}))?"
 )
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+SERVICE = "kubernetes:core/v1:Service"
 VIRTUAL_SERVICE = "kubernetes:networking.istio.io/v1:VirtualService"
 DESTINATION_RULE = "kubernetes:networking.istio.io/v1:DestinationRule"
+HTTP_ROUTE = "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute"
 PDB = "kubernetes:policy/v1:PodDisruptionBudget"
 HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
 
@@ -50,6 +52,19 @@ def _containers(props: Props) -> list[Props]:
 
 def _pod(props: Props) -> Props:
     return props.get("spec", {}).get("template", {}).get("spec", {})
+
+
+def _name(resource: Resource) -> str:
+    return resource.props.get("metadata", {}).get("name", resource.name)
+
+
+def _place(resource: Resource) -> tuple[str, str]:
+    """Where a Kubernetes object lives: (namespace, name). Names are unique per namespace only."""
+    return resource.props.get("metadata", {}).get("namespace", ""), _name(resource)
+
+
+def _of(resources: Sequence[Resource], kind: str) -> list[Resource]:
+    return [r for r in resources if r.type == kind]
 
 
 def pinned_ecr_images(kind: str, props: Props, stack: str) -> list[str]:
@@ -108,47 +123,123 @@ def restricted_security_context(kind: str, props: Props, stack: str) -> list[str
     return problems
 
 
+def _has(labels: Props, required: Props) -> bool:
+    return all(labels.get(key) == value for key, value in required.items())
+
+
 def _selects(selector: Props, labels: Props) -> bool:
     match = selector.get("matchLabels", {})
-    return bool(match) and all(labels.get(key) == value for key, value in match.items())
+    return bool(match) and _has(labels, match)
+
+
+def _scaled(resources: Sequence[Resource]) -> set[tuple[str, str]]:
+    """The Deployments a HorizontalPodAutoscaler scales, as (namespace, name)."""
+    return {(_place(r)[0], r.props.get("spec", {}).get("scaleTargetRef", {}).get("name")) for r in _of(resources, HPA)}
 
 
 def production_deployment_safety(resources: Sequence[Resource], stack: str) -> list[str]:
     if stack not in PRODUCTION_STACKS:
         return []
-    budgets = [r.props.get("spec", {}).get("selector", {}) for r in resources if r.type == PDB]
-    scaled = {r.props.get("spec", {}).get("scaleTargetRef", {}).get("name") for r in resources if r.type == HPA}
+    budgets = [(_place(r)[0], r.props.get("spec", {}).get("selector", {})) for r in _of(resources, PDB)]
+    scaled = _scaled(resources)
     problems = []
-    for deployment in (r for r in resources if r.type == DEPLOYMENT):
-        spec, name = deployment.props.get("spec", {}), deployment.props.get("metadata", {}).get("name", deployment.name)
+    for deployment in _of(resources, DEPLOYMENT):
+        spec, (namespace, name) = deployment.props.get("spec", {}), _place(deployment)
         if spec.get("strategy", {}).get("rollingUpdate", {}).get("maxUnavailable") not in (0, "0%"):
             problems.append(f"Deployment {name}: maxUnavailable must be 0 in production")
         replicas = spec.get("replicas")
         # an idle blue/green colour may be scaled to zero; anything serving needs two
-        if name not in scaled and replicas is not None and 0 < replicas < 2:
+        if (namespace, name) not in scaled and replicas is not None and 0 < replicas < 2:
             problems.append(f"Deployment {name}: {replicas} replica; production needs at least 2")
         labels = spec.get("template", {}).get("metadata", {}).get("labels", {})
-        if not any(_selects(selector, labels) for selector in budgets):
+        if not any(where == namespace and _selects(selector, labels) for where, selector in budgets):
             problems.append(f"Deployment {name}: no PodDisruptionBudget selects its pods")
     return problems
 
 
-def virtual_service_routes(resources: Sequence[Resource], stack: str) -> list[str]:
-    subsets: dict[str, set[str]] = {}
-    for rule in (r for r in resources if r.type == DESTINATION_RULE):
+class _Backends:
+    """The stack's Services and the Deployments behind them: where a route's traffic lands."""
+
+    def __init__(self, resources: Sequence[Resource]):
+        self.services = {_place(r): r.props.get("spec", {}).get("selector") or {} for r in _of(resources, SERVICE)}
+        self.deployments = [(_place(r)[0], r.props.get("spec", {})) for r in _of(resources, DEPLOYMENT)]
+
+    def problem(self, namespace: str, service: str, weight: int, subset: Props) -> Optional[str]:
+        """What is wrong with sending `weight` of a route to Service `service` (narrowed to a
+        subset's labels): it must exist, and with traffic select pods of a Deployment with a
+        replica or more (none set: Kubernetes runs one until its autoscaler takes over)."""
+        selector = self.services.get((namespace, service))
+        if selector is None:
+            return f"{service} is no Service of the stack"
+        wanted = {**selector, **subset}
+        if weight > 0 and not any(
+            where == namespace and spec.get("replicas", 1) >= 1 and _has(spec.get("template", {}).get("metadata", {}).get("labels", {}), wanted)
+            for where, spec in self.deployments
+        ):
+            return f"{service} takes weight {weight} but no Deployment with a replica or more runs its pods"
+        return None
+
+
+def _service_of_host(host: str, namespace: str) -> tuple[str, str]:
+    """A mesh host (`chat-api-mesh.carepath-staging.svc.cluster.local`, or a short name in the
+    route's own namespace) as (namespace, Service)."""
+    name, _, rest = host.partition(".")
+    return (rest.partition(".")[0] or namespace), name
+
+
+def _virtual_service_routes(resources: Sequence[Resource], backends: _Backends) -> list[str]:
+    subsets: dict[str, dict[str, Props]] = {}
+    for rule in _of(resources, DESTINATION_RULE):
         spec = rule.props.get("spec", {})
-        subsets.setdefault(spec.get("host", ""), set()).update(s.get("name") for s in spec.get("subsets", []))
+        subsets.setdefault(spec.get("host", ""), {}).update((s.get("name"), s.get("labels", {})) for s in spec.get("subsets", []))
     problems = []
-    for service in (r for r in resources if r.type == VIRTUAL_SERVICE):
+    for service in _of(resources, VIRTUAL_SERVICE):
+        namespace, name = _place(service)
         for route in service.props.get("spec", {}).get("http", []):
+            where = f"VirtualService {name} route {route.get('name')}"
             destinations = route.get("route", [])
-            total = sum(d.get("weight", 100 if len(destinations) == 1 else 0) for d in destinations)
+            weighted = [(d.get("destination", {}), d.get("weight", 100 if len(destinations) == 1 else 0)) for d in destinations]
+            total = sum(weight for _, weight in weighted)
             if total != 100:
-                problems.append(f"VirtualService {service.name} route {route.get('name')}: weights sum to {total}, not 100")
-            for target in [d.get("destination", {}) for d in destinations] + ([route["mirror"]] if "mirror" in route else []):
-                if "subset" in target and target["subset"] not in subsets.get(target.get("host", ""), set()):
-                    problems.append(f"VirtualService {service.name} route {route.get('name')}: subset {target['subset']} is in no DestinationRule for {target.get('host')}")
+                problems.append(f"{where}: weights sum to {total}, not 100")
+            for target, weight in [*weighted, *([(route["mirror"], 0)] if "mirror" in route else [])]:
+                host, subset = target.get("host", ""), target.get("subset")
+                if subset is not None and subset not in subsets.get(host, {}):
+                    problems.append(f"{where}: subset {subset} is in no DestinationRule for {host}")
+                    continue
+                labels = subsets[host][subset] if subset is not None else {}
+                problem = backends.problem(*_service_of_host(host, namespace), weight, labels)
+                if problem:
+                    problems.append(f"{where}: {problem}" + (f" (subset {subset})" if subset is not None else ""))
     return problems
+
+
+def _http_routes(resources: Sequence[Resource], backends: _Backends) -> list[str]:
+    problems = []
+    for route in _of(resources, HTTP_ROUTE):
+        namespace, name = _place(route)
+        for index, rule in enumerate(route.props.get("spec", {}).get("rules", [])):
+            where = f"HTTPRoute {name} rule {rule.get('name', index)}"
+            refs = rule.get("backendRefs", [])
+            # The Gateway API's default weight is 1; a lone backend takes everything.
+            weighted = [(ref, ref.get("weight", 100 if len(refs) == 1 else 1)) for ref in refs]
+            total = sum(weight for _, weight in weighted)
+            if total != 100:
+                problems.append(f"{where}: weights sum to {total}, not 100")
+            mirrors = [f.get("requestMirror", {}).get("backendRef", {}) for f in rule.get("filters", []) if f.get("type") == "RequestMirror"]
+            for ref, weight in [*weighted, *((mirror, 0) for mirror in mirrors)]:
+                if (ref.get("group", ""), ref.get("kind", "Service")) != ("", "Service"):
+                    problems.append(f"{where}: backend {ref.get('kind')} {ref.get('name')} is not a Service")
+                    continue
+                problem = backends.problem(ref.get("namespace", namespace), ref.get("name", ""), weight, {})
+                if problem:
+                    problems.append(f"{where}: {problem}")
+    return problems
+
+
+def weighted_routes(resources: Sequence[Resource], stack: str) -> list[str]:
+    backends = _Backends(resources)
+    return _virtual_service_routes(resources, backends) + _http_routes(resources, backends)
 
 
 def ecr_immutable_and_scanned(kind: str, props: Props, stack: str) -> list[str]:
@@ -188,9 +279,9 @@ def https_listeners_in_production(kind: str, props: Props, stack: str) -> list[s
 
 
 def autoscaler_present(resources: Sequence[Resource], stack: str) -> list[str]:
-    scaled = {r.props.get("spec", {}).get("scaleTargetRef", {}).get("name") for r in resources if r.type == HPA}
-    names = [r.props.get("metadata", {}).get("name", r.name) for r in resources if r.type == DEPLOYMENT]
-    return [f"Deployment {name} has no HorizontalPodAutoscaler" for name in names if name not in scaled]
+    scaled = _scaled(resources)
+    places = [_place(r) for r in _of(resources, DEPLOYMENT)]
+    return [f"Deployment {name} has no HorizontalPodAutoscaler" for namespace, name in places if (namespace, name) not in scaled]
 
 
 def topology_spread(kind: str, props: Props, stack: str) -> list[str]:
@@ -199,24 +290,29 @@ def topology_spread(kind: str, props: Props, stack: str) -> list[str]:
     return ["pods are not spread over zones"]
 
 
+# Remediations name a service's keys as `services.<name>...`: the service is the one whose
+# resource the violation names (its Deployments, Services and routes start with its name).
 RULES: tuple[Rule, ...] = (
     Rule("pinned-ecr-images", "Deployments run images from ECR, pinned by a tag (never latest) or a digest.",
-         "Set chatApi.tag (or the colour/canary tag) to a released tag; chatApi.pinDigest adds the digest.", "mandatory", resource=pinned_ecr_images),
+         "Set services.<name>.tag (or the release's: services.<name>.rollout.canary.tag, services.<name>.rollout.blueGreen.<colour>.tag) "
+         "to a released tag; services.<name>.pinDigest adds the digest.", "mandatory", resource=pinned_ecr_images),
     Rule("probes-and-resources", "Every container has a readiness probe and CPU and memory requests and limits.",
-         "Render containers through the Track component, which sets both from chatApi.", "mandatory", resource=probes_and_resources),
+         "Render containers through the Track component, which sets both from services.<name> (healthPath, resources).", "mandatory", resource=probes_and_resources),
     Rule("restricted-security-context", "Pods meet the Kubernetes 'restricted' Pod Security Standard.",
          "Non-root, no privilege escalation, all capabilities dropped, RuntimeDefault seccomp, read-only root filesystem.", "mandatory", resource=restricted_security_context),
     Rule("production-deployment-safety", "Production Deployments roll with maxUnavailable 0, run at least 2 replicas and have a PodDisruptionBudget.",
-         "Keep rollout.rolling.maxUnavailable at 0 and chatApi.replicas at 2 or more on production.", "mandatory", stack=production_deployment_safety),
-    Rule("virtual-service-routes", "Every VirtualService route's weights sum to 100 and every subset it names exists in a DestinationRule.",
-         "Change weights through rollout.canary.weight; the CanaryRouter keeps routes and subsets in step.", "mandatory", stack=virtual_service_routes),
+         "Keep services.<name>.rollout.rolling.maxUnavailable at 0 and services.<name>.replicas at 2 or more on production.", "mandatory", stack=production_deployment_safety),
+    Rule("weighted-routes", "Every VirtualService and HTTPRoute route's weights sum to 100, every subset it names exists in a DestinationRule, "
+         "and every backend Service it sends traffic to exists and runs pods (a Deployment with replicas >= 1).",
+         "Change weights through services.<name>.rollout.canary.weight; the service's router (istio, gateway-api) keeps routes, subsets and tracks in step.",
+         "mandatory", stack=weighted_routes),
     Rule("ecr-immutable-and-scanned", "ECR repositories have immutable tags and scan images on push.",
          "Use the Registry component, or set imageTagMutability IMMUTABLE and scanOnPush.", "mandatory", resource=ecr_immutable_and_scanned),
     Rule("eks-cluster-hardening", "EKS logs its control plane, encrypts secrets with KMS, and in production opens its public endpoint only to listed CIDRs.",
          "Use the Cluster component; on production set cluster.publicAccessCidrs or cluster.endpointPublicAccess false.", "mandatory", resource=eks_cluster_hardening),
     Rule("https-listeners-in-production", "Production ALB listeners serve HTTPS (plain HTTP only to redirect).",
          "Set edge.certificateArn on production.", "mandatory", resource=https_listeners_in_production),
-    Rule("autoscaler-present", "Deployments have a HorizontalPodAutoscaler.", "Set chatApi.autoscaling.enabled.", "advisory", stack=autoscaler_present),
+    Rule("autoscaler-present", "Deployments have a HorizontalPodAutoscaler.", "Set services.<name>.autoscaling.enabled.", "advisory", stack=autoscaler_present),
     Rule("topology-spread", "Pods spread over availability zones.", "Render pods through the Track component.", "advisory", resource=topology_spread),
 )
 

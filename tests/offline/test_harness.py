@@ -13,22 +13,40 @@ def test_values_are_typed_as_pulumi_config_set_path_types_them(text, value):
 
 
 def test_overrides_set_nested_keys_and_unset_removes_them():
-    base = {"carepath:rollout": {"strategy": "canary", "canary": {"weight": 0}}, "aws:region": "us-east-1"}
-    result = apply_overrides(base, {"rollout.canary.weight": 25, "rollout.canary.tag": "v2.0.0", "aws:region": "eu-west-1"}, ["rollout.strategy"])
-    assert result == {"carepath:rollout": {"canary": {"weight": 25, "tag": "v2.0.0"}}, "aws:region": "eu-west-1"}
-    assert base["carepath:rollout"] == {"strategy": "canary", "canary": {"weight": 0}}, "the stack config is not mutated"
+    chat_api = {"tag": "v1.4.0", "rollout": {"strategy": "canary", "canary": {"weight": 0}}}
+    base = {"carepath:services": {"chat-api": chat_api}, "aws:region": "us-east-1"}
+    triage_api = {"tag": "v0.3.0", "rollout": {"strategy": "rolling"}}
+    result = apply_overrides(
+        base,
+        {"services.chat-api.rollout.canary.weight": 25, "services.triage-api": triage_api, "aws:region": "eu-west-1"},
+        ["services.chat-api.tag", "services.db-api.tag"],
+    )
+    assert result == {
+        "carepath:services": {"chat-api": {"rollout": {"strategy": "canary", "canary": {"weight": 25}}}, "triage-api": triage_api},
+        "aws:region": "eu-west-1",
+    }
+    assert base["carepath:services"]["chat-api"] == {"tag": "v1.4.0", "rollout": {"strategy": "canary", "canary": {"weight": 0}}}, "the stack config is not mutated"
 
 
 def test_runtime_config_is_strings_and_json_with_secure_values_masked():
     values, secret_keys = runtime_config(
-        {"aws:region": "us-east-1", "carepath:chatApi": {"tag": "v1"}, "carepath:secrets": {"oncall": {"secure": "AAAB"}}}
+        {"aws:region": "us-east-1", "carepath:services": {"chat-api": {"tag": "v1"}}, "carepath:secrets": {"oncall": {"secure": "AAAB"}}}
     )
     assert values == {
         "aws:region": "us-east-1",
-        "carepath:chatApi": '{"tag": "v1"}',
+        "carepath:services": '{"chat-api": {"tag": "v1"}}',
         "carepath:secrets": '{"oncall": "offline-placeholder"}',
     }
     assert secret_keys == ["carepath:secrets"]
+
+
+def test_a_stack_files_carepath_config_is_its_sections_without_namespace():
+    from offline.harness import carepath_config, load_stack_config
+
+    config = carepath_config("staging")
+    assert set(config) == {key.removeprefix("carepath:") for key in load_stack_config("staging") if key.startswith("carepath:")}
+    assert "aws:region" not in config and "region" not in config
+    assert config["services"]["chat-api"]["rollout"]["strategy"] == "canary"
 
 
 def test_runs_are_isolated_and_repeatable(run_stack):
@@ -61,7 +79,9 @@ def test_unknown_stack_is_a_clear_error():
         harness.run_stack("qa")
 
 
-def test_bad_config_fails_with_the_settings_error(run_stack):
+def test_bad_config_fails_with_the_settings_error_naming_the_full_key(run_stack):
     with pytest.raises(ProgramFailed) as caught:
-        run_stack("demo", {"rollout.strategy": "canry"})
+        run_stack("demo", {"services.chat-api.rollout.strategy": "canry"})
     assert isinstance(caught.value.cause, SettingsError)
+    assert "carepath:services.chat-api.rollout.strategy: 'canry'" in str(caught.value.cause)
+    assert caught.value.plan.managed == [], "bad config fails before any resource"

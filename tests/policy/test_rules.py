@@ -1,15 +1,18 @@
 """Every guardrail with a passing and a violating resource; the three stacks pass the pack; unsafe
-changes are caught."""
+changes are caught; with two services, a violation names the offending service's resources only."""
 
 from __future__ import annotations
 
 import copy
+import re
 
 import pytest
 
 from offline.harness import STACKS, Plan
 from policy.rules import (
+    HTTP_ROUTE,
     RULES,
+    VIRTUAL_SERVICE,
     Resource,
     autoscaler_present,
     ecr_immutable_and_scanned,
@@ -21,10 +24,11 @@ from policy.rules import (
     production_deployment_safety,
     restricted_security_context,
     topology_spread,
-    virtual_service_routes,
+    weighted_routes,
 )
 
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/carepath-chat-api:v1.4.0"
+IN_FLIGHT = {"services.chat-api.rollout.canary.tag": "v2.0.0", "services.chat-api.rollout.canary.weight": 10}
 
 
 def resources(plan: Plan) -> list[Resource]:
@@ -51,6 +55,14 @@ def test_every_rule_explains_itself():
         assert rule.description and rule.remediation and rule.enforcement in ("mandatory", "advisory")
         assert (rule.resource is None) != (rule.stack is None)
     assert {r.name for r in RULES if r.enforcement == "advisory"} == {"autoscaler-present", "topology-spread"}
+
+
+def test_remediations_name_per_service_keys_under_services():
+    per_service = {"chatApi", "rollout", "autoscaling", "replicas", "tag", "pinDigest", "healthPath", "resources"}
+    for rule in RULES:
+        paths = re.findall(r"[\w<>-]+(?:\.[\w<>-]+)+", rule.remediation)
+        assert [path for path in paths if path.split(".")[0] in per_service] == [], rule.name
+    assert any("services.<name>.rollout.canary.weight" in rule.remediation for rule in RULES)
 
 
 @pytest.mark.parametrize(
@@ -113,7 +125,7 @@ def test_https_listeners_in_production(run_stack):
 def test_production_deployment_safety(run_stack):
     found = resources(run_stack("production"))
     assert production_deployment_safety(found, "production") == []
-    unsafe = resources(run_stack("production", {"rollout.rolling.maxUnavailable": 1, "chatApi.replicas": 1}))
+    unsafe = resources(run_stack("production", {"services.chat-api.rollout.rolling.maxUnavailable": 1, "services.chat-api.replicas": 1}))
     problems = production_deployment_safety(unsafe, "production")
     assert any("maxUnavailable must be 0" in p for p in problems) and any("1 replica" in p for p in problems)
     no_budgets = [r for r in found if r.type != "kubernetes:policy/v1:PodDisruptionBudget"]
@@ -121,20 +133,60 @@ def test_production_deployment_safety(run_stack):
 
 
 def test_virtual_service_routes(run_stack):
-    found = resources(run_stack("staging", {"rollout.canary.tag": "v2.0.0", "rollout.canary.weight": 10}))
-    assert virtual_service_routes(found, "staging") == []
-    service = one(found, "kubernetes:networking.istio.io/v1:VirtualService")
+    found = resources(run_stack("staging", IN_FLIGHT))
+    assert weighted_routes(found, "staging") == []
+    service = one(found, VIRTUAL_SERVICE)
     service.props["spec"]["http"][-1]["route"][0]["weight"] = 80
     service.props["spec"]["http"][0]["route"][0]["destination"]["subset"] = "experimental"
-    problems = virtual_service_routes(found, "staging")
+    problems = weighted_routes(found, "staging")
     assert any("weights sum to 90, not 100" in p for p in problems)
     assert any("subset experimental is in no DestinationRule" in p for p in problems)
 
 
+def test_a_weighted_track_without_pods_is_caught(run_stack):
+    found = resources(run_stack("staging", IN_FLIGHT))
+    one(found, "kubernetes:apps/v1:Deployment", "chat-api-canary").props["spec"]["replicas"] = 0
+    assert weighted_routes(found, "staging") == [
+        f"VirtualService chat-api route {route}: chat-api-mesh takes weight {weight} but no Deployment with a replica or more runs its pods (subset canary)"
+        for route, weight in (("testers", 100), ("pinned-canary", 100), ("split", 10))
+    ]
+
+
+def test_http_routes(run_stack):
+    found = resources(run_stack("staging", {**IN_FLIGHT, "services.chat-api.router": "gateway-api"}))
+    assert weighted_routes(found, "staging") == []
+    route = one(found, HTTP_ROUTE)
+    rules = {rule["name"]: rule for rule in route.props["spec"]["rules"]}
+    rules["split"]["backendRefs"][0]["weight"] = 80
+    rules["split"]["filters"] = [{"type": "RequestMirror", "requestMirror": {"backendRef": {"name": "chat-api-shadow", "port": 80}}}]
+    rules["pinned-stable"]["backendRefs"][0].update(group="gateway.networking.k8s.io", kind="Gateway")
+    assert weighted_routes(found, "staging") == [
+        "HTTPRoute chat-api rule pinned-stable: backend Gateway chat-api is not a Service",
+        "HTTPRoute chat-api rule split: weights sum to 90, not 100",
+        "HTTPRoute chat-api rule split: chat-api-shadow is no Service of the stack",
+    ]
+
+
+def test_an_http_route_to_a_track_without_pods_or_service_is_caught(run_stack):
+    found = resources(run_stack("staging", {**IN_FLIGHT, "services.chat-api.router": "gateway-api"}))
+    one(found, "kubernetes:apps/v1:Deployment", "chat-api-canary").props["spec"]["replicas"] = 0
+    assert weighted_routes(found, "staging") == [
+        f"HTTPRoute chat-api rule {rule}: chat-api-canary takes weight {weight} but no Deployment with a replica or more runs its pods"
+        for rule, weight in (("testers", 100), ("pinned-canary", 100), ("split", 10))
+    ]
+    without_service = [r for r in found if (r.type, r.name) != ("kubernetes:core/v1:Service", "chat-api-canary")]
+    assert {p.partition(": ")[2] for p in weighted_routes(without_service, "staging")} == {"chat-api-canary is no Service of the stack"}
+
+
 def test_advisories(deployment):
     assert autoscaler_present([deployment], "demo") == ["Deployment chat-api-blue has no HorizontalPodAutoscaler"]
-    hpa = Resource("kubernetes:autoscaling/v2:HorizontalPodAutoscaler", "chat-api-blue", {"spec": {"scaleTargetRef": {"name": "chat-api-blue"}}})
-    assert autoscaler_present([deployment, hpa], "demo") == []
+
+    def hpa(namespace: str) -> Resource:
+        props = {"metadata": {"name": "chat-api-blue", "namespace": namespace}, "spec": {"scaleTargetRef": {"name": "chat-api-blue"}}}
+        return Resource("kubernetes:autoscaling/v2:HorizontalPodAutoscaler", "chat-api-blue", props)
+
+    assert autoscaler_present([deployment, hpa("carepath-production")], "demo") == []
+    assert autoscaler_present([deployment, hpa("elsewhere")], "demo") != [], "an autoscaler scales its own namespace's Deployments"
     assert topology_spread(deployment.type, deployment.props, "demo") == []
     props = copy.deepcopy(dict(deployment.props))
     del props["spec"]["template"]["spec"]["topologySpreadConstraints"]
@@ -144,14 +196,14 @@ def test_advisories(deployment):
 @pytest.mark.parametrize("stack", STACKS)
 def test_every_stack_passes_every_mandatory_rule(run_stack, stack):
     assert evaluate(resources(run_stack(stack)), stack, "mandatory") == []
-    assert evaluate(resources(run_stack(stack, {"chatApi.autoscaling.enabled": True})), stack, "advisory") == []
+    assert evaluate(resources(run_stack(stack, {"services.chat-api.autoscaling.enabled": True})), stack, "advisory") == []
 
 
 @pytest.mark.parametrize(
     "overrides, unset, rule",
     [
-        ({"rollout.rolling.maxUnavailable": 1}, (), "production-deployment-safety"),
-        ({"chatApi.replicas": 1}, (), "production-deployment-safety"),
+        ({"services.chat-api.rollout.rolling.maxUnavailable": 1}, (), "production-deployment-safety"),
+        ({"services.chat-api.replicas": 1}, (), "production-deployment-safety"),
         ({"cluster.publicAccessCidrs": ["0.0.0.0/0"]}, (), "eks-cluster-hardening"),
         ({}, ("edge.certificateArn",), "https-listeners-in-production"),
     ],
@@ -164,8 +216,86 @@ def test_unsafe_production_config_is_caught(run_stack, overrides, unset, rule):
 
 def test_what_the_settings_refuse_the_pack_catches_too(run_stack):
     # A `latest` tag or an off weight cannot come through config; a hand edit still meets the pack.
-    found = resources(run_stack("staging", {"rollout.canary.tag": "v2.0.0", "rollout.canary.weight": 10}))
+    found = resources(run_stack("staging", IN_FLIGHT))
     deployment = one(found, "kubernetes:apps/v1:Deployment", "chat-api-canary")
     deployment.props["spec"]["template"]["spec"]["containers"][0]["image"] = IMAGE.replace("v1.4.0", "latest")
-    one(found, "kubernetes:networking.istio.io/v1:VirtualService").props["spec"]["http"][-1]["route"][1]["weight"] = 50
-    assert {v[0] for v in evaluate(found, "staging", "mandatory")} == {"pinned-ecr-images", "virtual-service-routes"}
+    one(found, VIRTUAL_SERVICE).props["spec"]["http"][-1]["route"][1]["weight"] = 50
+    assert {v[0] for v in evaluate(found, "staging", "mandatory")} == {"pinned-ecr-images", "weighted-routes"}
+
+
+# --- two services: a violation names the offending service's resources only ---------
+
+TRIAGE = {"tag": "v0.3.0", "pathPrefix": "/triage", "rollout": {"strategy": "rolling"}}
+TRIAGE_CANARY = {"tag": "v0.3.0", "hosts": ["triage.example.org"], "rollout": {"strategy": "canary", "canary": {"tag": "v0.4.0", "weight": 10}}}
+
+
+def two_canaries(router: str) -> dict:
+    """Staging with chat-api and triage-api both mid-canary on `router`."""
+    return {**IN_FLIGHT, "services.chat-api.router": router, "services.triage-api": {**TRIAGE_CANARY, "router": router}}
+
+
+def named(problems: list[str]) -> set[str]:
+    """The resources the messages name: `Deployment triage-api: ...` -> `triage-api`."""
+    return {problem.split(" ")[1].rstrip(":") for problem in problems}
+
+
+@pytest.mark.parametrize(
+    "overrides, offending",
+    [
+        ({"services.triage-api": {**TRIAGE, "replicas": 1}}, {"triage-api"}),
+        ({"services.triage-api": {**TRIAGE, "rollout": {"strategy": "rolling", "rolling": {"maxUnavailable": 1}}}}, {"triage-api"}),
+        ({"services.triage-api": TRIAGE, "services.chat-api.replicas": 1}, {"chat-api-blue", "chat-api-green"}),
+    ],
+    ids=["triage-api on one replica", "triage-api with maxUnavailable 1", "chat-api on one replica"],
+)
+def test_production_deployment_safety_per_service(run_stack, overrides, offending):
+    problems = production_deployment_safety(resources(run_stack("production", overrides)), "production")
+    assert problems and named(problems) == offending
+
+
+def test_every_service_needs_its_own_disruption_budget(run_stack):
+    found = resources(run_stack("production", {"services.triage-api": TRIAGE}))
+    assert production_deployment_safety(found, "production") == []
+    without = [r for r in found if (r.type, r.name) != ("kubernetes:policy/v1:PodDisruptionBudget", "triage-api")]
+    assert production_deployment_safety(without, "production") == ["Deployment triage-api: no PodDisruptionBudget selects its pods"]
+
+
+@pytest.mark.parametrize("router, kind", [("istio", "VirtualService"), ("gateway-api", "HTTPRoute")])
+def test_weighted_routes_per_service(run_stack, router, kind):
+    found = resources(run_stack("staging", two_canaries(router)))
+    assert weighted_routes(found, "staging") == []
+    one(found, "kubernetes:apps/v1:Deployment", "triage-api-canary").props["spec"]["replicas"] = 0
+    route = one(found, VIRTUAL_SERVICE if router == "istio" else HTTP_ROUTE, "triage-api")
+    split = (route.props["spec"]["http"] if router == "istio" else route.props["spec"]["rules"])[-1]
+    (split["route"] if router == "istio" else split["backendRefs"])[0]["weight"] = 80
+    problems = weighted_routes(found, "staging")
+    assert {p.split(" ")[0] for p in problems} == {kind} and named(problems) == {"triage-api"}
+    assert any("weights sum to 90, not 100" in p for p in problems)
+    assert any("no Deployment with a replica or more runs its pods" in p for p in problems)
+
+
+def test_virtual_service_subsets_per_service(run_stack):
+    found = resources(run_stack("staging", two_canaries("istio")))
+    one(found, VIRTUAL_SERVICE, "chat-api").props["spec"]["http"][0]["route"][0]["destination"]["subset"] = "experimental"
+    assert weighted_routes(found, "staging") == [
+        "VirtualService chat-api route testers: subset experimental is in no DestinationRule for chat-api-mesh.carepath-staging.svc.cluster.local"
+    ]
+
+
+def test_pinned_images_and_probes_per_service(run_stack):
+    found = resources(run_stack("staging", two_canaries("istio")))
+    container = one(found, "kubernetes:apps/v1:Deployment", "triage-api-canary").props["spec"]["template"]["spec"]["containers"][0]
+    container["image"] = container["image"].replace(":v0.4.0", ":latest")
+    del container["readinessProbe"]
+    violations = evaluate(found, "staging", "mandatory")
+    assert {(rule, resource) for rule, resource, _ in violations} == {
+        ("pinned-ecr-images", "triage-api-canary"),
+        ("probes-and-resources", "triage-api-canary"),
+    }
+
+
+def test_autoscaler_advisory_per_service(run_stack):
+    found = resources(run_stack("production", {"services.triage-api": TRIAGE, "services.chat-api.autoscaling.enabled": True}))
+    assert evaluate(found, "production", "advisory") == [
+        ("autoscaler-present", "production", "Deployment triage-api has no HorizontalPodAutoscaler")
+    ]
