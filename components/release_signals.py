@@ -1,12 +1,16 @@
 """ReleaseSignals: what Prometheus scrapes and evaluates for one service, and its dashboard.
 
-- A ServiceMonitor for every track's Service (label `carepath.io/metrics`), relabelling
-  the pods' `track` and `app.kubernetes.io/version` labels to `track` and `version`.
+- A ServiceMonitor for every track's Service of this service (`app.kubernetes.io/name`
+  and the label `carepath.io/metrics`), relabelling the pods' `track` and
+  `app.kubernetes.io/version` labels to `track` and `version`. It sets no `jobLabel`: the
+  Prometheus Operator names each target's `job` after its Service (`chat-api`,
+  `chat-api-canary`), which is how `core.observability.selectors` finds the service's series.
   Without the mesh it scrapes the metrics port; with it, the sidecar's merged endpoint
   (`:15020/stats/prometheus`: the app's metrics and Istio's), which stays plain HTTP
   under STRICT mutual TLS, so a Prometheus outside the mesh can scrape it.
 - A PrometheusRule with the recording rules and alerts `core.observability` derives from
-  the signal catalogue (`core.signals`).
+  the signal catalogue (`core.signals`): the recorded series carry the service's name as
+  `service`, the alerts and the dashboard read its own.
 - The Grafana dashboard (a panel per signal), as a ConfigMap Grafana's sidecar provisions.
 """
 
@@ -79,13 +83,13 @@ class ReleaseSignals(pulumi.ComponentResource):
             api_version=MONITORING_API,
             kind="PrometheusRule",
             metadata={"name": service, "namespace": NAMESPACE},
-            spec={"groups": rule_groups(args.thresholds, args.signals, service)},
+            spec={"groups": rule_groups(service, args.thresholds, args.signals)},
             opts=after,
         )
         k8s.core.v1.ConfigMap(
             f"{service}-dashboard",
             metadata={"name": f"{service}-dashboard", "namespace": NAMESPACE, "labels": {DASHBOARD_LABEL: "1"}},
-            data={f"{service}-releases.json": json.dumps(dashboard(args.signals, service), indent=1)},
+            data={f"{service}-releases.json": json.dumps(dashboard(service, args.signals), indent=1)},
             opts=after,
         )
         self.register_outputs({})

@@ -26,8 +26,10 @@ are computed, shown and alerted on, never gating.
 
 Templates: `$app` is replaced by the label matchers of the service's own series
 (namespace and job), `$pods` by those of its pods' Kubernetes series (namespace and
-container), `$ns` by the namespace matcher alone, `$service` by its name, `$by` by the label the versions are told apart by (`track`, or `version`
-while a rolling update runs both), `$window` by a PromQL duration. Kubernetes series
+container), `$ns` by the namespace matcher alone, `$service` by its name (all four from
+`core.observability.selectors`, the one definition of a service's series), `$by` by the
+label the versions are told apart by (`track`, or `version` while a rolling update runs
+both), `$window` by a PromQL duration. Kubernetes series
 (kube-state-metrics, cAdvisor) carry no track: they are joined with `kube_pod_labels`
 (`$pod_tracks`), which kube-state-metrics exports with the pods' `track` and version labels.
 
@@ -90,7 +92,7 @@ class Signal:
 
 
 def render(template: str, **values: str) -> str:
-    """Fill a template's placeholders (`selectors` gives `$app`, `$pods`, `$ns` and `$service`)."""
+    """Fill a template's placeholders (`core.observability.selectors` gives `$app`, `$pods`, `$ns` and `$service`)."""
     text = template.replace("$pod_tracks", POD_TRACKS)
     return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), text)
 
@@ -98,17 +100,6 @@ def render(template: str, **values: str) -> str:
 def unknown_placeholders(template: str) -> list[str]:
     """`$names` a template uses that `render` does not fill (PromQL's own `$1` is a digit)."""
     return sorted({m.group(1) for m in _PLACEHOLDER.finditer(template)} - PLACEHOLDERS)
-
-
-def selectors(service: str, namespace_matcher: str) -> dict[str, str]:
-    """`$app` and `$pods` for a service; `namespace_matcher` is e.g. `namespace="carepath-staging"`
-    or `namespace=~"carepath-.*"` (the recording rules cover every stack's namespace)."""
-    return {
-        "app": f'{namespace_matcher}, job=~".*{service}.*"',
-        "pods": f'{namespace_matcher}, container="{service}"',
-        "ns": namespace_matcher,
-        "service": service,
-    }
 
 
 # --- chat-api's defaults: what the runbook names, and what a new LLM model changes -------------
@@ -197,11 +188,11 @@ CHAT_API: tuple[Signal, ...] = (
     ),
 )
 
+# A service without a catalogue of its own is judged on chat-api's.
 CATALOGUES: Mapping[str, tuple[Signal, ...]] = {"chat-api": CHAT_API}
-DEFAULT_SERVICE = "chat-api"
 
 
-def catalogue(service: str = DEFAULT_SERVICE, overrides: Sequence[object] = ()) -> tuple[Signal, ...]:
+def catalogue(service: str, overrides: Sequence[object] = ()) -> tuple[Signal, ...]:
     """The service's signals with the stack's `rollout.analysis.signals` applied (mappings or the
     validated `core.settings.SignalSettings`). `enabled: false` drops a signal."""
     signals = {s.name: s for s in CATALOGUES.get(service, CHAT_API)}

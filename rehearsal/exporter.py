@@ -1,10 +1,13 @@
-"""A synthetic chat-api for rehearsals: simulated traffic at the stack's current split, exported
-as chat-api and its cluster would (the app's own series, and kube-state-metrics/cAdvisor-like
-series per pod), so the release driver's signals have something real to query.
+"""A synthetic service for rehearsals (chat-api unless told otherwise): simulated traffic at the
+stack's current split, exported as the service and its cluster would (the app's own series, and
+kube-state-metrics/cAdvisor-like series per pod), so the release driver's signals have something
+real to query.
 
 The candidate version behaves as a named scenario says (`SCENARIOS`); every other version
-behaves as a healthy one (`Behaviour()`). Every series carries `namespace`, so several
-services can share one Prometheus.
+behaves as a healthy one (`Behaviour()`). The app's series carry the labels the service's
+ServiceMonitor gives them in a cluster: `namespace`, `track`, `version`, and `job`, the track's
+Service name (`chat-api`, `chat-api-canary`). Every series carries `namespace`, so several
+services, and several rehearsals, can share one Prometheus.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, CollectorRegistry, Count
 from prometheus_client.metrics_core import Metric
 from prometheus_client.samples import Sample
 
-SERVICE = "chat-api"
+from core.release import DEFAULT_SERVICE, deployment_name
+
 STEP_SECONDS = 0.1
 MiB, GiB = 2**20, 2**30
 
@@ -35,7 +39,7 @@ TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4
 
 @dataclass(frozen=True)
 class Behaviour:
-    """How one version of chat-api behaves; the defaults are a healthy version. Medians and
+    """How one version of the service behaves; the defaults are a healthy version. Medians and
     sigmas are those of lognormal distributions."""
 
     error_ratio: float = 0.005  # requests answered 500 (the rest 200)
@@ -90,10 +94,10 @@ class TrackLoad:
 
 
 class _Families:
-    """chat-api's metric families, in one registry."""
+    """The service's metric families, in one registry."""
 
     def __init__(self, registry: CollectorRegistry):
-        app = ("namespace", "track", "version")
+        app = ("namespace", "job", "track", "version")
         pod = ("namespace", "pod")
         container = (*pod, "container")
 
@@ -117,7 +121,7 @@ class _Families:
         self.answers = counter("carepath_answers_total", "Answers given (status 200)")
         self.refusals = counter("carepath_answer_refusals_total", "Answers the model refused")
         self.safety = counter("carepath_safety_filter_hits_total", "Answers the safety filter stopped")
-        # Every series of one version, with the labels beyond (namespace, track, version).
+        # Every series of one version, with the labels beyond (namespace, job, track, version).
         self.app_series: tuple[tuple[Counter | Histogram, dict[str, str]], ...] = (
             (self.requests, {"status": "200"}), (self.requests, {"status": "500"}),
             (self.triage, {"outcome": "success"}), (self.triage, {"outcome": "failure"}),
@@ -145,7 +149,7 @@ _FACTS = frozenset({"kube_pod_labels", "kube_pod_status_ready", "kube_pod_contai
 
 
 class _Scrape:
-    """The registry as chat-api's `/metrics` shows it: without prometheus-client's `_created`
+    """The registry as the service's `/metrics` shows it: without prometheus-client's `_created`
     series (the simulator's own start times, no part of the contract), and with the measured
     samples of `nan` versions and their pods as NaN (no counter can count its way there)."""
 
@@ -170,8 +174,8 @@ class _Scrape:
         return families
 
 
-def _pods(loads: list[TrackLoad]) -> dict[str, TrackLoad]:
-    """Pod name -> the load it serves: `chat-api-<track>-<i>`, numbered on across a track's
+def _pods(service: str, loads: list[TrackLoad]) -> dict[str, TrackLoad]:
+    """Pod name -> the load it serves: `<service>-<track>-<i>`, numbered on across a track's
     versions so the two of a rolling update do not share names."""
     pods: dict[str, TrackLoad] = {}
     counts: dict[str, int] = {}
@@ -179,12 +183,12 @@ def _pods(loads: list[TrackLoad]) -> dict[str, TrackLoad]:
         for _ in range(load.replicas):
             index = counts.get(load.track, 0)
             counts[load.track] = index + 1
-            pods[f"{SERVICE}-{load.track}-{index}"] = load
+            pods[f"{service}-{load.track}-{index}"] = load
     return pods
 
 
 class SyntheticService:
-    """chat-api in `namespace` with the candidate tag `candidate` behaving as `scenario`.
+    """`service` (chat-api by default) in `namespace` with the candidate tag `candidate` behaving as `scenario`.
 
     `tracks` is asked at every step for the current split (the driver changes the stack's
     weights during a release). `step(seconds)` simulates that much traffic synchronously;
@@ -199,10 +203,11 @@ class SyntheticService:
         tracks: Callable[[], list[TrackLoad]],
         requests_per_second: float = 100,
         seed: Optional[int] = None,
+        service: str = DEFAULT_SERVICE,
     ):
         if scenario not in SCENARIOS:
             raise ValueError(f"unknown scenario {scenario!r}; known: {', '.join(SCENARIOS)}")
-        self.namespace, self.candidate, self.scenario = namespace, candidate, scenario
+        self.service, self.namespace, self.candidate, self.scenario = service, namespace, candidate, scenario
         self.tracks, self.requests_per_second = tracks, requests_per_second
         self.registry = CollectorRegistry()
         self._families = _Families(self.registry)
@@ -226,7 +231,7 @@ class SyntheticService:
     def step(self, seconds: float) -> None:
         """Simulate `seconds` of requests and pod time at the split `tracks()` gives now."""
         loads = [load for load in self.tracks() if self.behaviour(load.version).exports]
-        pods = _pods(loads)
+        pods = _pods(self.service, loads)
         with self._lock:
             self._sync_series(loads, pods)
             for load in loads:
@@ -235,7 +240,8 @@ class SyntheticService:
                 self._run_pod(pod, self.behaviour(load.version), seconds)
 
     def _app_labels(self, track: str, version: str) -> dict[str, str]:
-        return {"namespace": self.namespace, "track": track, "version": version}
+        # `job` as the Prometheus Operator sets it: the name of the track's Service.
+        return {"namespace": self.namespace, "job": deployment_name(self.service, track), "track": track, "version": version}
 
     def _sync_series(self, loads: list[TrackLoad], pods: dict[str, TrackLoad]) -> None:
         """Series of versions and pods that are gone disappear, as their pods would; new ones
@@ -262,9 +268,9 @@ class SyntheticService:
     def _open_pod(self, pod: str, load: TrackLoad) -> None:
         f, behaviour = self._families, self.behaviour(load.version)
         labels = {"namespace": self.namespace, "pod": pod}
-        container = {**labels, "container": SERVICE}
+        container = {**labels, "container": self.service}
         f.pod_labels.labels(
-            **labels, label_track=load.track, label_app_kubernetes_io_name=SERVICE, label_app_kubernetes_io_version=load.version
+            **labels, label_track=load.track, label_app_kubernetes_io_name=self.service, label_app_kubernetes_io_version=load.version
         ).set(1)
         f.ready.labels(**labels, condition="true").set(1 if behaviour.healthy else 0)
         f.ready.labels(**labels, condition="false").set(0 if behaviour.healthy else 1)
@@ -275,7 +281,7 @@ class SyntheticService:
         f.limits.labels(**container, resource="memory").set(behaviour.memory_limit)
 
     def _run_pod(self, pod: str, behaviour: Behaviour, seconds: float) -> None:
-        container = {"namespace": self.namespace, "pod": pod, "container": SERVICE}
+        container = {"namespace": self.namespace, "pod": pod, "container": self.service}
         self._families.cpu.labels(**container).inc(behaviour.cpu_cores * seconds)
         restarts = self._rng.poisson(behaviour.restarts * seconds / 60)
         if restarts:
@@ -370,7 +376,7 @@ class SyntheticService:
         self._threads = []
         if self._failure is not None:
             failure, self._failure = self._failure, None
-            raise RuntimeError(f"the simulated {SERVICE} in {self.namespace} failed: {failure}") from failure
+            raise RuntimeError(f"the simulated {self.service} in {self.namespace} failed: {failure}") from failure
 
     def __enter__(self) -> "SyntheticService":
         return self.start()

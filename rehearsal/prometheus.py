@@ -23,7 +23,9 @@ from typing import Any, Iterator, Sequence
 ENSURE_PROMETHEUS = Path(__file__).resolve().parent.parent / "scripts" / "ensure-prometheus"
 READY_SECONDS = 30.0
 STOP_SECONDS = 10.0
-JOB = "chat-api"
+# The scrape job. The synthetic services' own series keep the `job` they carry, their track's
+# Service name, as in a cluster; this one goes to `up` and to their pods' Kubernetes series.
+JOB = "rehearsal"
 
 
 def free_port() -> int:
@@ -33,15 +35,16 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def prometheus_binary() -> str:
-    """The `prometheus` executable; installed once through the project's script when missing."""
-    found = shutil.which("prometheus")
+def installed(command: str) -> str:
+    """The path of `prometheus` or `promtool` (the rule tests'); installed once through the project's
+    script when missing."""
+    found = shutil.which(command)
     if found is None:
         subprocess.run([str(ENSURE_PROMETHEUS)], check=False)
-        found = shutil.which("prometheus")
+        found = shutil.which(command)
     if found is None:
         raise RuntimeError(
-            "Prometheus is not installed: install Debian's `prometheus` package "
+            f"{command} is not installed: install Debian's `prometheus` package "
             "(`apt-get install prometheus`, as root), which scripts/ensure-prometheus does when it can"
         )
     return found
@@ -54,7 +57,7 @@ def _config(targets: Sequence[str], scrape_interval: str, evaluation_interval: s
         "scrape_configs": [
             {
                 "job_name": JOB,
-                # The exporter's own namespace/pod/container labels win over any target labels.
+                # The exporter's own namespace/job/pod/container labels win over any target labels.
                 "honor_labels": True,
                 "static_configs": [{"targets": list(targets)}],
             }
@@ -104,9 +107,9 @@ def running_prometheus(
     evaluation_interval: str = "1s",
     rule_files: Sequence[Path] = (),
 ) -> Iterator[str]:
-    """Prometheus scraping `targets` (`host:port`, job `chat-api`), listening on 127.0.0.1 only;
+    """Prometheus scraping `targets` (`host:port`, scrape job `JOB`), listening on 127.0.0.1 only;
     yields its base URL. Stopped, and its data removed, when the block ends."""
-    binary = prometheus_binary()
+    binary = installed("prometheus")
     with tempfile.TemporaryDirectory(prefix="rehearsal-prometheus-") as tmp:
         directory = Path(tmp)
         config = directory / "prometheus.yml"

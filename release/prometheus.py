@@ -4,7 +4,9 @@ Counters and histograms are read cumulatively since the release started
 (`increase(...[<release seconds>])`) and the driver takes the difference between two
 checks (`release.judge.since`): the checks then tile time exactly, whatever the scrape
 interval, where back-to-back `[interval]` windows shorter than two scrapes would answer
-nothing. Gauges are read over the last `max(interval, 60 s)`.
+nothing. Gauges are read over the last `max(interval, 60 s)`. The series read are the released
+service's, in the release's namespaces, as `core.observability.selectors` names them for the
+recording rules too.
 
 Prometheus's answers are checked, not trusted: an error status, a missing `data`, a
 result type other than the one asked for, or a value that is not a number raise
@@ -23,7 +25,8 @@ import urllib.parse
 import urllib.request
 from typing import Any, Mapping, Optional, Sequence
 
-from core.signals import Signal, render, selectors
+from core.observability import namespace_matcher, selectors
+from core.signals import Signal, render
 from release.judge import Check, Histogram, Level, Ratio, Reading
 from release.ports import MetricsError
 
@@ -57,7 +60,9 @@ def _number(raw: Any, what: str) -> float:
 
 
 class PrometheusMetrics:
-    def __init__(self, url: str, timeout: float = 10.0, service: str = "chat-api"):
+    """Prometheus at `url`, read for `service`: the queries select that service's series only."""
+
+    def __init__(self, url: str, *, service: str, timeout: float = 10.0):
         self.url = url.rstrip("/")
         self.timeout = timeout
         self.service = service
@@ -181,12 +186,3 @@ def _readings(signal: Signal, by: str, groups: Mapping[str, str], answers: Mappi
             readings[role] = reading
     return readings
 
-
-def namespace_matcher(namespaces: Sequence[str]) -> str:
-    """The namespaces a release's tracks run in (blue/green with `isolation: namespace` puts each
-    colour in its own), as one label matcher. Namespace names are DNS labels: no regex escapes."""
-    if isinstance(namespaces, str) or not namespaces:
-        raise ValueError(f"namespaces: expected a non-empty list of names, got {namespaces!r}")
-    if len(namespaces) == 1:
-        return f'namespace="{namespaces[0]}"'
-    return 'namespace=~"' + "|".join(namespaces) + '"'

@@ -17,6 +17,15 @@ def plan(run_component):
     return run_component(lambda: Monitoring("monitoring", MonitoringArgs(settings=settings, secrets=SECRETS)))
 
 
+def test_istiod_is_scraped_with_the_mesh_only(plan, run_component):
+    assert not plan.of_type("kubernetes:monitoring.coreos.com/v1:ServiceMonitor")
+    meshed = run_component(lambda: Monitoring("monitoring", MonitoringArgs(settings=MonitoringSettings(), secrets={}, mesh=True)))
+    monitor = meshed.one("kubernetes:monitoring.coreos.com/v1:ServiceMonitor")
+    assert monitor.inputs["metadata"]["name"] == "istiod"
+    assert monitor.inputs["spec"]["namespaceSelector"] == {"matchNames": ["istio-system"]}
+    assert meshed.one("kubernetes:helm.sh/v4:Chart").urn in monitor.options["dependsOn"]
+
+
 def test_chart_is_pinned_with_retention_and_storage_from_config(plan):
     chart = plan.one("kubernetes:helm.sh/v4:Chart").inputs
     assert (chart["chart"], chart["version"], chart["repositoryOpts"]) == ("kube-prometheus-stack", "80.4.1", {"repo": CHART_REPOSITORY})

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from core.settings import SettingsError, parse
-from core.signals import CHAT_API, catalogue, render, selectors, unknown_placeholders
+from core.observability import selectors
+from core.settings import SettingsError
+from core.signals import CHAT_API, catalogue, render, unknown_placeholders
+from tests.conftest import one_service, settings_from
 
 RUNBOOK = {
     "errors", "latency-p50", "latency-p95", "latency-p99", "pods-not-ready", "restarts", "cpu", "memory",
@@ -42,9 +44,15 @@ def test_the_same_gates_follow_the_kind():
         assert signal.good < signal.bad and signal.summary and signal.unit
 
 
+def test_a_service_without_a_catalogue_of_its_own_gets_the_default_one():
+    assert catalogue("triage-api") == catalogue("chat-api") == CHAT_API
+    dropped = catalogue("triage-api", [{"name": "complaints", "enabled": False}])
+    assert "complaints" not in {s.name for s in dropped} and "complaints" in {s.name for s in CHAT_API}
+
+
 def test_stack_overrides_change_drop_and_add_signals():
-    raw = {
-        "chatApi": {"tag": "v1.4.0"},
+    raw = one_service({
+        "tag": "v1.4.0",
         "rollout": {
             "strategy": "canary",
             "analysis": {
@@ -59,8 +67,9 @@ def test_stack_overrides_change_drop_and_add_signals():
                 ]
             },
         },
-    }
-    signals = {s.name: s for s in catalogue(overrides=parse(raw, "demo").rollout.analysis.signals)}
+    })
+    settings = settings_from(raw, "demo").service("chat-api")
+    signals = {s.name: s for s in catalogue("chat-api", settings.rollout.analysis.signals)}
     assert signals["memory"].critical and signals["memory"].limit, "only the set field changed"
     assert "cpu" not in signals
     assert signals["handoffs"].kind == "ratio" and signals["handoffs"].critical
@@ -81,7 +90,8 @@ def test_stack_overrides_change_drop_and_add_signals():
     ],
 )
 def test_a_bad_signal_entry_is_named_with_its_full_key(entry, message):
-    raw = {"chatApi": {"tag": "v1.4.0"}, "rollout": {"strategy": "rolling", "analysis": {"signals": [entry]}}}
+    raw = one_service({"tag": "v1.4.0", "rollout": {"strategy": "rolling", "analysis": {"signals": [entry]}}}, name="triage-api")
     with pytest.raises(SettingsError) as error:
-        parse(raw, "demo")
-    assert any(message in problem and problem.startswith("carepath:rollout.analysis.signals[0]") for problem in error.value.problems), error.value.problems
+        settings_from(raw, "demo")
+    key = "carepath:services.triage-api.rollout.analysis.signals[0]"
+    assert any(message in problem and problem.startswith(key) for problem in error.value.problems), error.value.problems

@@ -1,6 +1,7 @@
-"""The rehearsal's synthetic chat-api: what it exports (the contract the signal catalogue
-queries), that each scenario's candidate differs from stable the way its name says, and that a
-real Prometheus on loopback scraping it computes the release's queries, NaN included."""
+"""The rehearsal's synthetic service (chat-api by default): what it exports (the contract the
+signal catalogue queries, labelled as the service's ServiceMonitor would), that each scenario's
+candidate differs from stable the way its name says, and that a real Prometheus on loopback
+scraping it, and another service beside it, computes the release's queries, NaN included."""
 
 from __future__ import annotations
 
@@ -16,12 +17,14 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 import rehearsal.prometheus as launcher
+from core.observability import namespace_matcher, selectors
+from core.signals import render
 from rehearsal import SCENARIOS, Behaviour, SyntheticService, TrackLoad, free_port, query, running_prometheus, wait_for_series
 from rehearsal.exporter import TOKEN_BUCKETS, TPOT_BUCKETS, TTFT_BUCKETS
 
 STABLE, CANDIDATE = "v1.0.0", "v2.0.0"
 HALVES = [TrackLoad("stable", STABLE, 50, 2), TrackLoad("canary", CANDIDATE, 50, 1)]
-APP = {"namespace", "track", "version"}
+APP = {"namespace", "job", "track", "version"}
 CONTAINER = {"namespace", "pod", "container"}
 EXPORTED = {
     "http_requests_total": APP | {"status"},
@@ -65,7 +68,8 @@ def value(service: SyntheticService, name: str, **labels: str) -> float:
 
 
 def app(service: SyntheticService, name: str, track: str, **labels: str) -> float:
-    return value(service, name, track=track, version=CANDIDATE if track == "canary" else STABLE, **labels)
+    job = "chat-api" if track == "stable" else f"chat-api-{track}"
+    return value(service, name, job=job, track=track, version=CANDIDATE if track == "canary" else STABLE, **labels)
 
 
 def error_share(service: SyntheticService, track: str) -> float:
@@ -103,6 +107,8 @@ def test_every_family_is_exported_with_its_labels():
         return {s.labels[label] for s in exported if s.name == name}
 
     assert values("http_requests_total", "status") == {"200", "500"}
+    # `job` as the Prometheus Operator sets it: each track's Service name.
+    assert {(s.labels["track"], s.labels["job"]) for s in exported if s.name == "http_requests_total"} == {("stable", "chat-api"), ("canary", "chat-api-canary")}
     assert values("carepath_triage_requests_total", "outcome") == {"success", "failure"}
     assert values("gen_ai_client_token_usage_bucket", "gen_ai_token_type") == {"input", "output"}
     assert values("kube_pod_status_ready", "condition") == {"true", "false"}
@@ -116,6 +122,17 @@ def test_every_family_is_exported_with_its_labels():
         ("gen_ai_client_token_usage", TOKEN_BUCKETS),
     ):
         assert {float(le) for le in values(f"{histogram}_bucket", "le")} == {*map(float, buckets), math.inf}
+
+
+def test_another_service_exports_under_its_own_names():
+    service = SyntheticService("ns", CANDIDATE, "good", lambda: HALVES, seed=7, service="triage-api")
+    service.step(1.0)
+    exported = samples(service)
+    assert {(s.labels["track"], s.labels["job"]) for s in exported if s.name == "http_requests_total"} == {("stable", "triage-api"), ("canary", "triage-api-canary")}
+    assert {s.labels["pod"] for s in exported if s.name == "kube_pod_labels"} == {"triage-api-stable-0", "triage-api-stable-1", "triage-api-canary-0"}
+    assert {s.labels["label_app_kubernetes_io_name"] for s in exported if s.name == "kube_pod_labels"} == {"triage-api"}
+    assert {s.labels["container"] for s in exported if "container" in s.labels} == {"triage-api"}
+    assert not [s for s in exported if any("chat-api" in value for value in s.labels.values())]
 
 
 def test_pods_report_cpu_memory_limits_and_readiness():
@@ -177,7 +194,7 @@ def test_no_metrics_exports_nothing_for_the_candidate():
 def test_nan_exports_the_candidates_measurements_as_nan():
     service = simulate("nan", seconds=3)
     text = service.exposition().decode()
-    assert 'http_requests_total{namespace="ns",status="200",track="canary",version="v2.0.0"} NaN\n' in text
+    assert 'http_requests_total{job="chat-api-canary",namespace="ns",status="200",track="canary",version="v2.0.0"} NaN\n' in text
     exported = samples(service)
     candidate = [s for s in exported if s.labels.get("version") == CANDIDATE]
     stable = [s for s in exported if s.labels.get("version") == STABLE]
@@ -330,17 +347,27 @@ NAMESPACES = {
 }
 
 
+# Beside chat-api in rehearsal-good, another service with another split: queries must tell them apart.
+NEIGHBOUR = "triage-api"
+
+
+def app_selector(service: str, namespace: str) -> str:
+    """The catalogue's `$app`: the service's own series in `namespace`."""
+    return selectors(service, namespace_matcher([namespace]))["app"]
+
+
 @pytest.fixture(scope="module")
 def prometheus():
-    """Three scenarios side by side, one Prometheus scraping them every second."""
+    """Three scenarios side by side, and a neighbour service, one Prometheus scraping them every second."""
     services = [
         SyntheticService(namespace, CANDIDATE, scenario, lambda loads=loads: loads).start()
         for namespace, (scenario, loads) in NAMESPACES.items()
     ]
+    services.append(SyntheticService("rehearsal-good", CANDIDATE, "errors", lambda: HALVES, service=NEIGHBOUR).start())
     try:
         with running_prometheus([service.target for service in services]) as url:
-            for namespace in NAMESPACES:
-                wait_for_series(url, f'http_requests_total{{namespace="{namespace}"}}')
+            for service, namespace in [*(("chat-api", namespace) for namespace in NAMESPACES), (NEIGHBOUR, "rehearsal-good")]:
+                wait_for_series(url, f"http_requests_total{{{app_selector(service, namespace)}}}")
             yield url
     finally:
         for service in services:
@@ -357,26 +384,30 @@ def by_track(url: str, promql: str, ready: Callable[[dict[str, float]], bool], t
         time.sleep(0.5)
 
 
-def test_every_target_is_scraped_under_the_chat_api_job(prometheus: str):
-    up = query(prometheus, 'up{job="chat-api"}')
-    assert len(up) == len(NAMESPACES) and all(series["value"][1] == "1" for series in up)
+def test_every_target_is_scraped_under_the_rehearsal_job(prometheus: str):
+    up = query(prometheus, f'up{{job="{launcher.JOB}"}}')
+    assert len(up) == len(NAMESPACES) + 1 and all(series["value"][1] == "1" for series in up)
     assert all(series["metric"]["instance"].startswith("127.0.0.1:") for series in up)
 
 
 def test_both_tracks_answer_the_request_count(prometheus: str):
-    answer = by_track(
-        prometheus,
-        'sum by (track) (increase(http_requests_total{namespace="rehearsal-good", job=~".*chat-api.*"}[10s]))',
-        lambda a: a.get("canary", 0) > 0 and a.get("stable", 0) > 0,
-    )
+    promql = render("sum by ($by) (increase(http_requests_total{$app}[10s]))", by="track", app=app_selector("chat-api", "rehearsal-good"))
+    answer = by_track(prometheus, promql, lambda a: a.get("canary", 0) > 0 and a.get("stable", 0) > 0)
     assert set(answer) == {"stable", "canary"}
-    assert answer["stable"] > answer["canary"] > 0  # 90/10
+    # 90/10: the neighbour's 50/50 in the same namespace is not counted.
+    assert answer["canary"] / (answer["stable"] + answer["canary"]) == pytest.approx(0.1, abs=0.06)
+
+
+@pytest.mark.parametrize("service", ["chat-api", NEIGHBOUR])
+def test_each_services_selector_finds_its_own_jobs_only(prometheus: str, service: str):
+    jobs = {series["metric"]["job"] for series in query(prometheus, f"count by (job) (http_requests_total{{{app_selector(service, 'rehearsal-good')}}})")}
+    assert jobs == {service, f"{service}-canary"}
 
 
 def test_time_to_first_token_p95_is_a_finite_number(prometheus: str):
     promql = (
         "histogram_quantile(0.95, sum by (le) "
-        '(rate(gen_ai_server_time_to_first_token_seconds_bucket{namespace="rehearsal-good"}[10s])))'
+        f"(rate(gen_ai_server_time_to_first_token_seconds_bucket{{{app_selector('chat-api', 'rehearsal-good')}}}[10s])))"
     )
     answer = by_track(prometheus, promql, lambda a: bool(a) and math.isfinite(a[""]))
     assert 0.25 < answer[""] < 1.0  # lognormal median 0.35 s, sigma 0.35: p95 about 0.62 s

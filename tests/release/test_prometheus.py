@@ -118,7 +118,7 @@ def canned(stand_in: Canned) -> Canned:
 
 @pytest.fixture
 def metrics(canned: Canned) -> PrometheusMetrics:
-    return PrometheusMetrics(canned.url, timeout=5.0)
+    return PrometheusMetrics(canned.url, service="chat-api", timeout=5.0)
 
 
 def read(metrics: PrometheusMetrics, *signals, by: str = "track", groups=GROUPS, release_seconds: float = 120, interval_seconds: float = 10):
@@ -195,7 +195,8 @@ def test_a_histogram_has_its_buckets_sorted_by_le_with_inf_last(canned, metrics)
     check = read(metrics, P95)
     assert check["latency-p95"]["candidate"] == Histogram(((0.1, 10.0), (0.25, 60.0), (1.0, 95.0), (10.0, 99.0), (math.inf, 100.0)))
     assert check["latency-p95"]["reference"] == Histogram(((0.25, 70.0), (math.inf, 80.0)))
-    assert check["latency-p95"]["candidate"].total == 100.0
+    candidate = check["latency-p95"]["candidate"]
+    assert isinstance(candidate, Histogram) and candidate.total == 100.0
 
 
 def test_a_group_without_buckets_has_no_histogram(canned, metrics):
@@ -222,7 +223,7 @@ def test_the_queries_carry_the_namespace_the_label_and_the_window(canned, metric
         assert re.search(r"\$[A-Za-z_]", query) is None, f"an unrendered placeholder in {query}"
     for query in errors_queries:
         assert '[755s]' in query, "counters: since the release started, whole seconds rounded up"
-        assert 'job=~".*chat-api.*"' in query
+        assert 'job=~"chat-api|chat-api-canary|chat-api-blue|chat-api-green"' in query
     assert any('status=~"5.."' in query for query in errors_queries)
     assert "[60s]" in cpu_queries[0] and 'container="chat-api"' in cpu_queries[0], "gauges: at least GAUGE_WINDOW"
 
@@ -253,11 +254,14 @@ def test_a_gauge_window_is_the_interval_when_longer_than_the_minimum(canned, met
 
 
 def test_the_service_name_and_a_path_prefix_are_honoured(canned):
+    with pytest.raises(TypeError, match="service"):
+        PrometheusMetrics(canned.url)  # pyright: ignore[reportCallIssue]  (the caller names the service it releases)
     metrics = PrometheusMetrics(canned.url + "/prometheus/", service="triage-api")
     read(metrics, ERRORS)
     paths = {path for path, _ in canned.asked}
     assert paths == {"/prometheus/api/v1/query"}
-    assert all('job=~".*triage-api.*"' in query for query in canned.queries)
+    assert all('job=~"triage-api|triage-api-canary|triage-api-blue|triage-api-green"' in query for query in canned.queries)
+    assert not any("chat-api" in query for query in canned.queries)
 
 
 def test_every_signal_has_an_entry_even_without_data(canned, metrics):
@@ -443,7 +447,7 @@ def _closed_port() -> int:
 
 
 def test_connection_refused_raises_metrics_error():
-    metrics = PrometheusMetrics(f"http://127.0.0.1:{_closed_port()}", timeout=2.0)
+    metrics = PrometheusMetrics(f"http://127.0.0.1:{_closed_port()}", service="chat-api", timeout=2.0)
     with pytest.raises(MetricsError, match="127.0.0.1"):
         metrics.vector("up")
     with pytest.raises(MetricsError):
@@ -479,14 +483,14 @@ def test_a_silent_server_times_out_as_metrics_error():
     server, port = _raw_server(b"", answer=False)
     with server:
         with pytest.raises(MetricsError):
-            PrometheusMetrics(f"http://127.0.0.1:{port}", timeout=0.5).vector("up")
+            PrometheusMetrics(f"http://127.0.0.1:{port}", service="chat-api", timeout=0.5).vector("up")
 
 
 def test_a_connection_closed_without_an_answer_raises_metrics_error():
     server, port = _raw_server(b"")
     with server:
         with pytest.raises(MetricsError):
-            PrometheusMetrics(f"http://127.0.0.1:{port}", timeout=2.0).vector("up")
+            PrometheusMetrics(f"http://127.0.0.1:{port}", service="chat-api", timeout=2.0).vector("up")
 
 
 BROKEN_HTTP = {
@@ -504,7 +508,7 @@ def test_a_broken_http_answer_raises_metrics_error(reply):
     server, port = _raw_server(reply)
     with server:
         with pytest.raises(MetricsError):
-            PrometheusMetrics(f"http://127.0.0.1:{port}", timeout=2.0).vector("up")
+            PrometheusMetrics(f"http://127.0.0.1:{port}", service="chat-api", timeout=2.0).vector("up")
 
 
 # --- history: range queries ---------------------------------------------------------------------
@@ -591,7 +595,7 @@ PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[Heal
 @given(values=st.lists(NOT_SAMPLES, min_size=1, max_size=4))
 def test_any_value_that_is_not_a_sample_string_raises_metrics_error(stand_in, values):
     stand_in.answer(_answer([SERIES] + [{"metric": track(f"v{i}"), "value": [NOW, value]} for i, value in enumerate(values)]))
-    metrics = PrometheusMetrics(stand_in.url, timeout=5.0)
+    metrics = PrometheusMetrics(stand_in.url, service="chat-api", timeout=5.0)
     with pytest.raises(MetricsError):
         metrics.vector("up")
 
@@ -612,7 +616,7 @@ def _prometheus_text(value: float) -> str:
 @given(values=st.lists(FLOATS, max_size=5))
 def test_any_sample_value_prometheus_writes_reads_back_exactly(stand_in, values):
     stand_in.answer(_answer([{"metric": track(f"s{i}"), "value": [NOW, _prometheus_text(v)]} for i, v in enumerate(values)]))
-    result = PrometheusMetrics(stand_in.url, timeout=5.0).vector("up")
+    result = PrometheusMetrics(stand_in.url, service="chat-api", timeout=5.0).vector("up")
     assert [labels["track"] for labels, _ in result] == [f"s{i}" for i in range(len(values))]
     for (_, read_back), value in zip(result, values, strict=True):
         assert (math.isnan(read_back) and math.isnan(value)) or read_back == value
@@ -639,7 +643,7 @@ def _answers(series: st.SearchStrategy, result_type: str) -> st.SearchStrategy:
 @given(body=_answers(VECTOR_SERIES, "vector"))
 def test_any_instant_answer_is_readings_or_metrics_error(stand_in, body):
     stand_in.answer(body)
-    metrics = PrometheusMetrics(stand_in.url, timeout=5.0)
+    metrics = PrometheusMetrics(stand_in.url, service="chat-api", timeout=5.0)
     try:
         result = metrics.vector("up")
     except MetricsError:
@@ -652,7 +656,7 @@ def test_any_instant_answer_is_readings_or_metrics_error(stand_in, body):
 def test_any_range_answer_is_readings_or_metrics_error(stand_in, body):
     """(Found the `matrix` timestamp bug above: a point whose time is not a number.)"""
     stand_in.answer(body)
-    metrics = PrometheusMetrics(stand_in.url, timeout=5.0)
+    metrics = PrometheusMetrics(stand_in.url, service="chat-api", timeout=5.0)
     try:
         result = metrics.matrix("up", NOW - 60, NOW, 5)
     except MetricsError:
@@ -669,7 +673,7 @@ SOUND_VECTORS = st.lists(st.fixed_dictionaries({"metric": LABELS, "value": POINT
 def test_any_instant_answer_reads_every_signal_or_raises_metrics_error(stand_in, body):
     """(Found the label bug above: a label value that is not a string.)"""
     stand_in.answer(body)
-    metrics = PrometheusMetrics(stand_in.url, timeout=5.0)
+    metrics = PrometheusMetrics(stand_in.url, service="chat-api", timeout=5.0)
     try:
         check = metrics.read((NAMESPACE,), CHAT_API, "track", GROUPS, 120, 10)
     except MetricsError:
