@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pulumi
@@ -21,30 +20,22 @@ from components.service import Service, ServiceArgs, SignalsArgs
 from core.drain import drain_timings
 from core.edge import entry_rules
 from core.release import plan_release, release_states
-from core.settings import NAMESPACE, Settings, parse
+from core.settings import Settings, parse
+from core.stack_config import carepath_sections, runtime_value
 
 
 def raw_config() -> dict[str, Any]:
     """Every `carepath:` key of the stack, decoded, unknown ones included (so typos are caught)."""
     config = pulumi.runtime.config
     keys = set(config.CONFIG.get()) | set(config.get_config_env())
-    raw: dict[str, Any] = {}
-    for key in keys:
-        namespace, _, name = key.partition(":")
-        if namespace != NAMESPACE:
-            continue
-        value = config.get_config(key)
-        try:
-            raw[name] = json.loads(value)
-        except (TypeError, ValueError):
-            raw[name] = value
-    return raw
+    return carepath_sections({key: config.get_config(key) for key in keys}, runtime_value)
 
 
 def secret_sections() -> frozenset[str]:
+    """The `carepath:` sections stored encrypted."""
     config = pulumi.runtime.config
     keys = set(config._SECRET_KEYS.get()) | set(config.get_config_secret_keys_env())
-    return frozenset(key.partition(":")[2] for key in keys if key.startswith(f"{NAMESPACE}:"))
+    return frozenset(carepath_sections(dict.fromkeys(keys)))
 
 
 def load_settings() -> Settings:
@@ -91,8 +82,8 @@ def build(settings: Settings) -> dict[str, Any]:
             deregistration_delay_seconds=edge_config.deregistration_delay_seconds,
             idle_timeout_seconds=edge_config.idle_timeout_seconds,
             backends=list(backends.values()),
-            # Blue/green tests the idle colour through a listener of its own.
-            test_port=edge_config.test_port if any(plan.strategy == "blue-green" for plan in plans.values()) else None,
+            # Blue/green tests the idle colour through a listener of its own, while it has pods.
+            test_port=edge_config.test_port if any(plan.test_track is not None for plan in plans.values()) else None,
             test_cidrs=edge_config.test_cidrs,
         ),
     )

@@ -2,8 +2,9 @@
 
 It has a target group per backend the services' routers ask for (`target_type = "ip"`: the
 load balancer controller registers pod IPs into it through a TargetGroupBinding), the
-production listener (and, when a service releases blue-green, the test listener on
-`edge.testPort`), each answering 404 by default: the services' routers add their own rules.
+production listener (and, while a blue-green service has an idle colour to test, the test
+listener on `edge.testPort`), each answering 404 by default: the services' routers add their
+own rules.
 
 Security groups let the public reach the production listener ports (80, and 443 with a
 certificate) from `allowed_cidrs`, the test port from `test_cidrs` only, and let the ALB reach

@@ -22,7 +22,7 @@ the `gateway` that the ALB targets.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Sequence
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -63,7 +63,7 @@ class IstioMesh(pulumi.ComponentResource):
     def __init__(self, name: str, args: IstioMeshArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("carepath:mesh:IstioMesh", name, None, opts)
 
-        def chart(release: str, chart_name: str, namespace: k8s.core.v1.Namespace, values: dict[str, Any], after: list[pulumi.Resource]) -> k8s.helm.v4.Chart:
+        def chart(release: str, chart_name: str, namespace: k8s.core.v1.Namespace, values: dict[str, Any], after: Sequence[pulumi.Resource]) -> k8s.helm.v4.Chart:
             return k8s.helm.v4.Chart(
                 release,
                 chart=chart_name,
@@ -71,7 +71,7 @@ class IstioMesh(pulumi.ComponentResource):
                 repository_opts={"repo": CHART_REPOSITORY},
                 namespace=namespace.metadata.apply(lambda metadata: metadata["name"]),
                 values=values,
-                opts=pulumi.ResourceOptions(parent=self, depends_on=after),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=list(after)),
             )
 
         system = k8s.core.v1.Namespace(

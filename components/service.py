@@ -8,9 +8,10 @@ from the platform.
 
 Order, so one `pulumi up` is safe: the router first (bindings, mesh objects), then the tracks
 that take production traffic, then the production route, then the other tracks, then the test
-route (see `components.routers.router`). A service routed in the mesh labels its own pods for
-sidecar injection and requires mutual TLS for them (a PeerAuthentication per namespace it runs
-in, selecting its pods only).
+route (see `components.routers.router`). The listener rules the router sets are the service's
+children, so a change of router updates them in place. A service routed in the mesh labels its
+own pods for sidecar injection and requires mutual TLS for them (a PeerAuthentication per
+namespace it runs in, selecting its pods only).
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ class Service(pulumi.ComponentResource):
                 )
         router = args.router(
             name,
-            RouterArgs(service=name, settings=settings, plan=plan, namespaces=args.namespaces, edge=args.edge, platform=args.platform),
+            RouterArgs(service=name, settings=settings, plan=plan, namespaces=args.namespaces, edge=args.edge, platform=args.platform, rule_parent=self),
             opts=child,
         )
         self.deployments = {}

@@ -29,7 +29,8 @@ _plans: dict[str, Plan] = {}
 
 def _run_stack(stack: str, overrides: Mapping[str, Any] | None = None, unset: tuple[str, ...] = ()) -> Plan:
     """`offline.harness.run_stack`, memoised: plans are immutable, so tests can share them."""
-    key = json.dumps([stack, overrides or {}, list(unset)], sort_keys=True)
+    # Unsorted: overrides apply in order, and a key inside another one's value depends on it.
+    key = json.dumps([stack, list((overrides or {}).items()), list(unset)])
     if key not in _plans:
         _plans[key] = harness.run_stack(stack, overrides or {}, unset)
     return _plans[key]
@@ -109,6 +110,22 @@ def validate_builtin(resource: Registration) -> None:
     kubernetes_validate.validate(manifest(resource), KUBERNETES_VERSION, strict=True)
 
 
+def undeclared_fields(value: Any, schema: Mapping[str, Any], path: str = "") -> list[str]:
+    """Paths in `value` that `schema` (a CRD's OpenAPI schema) does not declare: CRD schemas allow
+    unknown fields, so validation alone would not catch a field from another channel."""
+    if isinstance(value, dict) and "properties" in schema:
+        found: list[str] = []
+        for key, item in value.items():
+            if key not in schema["properties"]:
+                found.append(f"{path}{key}")
+            else:
+                found += undeclared_fields(item, schema["properties"][key], f"{path}{key}.")
+        return found
+    if isinstance(value, list) and "items" in schema:
+        return [p for index, item in enumerate(value) for p in undeclared_fields(item, schema["items"], f"{path}[{index}].")]
+    return []
+
+
 def validate_crd(resource: Registration, schemas: dict) -> None:
     """Validate a custom resource against its CRD's OpenAPI schema (`group/version/Kind` keyed)."""
     import jsonschema
@@ -118,6 +135,9 @@ def validate_crd(resource: Registration, schemas: dict) -> None:
     # No meta-check of the schema itself: CRD schemas carry Go regexes (`^(?i)...`) Python cannot compile.
     validator = jsonschema.validators.validator_for(schema)(schema)
     validator.validate(body)
+    if body["apiVersion"].startswith("gateway.networking.k8s.io/"):
+        # The standard channel's schemas, like every CRD's, let unknown fields through.
+        assert undeclared_fields(body, schema) == [], f"fields outside the standard channel in {resource.urn}"
 
 
 CRD_SCHEMAS = {

@@ -75,7 +75,7 @@ class AlbRouter(pulumi.ComponentResource):
             args.edge.production_listener_arn,
             args.edge.rule,
             self._forward(args.plan.weights),
-            pulumi.ResourceOptions(parent=self, depends_on=list(after)),
+            pulumi.ResourceOptions(parent=args.rule_parent, depends_on=list(after)),
         )
         return self.production_rule
 
@@ -89,6 +89,6 @@ class AlbRouter(pulumi.ComponentResource):
                 args.edge.test_listener_arn,
                 args.edge.rule,
                 self._forward(((test_track, 1),)),
-                pulumi.ResourceOptions(parent=self, depends_on=list(after)),
+                pulumi.ResourceOptions(parent=args.rule_parent, depends_on=list(after)),
             )
         self.register_outputs({})

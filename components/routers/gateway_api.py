@@ -58,6 +58,11 @@ def _match(match: Match, path: Optional[str]) -> dict[str, Any]:
     return rendered
 
 
+def cluster_hosts(service: str, namespace: str) -> list[str]:
+    """The names a caller in the cluster reaches a service's Service by."""
+    return [service, f"{service}.{namespace}", f"{service}.{namespace}.svc", f"{service}.{namespace}.svc.cluster.local"]
+
+
 def http_route_rules(routes: Sequence[Route], service: str) -> list[dict[str, Any]]:
     """`core.routing`'s routes as HTTPRoute rules to the tracks' Services of `service`."""
 
@@ -100,9 +105,10 @@ class GatewayApiRouter(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: RouterArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("carepath:router:GatewayApiRouter", name, None, opts)
-        assert args.platform.mesh is not None and args.platform.gateway is not None, "the settings turn on the mesh and the Gateway API for this router"
+        mesh, gateway = args.platform.mesh, args.platform.gateway
+        assert mesh is not None and gateway is not None, "the settings turn on the mesh and the Gateway API for this router"
         self._args = args
-        self._mesh = args.platform.mesh
+        self._mesh, self._gateway = mesh, gateway
         self._waits = [args.platform.mesh, *([args.platform.gateway_resource] if args.platform.gateway_resource else [])]
 
     def deployment_after(self, track: str) -> list[pulumi.Resource]:
@@ -115,7 +121,8 @@ class GatewayApiRouter(pulumi.ComponentResource):
         args = self._args
         settings, service = args.settings, args.service
         canary = settings.rollout.canary
-        gateway_namespace, gateway_name = args.platform.gateway or ("", "")
+        gateway_namespace, gateway_name = self._gateway
+        namespace = args.plan.serving.namespace
         spec: dict[str, Any] = {
             "parentRefs": [
                 {"group": "gateway.networking.k8s.io", "kind": "Gateway", "namespace": gateway_namespace, "name": gateway_name, "sectionName": "http"},
@@ -124,12 +131,15 @@ class GatewayApiRouter(pulumi.ComponentResource):
             "rules": http_route_rules(canary_routes(args.plan, canary.header, canary.stickiness, canary.mirror), service),
         }
         if settings.hosts:
-            spec["hostnames"] = list(settings.hosts)
+            # The Gateway tells services apart by host. Callers in the mesh send the service's own
+            # names, which a mesh route's hostnames may be matched against too (the Gateway API
+            # leaves it open; Istio ignores them today), so the route lists those as well.
+            spec["hostnames"] = [*settings.hosts, *cluster_hosts(service, namespace)]
         self.http_route = k8s.apiextensions.CustomResource(
             service,
             api_version=GATEWAY_API,
             kind="HTTPRoute",
-            metadata={"name": service, "namespace": args.namespaces[args.plan.serving.namespace]},
+            metadata={"name": service, "namespace": args.namespaces[namespace]},
             spec=spec,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[*self._waits, *after]),
         )
@@ -138,7 +148,7 @@ class GatewayApiRouter(pulumi.ComponentResource):
             args.edge.production_listener_arn,
             args.edge.rule,
             forward([(args.edge.target_group_arns[GATEWAY_API_BACKEND], 100)]),
-            pulumi.ResourceOptions(parent=self, depends_on=[self.http_route]),
+            pulumi.ResourceOptions(parent=args.rule_parent, depends_on=[self.http_route]),
         )
         return self.http_route
 

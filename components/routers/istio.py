@@ -176,7 +176,7 @@ class IstioRouter(pulumi.ComponentResource):
             args.edge.production_listener_arn,
             args.edge.rule,
             forward([(args.edge.target_group_arns[GATEWAY_BACKEND], 100)]),
-            pulumi.ResourceOptions(parent=self, depends_on=[self.virtual_service]),
+            pulumi.ResourceOptions(parent=args.rule_parent, depends_on=[self.virtual_service]),
         )
         return self.virtual_service
 

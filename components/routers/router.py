@@ -33,7 +33,7 @@ class EdgeEntry:
     """What a router gets from the shared edge."""
 
     production_listener_arn: pulumi.Input[str]
-    test_listener_arn: Optional[pulumi.Input[str]]  # set when a service releases blue-green
+    test_listener_arn: Optional[pulumi.Input[str]]  # set while a blue-green service has an idle colour to test
     target_group_arns: Mapping[str, pulumi.Input[str]]  # backend name -> its target group
     rule: EntryRule  # the service's hosts and path on the listeners
     dns_name: pulumi.Input[str]  # the ALB's own host name, for a service on its default host
@@ -57,6 +57,9 @@ class RouterArgs:
     namespaces: Mapping[str, pulumi.Input[str]]  # name -> the namespace resource's output, so children wait for it
     edge: EdgeEntry
     platform: PlatformParts
+    # The service's component: the parent of its listener rules, so a change of router updates
+    # them in place (a new rule could not take the priority the old one holds on the listener).
+    rule_parent: pulumi.Resource
 
 
 class Router(Protocol):

@@ -1,31 +1,38 @@
+"""Edge: the one ALB every service shares, its listeners (404 by default) and a target group per backend."""
+
 import pytest
 
 from components.edge import Edge, EdgeArgs
+from components.listeners import TLS_POLICY
+from core.edge import Backend
 from tests.conftest import unknown_inputs
 
 CERTIFICATE = "arn:aws:acm:us-east-1:123456789012:certificate/0f0e0d0c-0b0a-0908-0706-050403020100"
 NODE_SG = "sg-0123456789abcdef0"
+STABLE = Backend("chat-api-stable", 8080, "/healthz")
+GATEWAY = Backend("gateway", 80, "/healthz/ready", 15021)
+NOT_FOUND = [{"type": "fixed-response", "fixedResponse": {"contentType": "text/plain", "messageBody": "no service here", "statusCode": "404"}}]
 
 
-def build_edge(run_component, certificate=None, backends=("stable",), test_port=None, inspect=lambda edge: None):
+def build_edge(run_component, certificate=None, backends=(STABLE,), test_port=None, inspect=lambda edge: None):
     return run_component(
-        lambda: inspect(Edge(
-            "edge",
-            EdgeArgs(
-                vpc_id="vpc-0123456789abcdef0",
-                public_subnet_ids=["subnet-0aaaaaaa", "subnet-0bbbbbbb"],
-                node_security_group_id=NODE_SG,
-                target_port=8080,
-                health_path="/healthz",
-                certificate_arn=certificate,
-                allowed_cidrs=["0.0.0.0/0"],
-                deregistration_delay_seconds=30,
-                idle_timeout_seconds=120,
-                backends=backends,
-                test_port=test_port,
-                test_cidrs=["198.51.100.0/24"] if test_port else [],
-            ),
-        ))
+        lambda: inspect(
+            Edge(
+                "edge",
+                EdgeArgs(
+                    vpc_id="vpc-0123456789abcdef0",
+                    public_subnet_ids=["subnet-0aaaaaaa", "subnet-0bbbbbbb"],
+                    node_security_group_id=NODE_SG,
+                    certificate_arn=certificate,
+                    allowed_cidrs=["0.0.0.0/0"],
+                    deregistration_delay_seconds=30,
+                    idle_timeout_seconds=120,
+                    backends=backends,
+                    test_port=test_port,
+                    test_cidrs=["198.51.100.0/24"] if test_port else [],
+                ),
+            )
+        )
     )
 
 
@@ -36,51 +43,88 @@ def http(run_component):
 
 @pytest.fixture(scope="module")
 def https(run_component):
-    return build_edge(run_component, certificate=CERTIFICATE)
+    return build_edge(run_component, certificate=CERTIFICATE, backends=(Backend("chat-api-blue", 8080, "/healthz"), Backend("chat-api-green", 8080, "/healthz")), test_port=8443)
 
 
-def test_public_alb_in_the_public_subnets(http, reference_schema):
+def _listeners(plan):
+    return {r.inputs["port"]: r.inputs for r in plan.of_type("aws:lb/listener:Listener")}
+
+
+def test_public_alb_in_the_public_subnets(http):
     alb = http.one("aws:lb/loadBalancer:LoadBalancer")
     assert alb.inputs["loadBalancerType"] == "application" and alb.inputs["internal"] is False
     assert alb.inputs["subnets"] == ["subnet-0aaaaaaa", "subnet-0bbbbbbb"]
     assert alb.inputs["securityGroups"] == [http.one("aws:ec2/securityGroup:SecurityGroup").outputs["id"]]
-    assert alb.inputs["dropInvalidHeaderFields"] is True
-    assert unknown_inputs(alb, reference_schema("pulumi-aws-schema-subset.json")) == []
+    assert alb.inputs["dropInvalidHeaderFields"] is True and alb.inputs["idleTimeout"] == 120
 
 
-def test_target_group_registers_pod_ips_with_a_short_drain(http, reference_schema):
-    group = http.one("aws:lb/targetGroup:TargetGroup")
-    assert group.inputs["targetType"] == "ip"
-    assert group.inputs["port"] == 8080 and group.inputs["protocol"] == "HTTP"
-    assert group.inputs["deregistrationDelay"] == 30 < 300
-    assert group.inputs["healthCheck"]["path"] == "/healthz"
-    assert unknown_inputs(group, reference_schema("pulumi-aws-schema-subset.json")) == []
+def test_a_target_group_per_backend_registers_pod_ips_with_a_short_drain(run_component):
+    plan = build_edge(run_component, backends=(STABLE, GATEWAY))
+    groups = {r.name: r.inputs for r in plan.of_type("aws:lb/targetGroup:TargetGroup")}
+    assert set(groups) == {"edge-chat-api-stable", "edge-gateway"}
+    for group in groups.values():
+        assert group["targetType"] == "ip" and group["protocol"] == "HTTP"
+        assert group["deregistrationDelay"] == 30 < 300
+    stable, gateway = groups["edge-chat-api-stable"], groups["edge-gateway"]
+    assert stable["port"] == 8080 and stable["healthCheck"]["path"] == "/healthz" and stable["healthCheck"]["port"] == "traffic-port"
+    # The gateway routes by Host, which health checks lack: it is checked on its own readiness port.
+    assert gateway["port"] == 80 and gateway["healthCheck"]["path"] == "/healthz/ready" and gateway["healthCheck"]["port"] == "15021"
 
 
-def test_listeners_are_the_routers_and_the_url_follows_the_scheme(run_component, http, https):
-    for plan in (http, https):
-        assert plan.of_type("aws:lb/listener:Listener") == []
+def test_the_production_listener_answers_404_until_a_service_adds_its_rule(http):
+    [listener] = _listeners(http).values()
+    assert (listener["port"], listener["protocol"]) == (80, "HTTP")
+    assert listener["defaultActions"] == NOT_FOUND
+    assert listener["loadBalancerArn"] == http.one("aws:lb/loadBalancer:LoadBalancer").outputs["arn"]
+
+
+def test_https_with_a_modern_policy_http_redirecting_and_the_test_listener(https):
+    listeners = _listeners(https)
+    assert set(listeners) == {80, 443, 8443}
+    for port in (443, 8443):
+        assert listeners[port]["protocol"] == "HTTPS"
+        assert listeners[port]["sslPolicy"] == TLS_POLICY
+        assert listeners[port]["certificateArn"] == CERTIFICATE
+        assert listeners[port]["defaultActions"] == NOT_FOUND
+    assert listeners[80]["defaultActions"] == [{"type": "redirect", "redirect": {"protocol": "HTTPS", "port": "443", "statusCode": "HTTP_301"}}]
+
+
+def test_the_url_follows_the_scheme(run_component):
     schemes = []
     build_edge(run_component, certificate=CERTIFICATE, inspect=lambda edge: edge.url.apply(lambda url: schemes.append(url.split("://")[0])))
     build_edge(run_component, inspect=lambda edge: edge.url.apply(lambda url: schemes.append(url.split("://")[0])))
     assert schemes == ["https", "http"]
 
 
-def test_security_groups_open_only_the_listeners_and_the_target_port(http, https):
-    group = http.one("aws:ec2/securityGroup:SecurityGroup")
-    assert [(r["fromPort"], r["toPort"]) for r in group.inputs["ingress"]] == [(80, 80)]
-    assert [(r["fromPort"], r["toPort"], r["securityGroups"]) for r in group.inputs["egress"]] == [(8080, 8080, [NODE_SG])]
-    assert "cidrBlocks" not in group.inputs["egress"][0]
-    tls_group = https.one("aws:ec2/securityGroup:SecurityGroup")
-    assert sorted(r["fromPort"] for r in tls_group.inputs["ingress"]) == [80, 443]
-    rule = http.one("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule").inputs
-    assert rule["securityGroupId"] == NODE_SG
-    assert rule["referencedSecurityGroupId"] == group.outputs["id"]
-    assert (rule["fromPort"], rule["toPort"], rule["ipProtocol"]) == (8080, 8080, "tcp")
+def test_no_test_listener_without_a_test_port(http):
+    assert set(_listeners(http)) == {80}
+    ingress = http.one("aws:ec2/securityGroup:SecurityGroup").inputs["ingress"]
+    assert [(r["fromPort"], r["cidrBlocks"]) for r in ingress] == [(80, ["0.0.0.0/0"])]
 
 
-def test_a_target_group_per_backend_and_the_test_port_open_to_testers_only(run_component):
-    plan = build_edge(run_component, backends=("blue", "green"), test_port=8443)
-    assert {r.name for r in plan.of_type("aws:lb/targetGroup:TargetGroup")} == {"edge-blue", "edge-green"}
-    ingress = {r["fromPort"]: r["cidrBlocks"] for r in plan.one("aws:ec2/securityGroup:SecurityGroup").inputs["ingress"]}
-    assert ingress == {80: ["0.0.0.0/0"], 8443: ["198.51.100.0/24"]}
+def test_the_test_port_is_open_to_testers_only(https):
+    ingress = {r["fromPort"]: r["cidrBlocks"] for r in https.one("aws:ec2/securityGroup:SecurityGroup").inputs["ingress"]}
+    assert ingress == {80: ["0.0.0.0/0"], 443: ["0.0.0.0/0"], 8443: ["198.51.100.0/24"]}
+
+
+def test_the_alb_reaches_pods_on_the_backends_ports_and_health_ports_only(run_component):
+    plan = build_edge(run_component, backends=(STABLE, GATEWAY, Backend("gateway-api", 80, "/healthz/ready", 15021)))
+    group = plan.one("aws:ec2/securityGroup:SecurityGroup")
+    egress = group.inputs["egress"]
+    assert [(r["fromPort"], r["toPort"], r["securityGroups"]) for r in egress] == [(port, port, [NODE_SG]) for port in (80, 8080, 15021)]
+    assert not any("cidrBlocks" in r for r in egress)
+    rules = plan.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+    assert sorted((r.inputs["fromPort"], r.inputs["toPort"]) for r in rules) == [(80, 80), (8080, 8080), (15021, 15021)]
+    for rule in rules:
+        assert rule.inputs["securityGroupId"] == NODE_SG
+        assert rule.inputs["referencedSecurityGroupId"] == group.outputs["id"]
+        assert rule.inputs["ipProtocol"] == "tcp"
+
+
+def test_every_aws_input_is_in_the_providers_schema(http, https, reference_schema):
+    schema = reference_schema("pulumi-aws-schema-subset.json")
+    for plan in (http, https):
+        checked = [r for r in plan.managed if r.type in schema["resources"]]
+        assert {r.type for r in checked} >= {"aws:lb/loadBalancer:LoadBalancer", "aws:lb/targetGroup:TargetGroup", "aws:lb/listener:Listener"}
+        for resource in checked:
+            assert unknown_inputs(resource, schema) == [], resource.urn

@@ -1,23 +1,42 @@
+"""IstioMesh: the charts in order, and what serves each backend the routers ask the edge for."""
+
 import pulumi
 import pytest
 
-from components.mesh import CHART_REPOSITORY, IstioMesh, IstioMeshArgs
+from components.mesh import APP_NAMESPACE_LABEL, CHART_REPOSITORY, GATEWAY_API_VERSION, IstioMesh, IstioMeshArgs
 from tests.conftest import validate_kubernetes
 
-GROUP = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/edge-gateway/0123456789abcdef"
+GATEWAY_GROUP = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/edge-gateway/0123456789abcdef"
+GATEWAY_API_GROUP = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/edge-gateway-api/fedcba9876543210"
+BINDING = "kubernetes:elbv2.k8s.aws/v1beta1:TargetGroupBinding"
+ISTIO_GATEWAY = "kubernetes:networking.istio.io/v1:Gateway"
+GATEWAY_API_GATEWAY = "kubernetes:gateway.networking.k8s.io/v1:Gateway"
 
 
-@pytest.fixture(scope="module")
-def plan(run_component):
+def build_mesh(run_component, target_group_arns):
     def build():
         controller = pulumi.CustomResource("carepath:test:Controller", "controller", {})
-        IstioMesh("mesh", IstioMeshArgs(version="1.30.5", gateway_target_group_arn=GROUP, controller=controller))
+        IstioMesh("mesh", IstioMeshArgs(version="1.30.5", controller=controller, target_group_arns=target_group_arns))
 
     return run_component(build)
 
 
+@pytest.fixture(scope="module")
+def plan(run_component):
+    return build_mesh(run_component, {"gateway": GATEWAY_GROUP})
+
+
+@pytest.fixture(scope="module")
+def gateway_api(run_component):
+    return build_mesh(run_component, {"gateway-api": GATEWAY_API_GROUP})
+
+
+def _charts(plan):
+    return {r.name: r for r in plan.of_type("kubernetes:helm.sh/v4:Chart")}
+
+
 def test_the_four_charts_at_the_pinned_version_from_the_current_repository(plan):
-    charts = {r.name: r.inputs for r in plan.of_type("kubernetes:helm.sh/v4:Chart")}
+    charts = {name: chart.inputs for name, chart in _charts(plan).items()}
     assert {name: c["chart"] for name, c in charts.items()} == {
         "istio-base": "base",
         "istio-cni": "cni",
@@ -36,8 +55,8 @@ def test_the_four_charts_at_the_pinned_version_from_the_current_repository(plan)
 
 
 def test_charts_install_in_order(plan):
-    charts = {r.name: r for r in plan.of_type("kubernetes:helm.sh/v4:Chart")}
-    binding = plan.one("kubernetes:elbv2.k8s.aws/v1beta1:TargetGroupBinding")
+    charts = _charts(plan)
+    binding = plan.one(BINDING)
     assert charts["istio-base"].urn in charts["istio-cni"].options["dependsOn"]
     assert charts["istio-cni"].urn in charts["istiod"].options["dependsOn"]
     gateway_after = charts["istio-ingressgateway"].options["dependsOn"]
@@ -45,21 +64,56 @@ def test_charts_install_in_order(plan):
 
 
 def test_webhook_does_not_flip_flop_and_sidecars_use_cni(plan):
-    charts = {r.name: r.inputs["values"] for r in plan.of_type("kubernetes:helm.sh/v4:Chart")}
+    charts = {name: chart.inputs["values"] for name, chart in _charts(plan).items()}
     assert charts["istio-base"]["base"]["validationFailurePolicy"] == "Fail"
     assert charts["istiod"]["base"]["validationFailurePolicy"] == "Fail"
     assert charts["istiod"]["pilot"]["cni"]["enabled"] is True
 
 
-def test_the_gateway_is_the_albs_target(plan, reference_schema):
-    gateway = next(r for r in plan.of_type("kubernetes:helm.sh/v4:Chart") if r.name == "istio-ingressgateway")
+def test_the_ingress_gateway_is_the_albs_target_and_serves_the_shared_istio_gateway(plan, reference_schema):
+    gateway = _charts(plan)["istio-ingressgateway"]
     assert gateway.inputs["values"]["service"]["type"] == "ClusterIP"
-    binding = plan.one("kubernetes:elbv2.k8s.aws/v1beta1:TargetGroupBinding")
-    assert binding.inputs["spec"] == {"serviceRef": {"name": "istio-ingressgateway", "port": 80}, "targetGroupARN": GROUP, "targetType": "ip"}
+    binding = plan.one(BINDING)
+    assert binding.inputs["spec"] == {"serviceRef": {"name": "istio-ingressgateway", "port": 80}, "targetGroupARN": GATEWAY_GROUP, "targetType": "ip"}
     assert plan.one("carepath:test:Controller").urn in binding.options["dependsOn"]
+    edge = plan.one(ISTIO_GATEWAY)
+    assert edge.inputs["metadata"] == {"name": "edge", "namespace": "istio-ingress"}
+    assert edge.inputs["spec"] == {"selector": {"istio": "ingressgateway"}, "servers": [{"port": {"number": 80, "name": "http", "protocol": "HTTP"}, "hosts": ["*/*"]}]}
+    assert _charts(plan)["istiod"].urn in edge.options["dependsOn"]
     namespaces = {r.inputs["metadata"]["name"]: r.inputs["metadata"]["labels"] for r in plan.of_type("kubernetes:core/v1:Namespace")}
     assert namespaces["istio-ingress"]["elbv2.k8s.aws/pod-readiness-gate-inject"] == "enabled"
     assert namespaces["istio-system"]["pod-security.kubernetes.io/enforce"] == "privileged"
-    for resource in plan.managed:
-        if resource.type.startswith("kubernetes:"):
-            validate_kubernetes(resource, reference_schema)
+    assert plan.of_type(GATEWAY_API_GATEWAY) == [] and plan.of_type("kubernetes:yaml/v2:ConfigFile") == []
+
+
+def test_the_gateway_api_crds_come_before_istiod_and_its_gateway_is_the_albs_target(gateway_api):
+    charts = _charts(gateway_api)
+    assert set(charts) == {"istio-base", "istio-cni", "istiod"}
+    crds = gateway_api.one("kubernetes:yaml/v2:ConfigFile")
+    assert crds.inputs["file"].endswith(f"/{GATEWAY_API_VERSION}/standard-install.yaml")
+    # Istio serves the Gateway API only if its CRDs exist when istiod starts.
+    assert crds.urn in charts["istio-base"].options["dependsOn"]
+    gateway = gateway_api.one(GATEWAY_API_GATEWAY)
+    assert gateway.inputs["metadata"] == {"name": "carepath", "namespace": "istio-ingress", "annotations": {"networking.istio.io/service-type": "ClusterIP"}}
+    [listener] = gateway.inputs["spec"]["listeners"]
+    assert gateway.inputs["spec"]["gatewayClassName"] == "istio"
+    assert (listener["name"], listener["port"], listener["protocol"]) == ("http", 80, "HTTP")
+    assert listener["allowedRoutes"] == {"namespaces": {"from": "Selector", "selector": {"matchLabels": {APP_NAMESPACE_LABEL: "true"}}}}
+    binding = gateway_api.one(BINDING)
+    # Istio names the Service it deploys for a Gateway `<gateway>-<class>`.
+    assert binding.inputs["spec"] == {"serviceRef": {"name": "carepath-istio", "port": 80}, "targetGroupARN": GATEWAY_API_GROUP, "targetType": "ip"}
+    assert {charts["istiod"].urn, binding.urn} <= set(gateway.options["dependsOn"])
+    assert gateway_api.of_type(ISTIO_GATEWAY) == []
+
+
+def test_without_a_backend_to_serve_only_the_control_plane(run_component):
+    plan = build_mesh(run_component, {})
+    assert set(_charts(plan)) == {"istio-base", "istio-cni", "istiod"}
+    assert plan.of_type(BINDING) == [] and plan.of_type(ISTIO_GATEWAY) == [] and plan.of_type(GATEWAY_API_GATEWAY) == []
+
+
+def test_every_mesh_object_validates(plan, gateway_api, reference_schema):
+    for mesh in (plan, gateway_api):
+        for resource in mesh.managed:
+            if resource.type.startswith("kubernetes:"):
+                validate_kubernetes(resource, reference_schema)

@@ -1,18 +1,32 @@
+import json
+
 import pytest
 
 from components.track import Track, TrackArgs
 from core.drain import drain_timings
+from core.release import Track as TrackName
 from core.release import TrackSpec
-from core.settings import AutoscalingSettings, ChatApiSettings, RollingSettings
-from tests.conftest import validate_builtin
+from core.settings import ServiceSettings
+from tests.conftest import one_service, settings_from, validate_builtin
 
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/carepath-chat-api:v2.0.0"
 
 
-def build_track(run_component, *, track="stable", autoscaling=False):
-    chat_api = ChatApiSettings(tag="v2.0.0", replicas=3, port=9000, health_path="/ready", startup_seconds=120,
-                               autoscaling=AutoscalingSettings(enabled=autoscaling, min_replicas=3, max_replicas=9))
-    spec = TrackSpec(track, "v2.0.0", 3, "carepath-test")
+def service_settings(service="chat-api", autoscaling=False) -> ServiceSettings:
+    raw = {
+        "tag": "v2.0.0",
+        "replicas": 3,
+        "port": 9000,
+        "healthPath": "/ready",
+        "startupSeconds": 120,
+        "autoscaling": {"enabled": autoscaling, "minReplicas": 3, "maxReplicas": 9},
+        "rollout": {"strategy": "rolling", "rolling": {"maxSurge": "25%", "maxUnavailable": 0, "minReadySeconds": 20}},
+    }
+    return settings_from(one_service(raw, service), "demo").service(service)
+
+
+def build_track(run_component, *, service="chat-api", track: TrackName = "stable", autoscaling=False, mesh=False):
+    spec = TrackSpec(service, track, "v2.0.0", 3, "carepath-test")
     return run_component(
         lambda: Track(
             spec.deployment,
@@ -20,9 +34,9 @@ def build_track(run_component, *, track="stable", autoscaling=False):
                 namespace="carepath-test",
                 spec=spec,
                 image=IMAGE,
-                chat_api=chat_api,
-                rolling=RollingSettings(max_surge="25%", max_unavailable=0, min_ready_seconds=20),
+                settings=service_settings(service, autoscaling),
                 drain=drain_timings(30, 15),
+                mesh=mesh,
             ),
         )
     )
@@ -136,20 +150,27 @@ def test_autoscaler_owns_the_replica_count_when_enabled(run_component):
     validate_builtin(hpa)
 
 
-def test_in_the_mesh_the_sidecar_outlives_the_drain(run_component):
-    spec = TrackSpec("canary", "v2.0.0", 1, "carepath-test")
+def test_another_service_gets_its_own_names_and_selector(run_component):
+    plan = build_track(run_component, service="triage-api", track="canary")
+    selector = {"app.kubernetes.io/name": "triage-api", "track": "canary"}
+    for kind in ("kubernetes:apps/v1:Deployment", "kubernetes:core/v1:Service", "kubernetes:policy/v1:PodDisruptionBudget"):
+        assert plan.one(kind).inputs["metadata"]["name"] == "triage-api-canary"
+    deployment = plan.one("kubernetes:apps/v1:Deployment").inputs["spec"]
+    assert deployment["selector"] == {"matchLabels": selector}
+    assert deployment["template"]["spec"]["containers"][0]["name"] == "triage-api"
+
+
+def test_in_the_mesh_pods_ask_for_a_sidecar_that_outlives_the_drain(run_component):
     drain = drain_timings(30, 15)
-    plan = run_component(
-        lambda: Track(
-            spec.deployment,
-            TrackArgs(namespace="carepath-test", spec=spec, image=IMAGE, chat_api=ChatApiSettings(tag="v1"), rolling=RollingSettings(), drain=drain, mesh=True),
-        )
-    )
+    plan = build_track(run_component, track="canary", mesh=True)
     template = plan.one("kubernetes:apps/v1:Deployment").inputs["spec"]["template"]
     assert template["metadata"]["labels"]["sidecar.istio.io/inject"] == "true"
-    import json
-
     proxy = json.loads(template["metadata"]["annotations"]["proxy.istio.io/config"])
     assert proxy["terminationDrainDuration"] == f"{drain.termination_grace_seconds}s"
     assert proxy["holdApplicationUntilProxyStarts"] is True
     validate_builtin(plan.one("kubernetes:apps/v1:Deployment"))
+
+
+def test_without_the_mesh_pods_carry_no_sidecar_label(plan):
+    labels = plan.one("kubernetes:apps/v1:Deployment").inputs["spec"]["template"]["metadata"]["labels"]
+    assert "sidecar.istio.io/inject" not in labels
