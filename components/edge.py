@@ -23,6 +23,9 @@ from components.listeners import listener, redirect_to_https
 from core.edge import Backend
 
 
+TARGET_GROUP_PREFIX = "cp-"
+
+
 @dataclass(frozen=True)
 class EdgeArgs:
     vpc_id: pulumi.Input[str]
@@ -94,6 +97,10 @@ class Edge(pulumi.ComponentResource):
         for backend in args.backends:
             target_group = aws.lb.TargetGroup(
                 f"{name}-{backend.name}",
+                # AWS allows 32 characters: with a prefix the provider makes the rest unique, so a
+                # long service name never breaks a deploy; the tag says whose the group is.
+                name_prefix=TARGET_GROUP_PREFIX,
+                tags={"carepath:backend": backend.name},
                 port=backend.port,
                 protocol="HTTP",
                 target_type="ip",

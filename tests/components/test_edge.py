@@ -128,3 +128,12 @@ def test_every_aws_input_is_in_the_providers_schema(http, https, reference_schem
         assert {r.type for r in checked} >= {"aws:lb/loadBalancer:LoadBalancer", "aws:lb/targetGroup:TargetGroup", "aws:lb/listener:Listener"}
         for resource in checked:
             assert unknown_inputs(resource, schema) == [], resource.urn
+
+
+def test_target_groups_are_named_by_prefix_so_a_long_service_name_fits_awss_32_characters(run_stack):
+    long_name = "clinical-summaries-api-with-a-long-name"  # 39 characters, a valid service name
+    plan = run_stack("demo", {f"services.{long_name}": {"tag": "v1.0.0", "hosts": ["summaries.example.org"], "rollout": {"strategy": "rolling"}}})
+    groups = plan.of_type("aws:lb/targetGroup:TargetGroup")
+    assert {g.inputs["tags"]["carepath:backend"] for g in groups} == {"chat-api-stable", f"{long_name}-stable"}
+    for group in groups:
+        assert "name" not in group.inputs and len(group.inputs["namePrefix"]) <= 6
