@@ -22,7 +22,6 @@ import pulumi_aws as aws
 from components.listeners import listener, redirect_to_https
 from core.edge import Backend
 
-
 TARGET_GROUP_PREFIX = "cp-"
 
 

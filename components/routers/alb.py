@@ -21,9 +21,9 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components.listeners import forward, listener_rule
+from components.listeners import forward
 from components.load_balancer_controller import target_group_binding
-from components.routers.router import RouterArgs
+from components.routers.router import RouterArgs, service_rule
 from core.edge import Backend
 from core.release import SERVICE_PORT, ReleasePlan
 from core.routers import RouterTraits
@@ -70,13 +70,7 @@ class AlbRouter(pulumi.ComponentResource):
         """The service's production rule, forwarding by the plan's weights once `after` (the
         production tracks' Deployments) are ready."""
         args = self._args
-        self.production_rule = listener_rule(
-            f"{args.service}-production",
-            args.edge.production_listener_arn,
-            args.edge.rule,
-            self._forward(args.plan.weights),
-            pulumi.ResourceOptions(parent=args.rule_parent, depends_on=list(after)),
-        )
+        self.production_rule = service_rule(args, "production", self._forward(args.plan.weights), after)
         return self.production_rule
 
     def route_test(self, after: Sequence[pulumi.Resource]) -> None:
@@ -84,11 +78,5 @@ class AlbRouter(pulumi.ComponentResource):
         args = self._args
         test_track = args.plan.test_track
         if test_track is not None and args.edge.test_listener_arn is not None:
-            listener_rule(
-                f"{args.service}-test",
-                args.edge.test_listener_arn,
-                args.edge.rule,
-                self._forward(((test_track, 1),)),
-                pulumi.ResourceOptions(parent=args.rule_parent, depends_on=list(after)),
-            )
+            service_rule(args, "test", self._forward(((test_track, 1),)), after)
         self.register_outputs({})

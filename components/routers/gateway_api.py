@@ -31,9 +31,9 @@ from typing import Any, ClassVar, Optional, Sequence
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.listeners import forward, listener_rule
+from components.listeners import forward
 from components.mesh import GATEWAY_API_BACKEND, GATEWAY_HEALTH_PATH, GATEWAY_HEALTH_PORT, GATEWAY_PORT
-from components.routers.router import RouterArgs
+from components.routers.router import RouterArgs, service_rule
 from core.edge import Backend
 from core.release import SERVICE_PORT, ReleasePlan, deployment_name
 from core.routers import RouterTraits
@@ -143,13 +143,7 @@ class GatewayApiRouter(pulumi.ComponentResource):
             spec=spec,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[*self._waits, *after]),
         )
-        listener_rule(
-            f"{service}-production",
-            args.edge.production_listener_arn,
-            args.edge.rule,
-            forward([(args.edge.target_group_arns[GATEWAY_API_BACKEND], 100)]),
-            pulumi.ResourceOptions(parent=args.rule_parent, depends_on=[self.http_route]),
-        )
+        service_rule(args, "production", forward([(args.edge.target_group_arns[GATEWAY_API_BACKEND], 100)]), [self.http_route])
         return self.http_route
 
     def route_test(self, after: Sequence[pulumi.Resource]) -> None:

@@ -27,9 +27,9 @@ from typing import Any, ClassVar, Optional, Sequence
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.listeners import forward, listener_rule
+from components.listeners import forward
 from components.mesh import GATEWAY_BACKEND, GATEWAY_HEALTH_PATH, GATEWAY_HEALTH_PORT, GATEWAY_PORT, MESH_GATEWAY
-from components.routers.router import RouterArgs
+from components.routers.router import RouterArgs, service_rule
 from core.edge import Backend
 from core.release import SERVICE_PORT, ReleasePlan
 from core.routers import RouterTraits
@@ -171,13 +171,7 @@ class IstioRouter(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self._mesh, *after]),
         )
         # The ALB sends the service's requests to the ingress gateway; the VirtualService splits them.
-        listener_rule(
-            f"{args.service}-production",
-            args.edge.production_listener_arn,
-            args.edge.rule,
-            forward([(args.edge.target_group_arns[GATEWAY_BACKEND], 100)]),
-            pulumi.ResourceOptions(parent=args.rule_parent, depends_on=[self.virtual_service]),
-        )
+        service_rule(args, "production", forward([(args.edge.target_group_arns[GATEWAY_BACKEND], 100)]), [self.virtual_service])
         return self.virtual_service
 
     def route_test(self, after: Sequence[pulumi.Resource]) -> None:

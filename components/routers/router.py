@@ -18,10 +18,12 @@ and `route_test(after=<theirs>)`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Mapping, Optional, Protocol, Sequence
+from typing import Any, ClassVar, Mapping, Optional, Protocol, Sequence
 
 import pulumi
+import pulumi_aws as aws
 
+from components.listeners import listener_rule
 from core.edge import Backend, EntryRule
 from core.release import ReleasePlan
 from core.routers import RouterTraits
@@ -83,3 +85,13 @@ class Router(Protocol):
     def route_test(self, after: Sequence[pulumi.Resource]) -> None:
         """The test route, if the strategy has one; ends the router's registration."""
         ...
+
+
+def service_rule(args: RouterArgs, listener: str, action: dict[str, Any], after: Sequence[pulumi.Resource]) -> aws.lb.ListenerRule:
+    """The service's rule (`<service>-production` or `<service>-test`) on that listener of the
+    edge, to `action` once `after` are ready; the Service's child whatever the router, so a
+    change of router updates the rule in place."""
+    listener_arn = args.edge.production_listener_arn if listener == "production" else args.edge.test_listener_arn
+    assert listener_arn is not None, f"the edge has no {listener} listener"
+    return listener_rule(f"{args.service}-{listener}", listener_arn, args.edge.rule, action, pulumi.ResourceOptions(parent=args.rule_parent, depends_on=list(after)))
+
