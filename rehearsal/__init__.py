@@ -1,7 +1,7 @@
-"""Release rehearsals: a whole release run on the offline stack against a real Prometheus
-(Debian's, on loopback, started and stopped here) scraping a synthetic chat-api whose
-candidate behaves as a named scenario says (`SCENARIOS`), so the driver's judgement is
-exercised end to end without a cluster.
+"""Release rehearsals: a whole release of one service (chat-api unless told otherwise) run on
+the offline stack against a real Prometheus (Debian's, on loopback, started and stopped here)
+scraping a synthetic version of that service whose candidate behaves as a named scenario says
+(`SCENARIOS`), so the driver's judgement is exercised end to end without a cluster.
 """
 
 from rehearsal.exporter import SCENARIOS, Behaviour, SyntheticService, TrackLoad

@@ -1,22 +1,25 @@
-"""`python -m release COMMAND STACK`: drive a release of chat-api through Pulumi.
+"""`python -m release COMMAND STACK [--service S]`: drive a release of one service through Pulumi.
 
-  status STACK             the stack file and the applied state side by side, the lease, live health
+  status STACK             each service's stack file and applied state side by side, its lease, live health
   start STACK --tag TAG    the release's first step (canary: first weight; blue-green: the idle colour; rolling: the tag)
   advance STACK            canary: the next weight step (--weight W: a later one)
   promote STACK            canary: the canary becomes stable
   switch STACK             blue-green: production to the other colour
   abort STACK              back to the version the release replaces
   run STACK --tag TAG      the whole release (or the rest of the one in flight), gated on Prometheus
-  deploy STACK             `pulumi up` of the stack file as it is, refused when it would move a release
+  deploy STACK             `pulumi up` of the stack file as it is, refused when it would move any service's release
 
 STACK is any stack with a Pulumi.<STACK>.yaml in the project (the current directory when it
-holds a Pulumi.yaml, else this repository). The stack is the real one (Automation API, needs
-the Pulumi CLI) or, with --offline, a rehearsal on the offline plan engine whose state persists
-in .carepath/offline/<stack>/ (--reset starts it over from the stack file). Each command holds
-the stack's release lease while it runs and commits every change of the stack file to the
+holds a Pulumi.yaml, else this repository). --service names the service of the stack
+(`services.<name>` in its config) a command releases: chat-api unless given; `status`
+without it shows every service. The stack is the real one (Automation API, needs the Pulumi
+CLI) or, with --offline, a rehearsal on the offline plan engine whose state persists in
+.carepath/offline/<stack>/ (--reset starts it over from the stack file). Each command holds
+the release lease of its stack and service while it runs (`deploy`: of every service), so
+two services can be released at once, and commits every change of the stack file to the
 ledger. Exit codes: 0 done; 1 the release failed or stopped (rolled back, `up` failed, the
-stack file moved under it); 2 bad input, or a command the stack or its state does not allow;
-3 another driver holds the lease; 130 interrupted.
+stack file moved under it); 2 bad input (an unknown stack or service, ...), or a command the
+service or its state does not allow; 3 another driver holds the lease; 130 interrupted.
 """
 
 from __future__ import annotations
@@ -29,12 +32,12 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 from core import actions
 from core.actions import Refused
-from core.release import release_state
-from core.settings import SettingsError
+from core.release import DEFAULT_SERVICE, plan_release, release_state
+from core.settings import Settings, SettingsError, UnknownService
 from offline.harness import ROOT, ProgramFailed, stack_names
 from release.audit import AuditLog, who
 from release.driver import Driver
@@ -46,7 +49,7 @@ from release.stackfile import settings_of
 from release.status import report
 
 LEASE_SECONDS = 600.0
-MUTATING = ("start", "advance", "promote", "switch", "abort", "run", "deploy")
+LeaseStores = Callable[[str], LeaseStore]  # a service's lease store
 
 
 class Usage(Exception):
@@ -60,6 +63,8 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--reset", action="store_true", help="with --offline: start the rehearsal over from the stack file")
     common.add_argument("--prometheus", default="http://127.0.0.1:9090", help="Prometheus URL (e.g. through kubectl port-forward)")
     common.add_argument("--audit-log", type=Path, help="default: .carepath/audit/<stack>.jsonl (offline: in the workspace)")
+    one_service = argparse.ArgumentParser(add_help=False)
+    one_service.add_argument("--service", default=DEFAULT_SERVICE, help=f"the service of the stack to release (default: {DEFAULT_SERVICE})")
     driving = argparse.ArgumentParser(add_help=False)
     driving.add_argument("--break-lease", action="store_true", help="take over the lease of another driver (asks for the stack name; --yes does not)")
     driving.add_argument("--yes", action="store_true", help="with --break-lease: no question")
@@ -68,12 +73,13 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m release", description=summary, formatter_class=argparse.RawDescriptionHelpFormatter, epilog=details)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def command(name: str, text: str, mutating: bool = True) -> argparse.ArgumentParser:
-        return commands.add_parser(name, help=text, description=text, parents=[common, driving] if mutating else [common])
+    def command(name: str, text: str, parents: tuple[argparse.ArgumentParser, ...] = (one_service, driving)) -> argparse.ArgumentParser:
+        return commands.add_parser(name, help=text, description=text, parents=[common, *parents])
 
-    command("status", "the stack file and the applied state side by side, the lease, live health", mutating=False)
+    status = command("status", "each service's stack file and applied state side by side, its lease, live health", parents=())
+    status.add_argument("--service", help="only this service (default: every service of the stack)")
     command("start", "the release's first step").add_argument("--tag", required=True, help="the candidate image tag")
-    command("advance", "canary: the next weight step").add_argument("--weight", type=int, help="a later step of rollout.canary.steps")
+    command("advance", "canary: the next weight step").add_argument("--weight", type=int, help="a later step of the service's rollout.canary.steps")
     command("promote", "canary: the canary becomes stable")
     command("switch", "blue-green: production traffic to the other colour")
     command("abort", "back to the version the release replaces").add_argument("--reason", default="requested", help="recorded in the audit log and the ledger")
@@ -81,9 +87,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--tag", required=True, help="the candidate image tag")
     run.add_argument("--report", type=Path, help="write the HTML report here at the end")
     run.add_argument("--abort-on-failure", action="store_true", help="abort the release when pulumi up fails mid-release")
-    run.add_argument("--test-url", help="blue-green: where smoke checks go (default: the test listener; offline stacks have none, so they are skipped)")
-    run.add_argument("--scenario", help="with --offline: rehearse against a synthetic chat-api and a real Prometheus on loopback (starts over, unless it resumes its own interrupted release)")
-    command("deploy", "`pulumi up` of the stack file as it is; refused when it would move a release")
+    run.add_argument("--test-url", help="blue-green: where smoke checks go (default: the service's rule on the test listener; offline stacks have none, so they are skipped)")
+    run.add_argument(
+        "--scenario",
+        help="with --offline: rehearse against a synthetic version of the service and a real Prometheus on loopback (starts over, unless it resumes its own interrupted release)",
+    )
+    command("deploy", "`pulumi up` of the stack file as it is; refused when it would move any service's release", parents=(driving,))
     return parser
 
 
@@ -129,67 +138,69 @@ def _main(args: argparse.Namespace) -> int:
             raise Usage("--scenario rehearses against a synthetic service: use it with --offline")
         if scenario not in SCENARIOS:
             raise Usage(f"--scenario {scenario!r}: one of {', '.join(sorted(SCENARIOS))}")
-    stack, store, ledger, audit_path = _open(args, project, scenario)
+    stack, stores, ledger, audit_path = _open(args, project, scenario)
     audit = AuditLog(args.audit_log or audit_path, args.stack)
     run_id = uuid.uuid4().hex[:12]
     try:
         settings = settings_of(stack.config(), stack.name)
     except SettingsError as error:
         if args.command == "status":
-            print("\n".join(report(stack.name, None, stack.applied(), _live(store), time.time())))
+            applied = stack.applied()
+            services = [args.service] if args.service else sorted(applied) or [DEFAULT_SERVICE]
+            print("\n".join(_status(stack.name, {service: (None, applied.get(service), _live(stores(service))) for service in services})))
         print(f"stack {stack.name}: {error}", file=sys.stderr)
         return 2
     try:
-        actions.supported(args.command, settings)
-    except Refused as error:
+        if args.command == "status":
+            return _show_status(args, stack, stores, settings)
+        if args.command != "deploy":
+            actions.supported(args.command, settings, args.service)
+    except (Refused, UnknownService) as error:
         raise Usage(str(error)) from None
-    if args.command == "status":
-        lines = report(stack.name, release_state(settings), stack.applied(), _live(store), time.time())
-        print("\n".join(lines + _health(settings, args.prometheus)))
-        return 0
+    service = DEFAULT_SERVICE if args.command == "deploy" else args.service
     try:
-        with _lease(args, store, run_id) as lease, _metrics(args, stack, scenario) as metrics:
+        leased = list(settings.services) if args.command == "deploy" else [service]
+        with _leases(args, stores, leased, run_id) as lease, _metrics(args, stack, service, scenario) as metrics:
             options = {"abort_on_failure": getattr(args, "abort_on_failure", False), "test_url": getattr(args, "test_url", None)} | metrics
-            driver = Driver(stack, audit=audit, lease=lease, ledger=ledger, run_id=run_id, **options)
+            driver = Driver(stack, audit=audit, service=service, lease=lease, ledger=ledger, run_id=run_id, **options)
             return _command(args, driver, audit)
     except LeaseHeld as error:
         if args.command == "deploy":
-            print(f"stack {args.stack}: not deployed: {error.lease.describe(time.time())}; the release applies the stack file at its next step")
+            print(f"stack {args.stack}: not deployed: the release of {error.lease.service} is {error.lease.describe(time.time())}; the release applies the stack file at its next step")
             return 0
         print(str(error), file=sys.stderr)
         return 3
     except KeyboardInterrupt:
         print(
-            f"\n{args.stack}: interrupted; `python -m release status {args.stack}` says where the release stands, "
+            f"\n{args.stack}: interrupted; `python -m release status {args.stack}` says where each release stands, "
             "and the next command re-applies the stack file if the cluster is behind it",
             file=sys.stderr,
         )
         return 130
 
 
-def _open(args: argparse.Namespace, project: Path, scenario: Optional[str]) -> tuple[Any, LeaseStore, Any, Path]:
-    """The stack, its lease store, its ledger and its default audit log."""
+def _open(args: argparse.Namespace, project: Path, scenario: Optional[str]) -> tuple[Any, LeaseStores, Any, Path]:
+    """The stack, its lease stores (one per service), its ledger and its default audit log."""
     try:
         if args.offline:
-            from rehearsal.run import PACE
+            from rehearsal.run import pace
             from release.stacks import OfflineStack
 
-            stack = OfflineStack(args.stack, project, PACE if scenario else None, reset=args.reset)
-            if scenario is not None and not _resumable(stack, args.tag):
+            overrides = pace(args.service) if scenario else None
+            stack = OfflineStack(args.stack, project, overrides, reset=args.reset)
+            if scenario is not None and not _resumable(stack, args.service, args.tag):
                 # A rehearsal starts from the stack file, unless it resumes its own interrupted release.
-                stack = OfflineStack(args.stack, project, PACE, reset=True)
-            file = stack.file.path
-            # The workspace is a repository of its own, so its ledger never commits to the project's.
-            fresh = not (stack.workspace / ".git").exists()
-            ledger = GitLedger.init(stack.workspace, file, f"offline stack {args.stack}: from Pulumi.{args.stack}.yaml") if fresh else GitLedger(stack.workspace, file, remote=None)
-            return stack, FileLeaseStore(stack.workspace / "lease.json"), ledger, stack.workspace / "audit.jsonl"
+                stack = OfflineStack(args.stack, project, overrides, reset=True)
+            workspace = stack.workspace
+            return stack, lambda service: FileLeaseStore(workspace / "leases" / f"{service}.json"), stack.ledger(), workspace / "audit.jsonl"
         from release.stacks import AutomationStack, stack_file_path
 
         try:
             real = AutomationStack(args.stack, project)
         except Exception as error:  # the Automation API raises plain errors when the CLI or the stack is missing
             raise Usage(f"cannot open the Pulumi stack {args.stack!r} ({error}); rehearse with --offline") from None
-        return real, GitRefLeaseStore(project, args.stack), GitLedger(project, stack_file_path(project, args.stack)), project / ".carepath" / "audit" / f"{args.stack}.jsonl"
+        ledger = GitLedger(project, stack_file_path(project, args.stack))
+        return real, lambda service: GitRefLeaseStore(project, args.stack, service), ledger, project / ".carepath" / "audit" / f"{args.stack}.jsonl"
     except ProgramFailed as failure:
         if isinstance(failure.cause, SettingsError):
             raise Usage(f"stack {args.stack}: {failure.cause}") from None
@@ -198,11 +209,11 @@ def _open(args: argparse.Namespace, project: Path, scenario: Optional[str]) -> t
         raise Usage(str(error)) from None
 
 
-def _resumable(stack: Any, tag: str) -> bool:
-    """The stack has a release of `tag` in flight."""
+def _resumable(stack: Any, service: str, tag: str) -> bool:
+    """The stack has a release of `tag` of the service in flight."""
     try:
-        in_flight = settings_of(stack.config(), stack.name).rollout.in_flight
-    except SettingsError:
+        in_flight = settings_of(stack.config(), stack.name).service(service).rollout.in_flight
+    except (SettingsError, UnknownService):
         return False
     return in_flight is not None and in_flight.tag == tag
 
@@ -212,45 +223,86 @@ def _live(store: LeaseStore) -> Optional[Lease]:
     return lease if lease is not None and lease.live(time.time()) else None
 
 
+def _show_status(args: argparse.Namespace, stack: Any, stores: LeaseStores, settings: Settings) -> int:
+    services = [args.service] if args.service else list(settings.services)
+    applied = stack.applied()
+    wanted = {service: release_state(settings, service) for service in services}  # UnknownService: exit 2, the services listed
+    health = {service: _health(settings, service, args.prometheus) for service in services}
+    print("\n".join(_status(stack.name, {service: (wanted[service], applied.get(service), _live(stores(service))) for service in services}, health)))
+    return 0
+
+
+def _status(stack: str, states: dict[str, tuple[Any, Any, Optional[Lease]]], health: Optional[dict[str, list[str]]] = None) -> list[str]:
+    """`status`'s lines: one service's report; several services' headlines first (the lines
+    that matter), then each one's details under its name."""
+    now = time.time()
+    reports = {service: report(stack, service, wanted, applied, lease, now) + (health or {}).get(service, []) for service, (wanted, applied, lease) in states.items()}
+    if len(reports) == 1:
+        return next(iter(reports.values()))
+    return [lines[0] for lines in reports.values()] + [line for service, lines in reports.items() for line in (f"service {service}:", *lines[1:])]
+
+
 @contextlib.contextmanager
-def _lease(args: argparse.Namespace, store: LeaseStore, run_id: str) -> Iterator[LeaseKeeper]:
-    """The release lease around a command; `--break-lease` asks first, unless `--yes`."""
-    held = _live(store) if args.break_lease else None
-    if held is not None and not args.yes:
-        if not sys.stdin.isatty():
-            raise Usage(f"--break-lease: {held.describe(time.time())}; confirm with --yes (no terminal to ask on)")
-        answer = input(f"{held.describe(time.time())}\ntake the lease over? type the stack name ({args.stack}): ")
-        if answer.strip() != args.stack:
-            raise Usage("--break-lease: not confirmed; nothing changed")
+def _leases(args: argparse.Namespace, stores: LeaseStores, services: list[str], run_id: str) -> Iterator[Any]:
+    """The release leases of `services` around a command (in name order, so two commands that
+    want several never hold one each); `--break-lease` asks first, unless `--yes`."""
     command = f"{args.command} {getattr(args, 'tag', '') or ''}".strip()
-    with LeaseKeeper(store, args.stack, run_id, who(), command, args.lease_seconds, break_lease=held is not None) as keeper:
-        yield keeper
+    with contextlib.ExitStack() as held:
+        keepers = []
+        for service in services:
+            store = stores(service)
+            broken = _confirm_break(args, _live(store)) if args.break_lease else None
+            keepers.append(held.enter_context(LeaseKeeper(store, args.stack, service, run_id, who(), command, args.lease_seconds, break_lease=broken is not None)))
+        yield keepers[0] if len(keepers) == 1 else _AllOf(keepers)
+
+
+def _confirm_break(args: argparse.Namespace, held: Optional[Lease]) -> Optional[Lease]:
+    """The live lease `--break-lease` takes over, once confirmed (None: none is held)."""
+    if held is None or args.yes:
+        return held
+    if not sys.stdin.isatty():
+        raise Usage(f"--break-lease: {held.describe(time.time())}; confirm with --yes (no terminal to ask on)")
+    answer = input(f"{held.describe(time.time())}\ntake the lease over? type the stack name ({args.stack}): ")
+    if answer.strip() != args.stack:
+        raise Usage("--break-lease: not confirmed; nothing changed")
+    return held
+
+
+class _AllOf:
+    """Several leases checked as one, for the stack's own command (deploy)."""
+
+    def __init__(self, keepers: list[LeaseKeeper]):
+        self.keepers = keepers
+
+    def check(self) -> None:
+        for keeper in self.keepers:
+            keeper.check()
 
 
 @contextlib.contextmanager
-def _metrics(args: argparse.Namespace, stack: Any, scenario: Optional[str]) -> Iterator[dict[str, Any]]:
-    """The driver's metrics (and, rehearsing a scenario, its smoke checks): the operator's
-    Prometheus, or a synthetic chat-api and a real Prometheus on loopback, stopped after."""
+def _metrics(args: argparse.Namespace, stack: Any, service: str, scenario: Optional[str]) -> Iterator[dict[str, Any]]:
+    """The driver's metrics of the service (and, rehearsing a scenario, its smoke checks): the
+    operator's Prometheus, or a synthetic version of the service and a real Prometheus on
+    loopback, stopped after."""
     from release.prometheus import PrometheusMetrics
 
     if scenario is None:
-        yield {"metrics": PrometheusMetrics(args.prometheus)}
+        yield {"metrics": PrometheusMetrics(args.prometheus, service=service)}
         return
     from rehearsal.run import HISTORY_STEP, rehearsal
 
-    with rehearsal(stack, args.tag, scenario) as (url, service):
-        print(f"rehearsal: scenario {scenario}, Prometheus {url}, synthetic chat-api {service.url}")
-        yield {"metrics": PrometheusMetrics(url), "test_url": args.test_url or service.url, "history_step": HISTORY_STEP}
+    with rehearsal(stack, args.tag, scenario, service=service) as (url, synthetic):
+        print(f"rehearsal: scenario {scenario}, Prometheus {url}, synthetic {service} {synthetic.url}")
+        yield {"metrics": PrometheusMetrics(url, service=service), "test_url": args.test_url or synthetic.url, "history_step": HISTORY_STEP}
 
 
 def _command(args: argparse.Namespace, driver: Driver, audit: AuditLog) -> int:
-    name = args.stack
     try:
         if args.command in ("start", "advance", "promote", "switch") and driver.reconcile():
             # The stack file held a decision the cluster had not applied (a failed or interrupted
             # command): applying it is what this command finishes. Acting on top of it would make
             # two moves at once, say two weight steps, with nothing in between.
-            print(f"{name}: nothing else done: the cluster now has the stack file's last decision; `{args.command}` again goes on from there")
+            print(f"{driver.where}: nothing else done: the cluster now has the stack file's last decision; `{args.command}` again goes on from there")
             return 0
         if args.command == "start":
             driver.start(args.tag)
@@ -266,7 +318,7 @@ def _command(args: argparse.Namespace, driver: Driver, audit: AuditLog) -> int:
             print(driver.deploy())
         else:
             run = driver.run(args.tag)
-            print(f"{args.tag} on {name}: {run.outcome}" + (f" ({run.message})" if run.message else ""))
+            print(f"{args.tag} on {driver.where}: {run.outcome}" + (f" ({run.message})" if run.message else ""))
             if args.report:
                 from release.report import render
 
@@ -276,22 +328,21 @@ def _command(args: argparse.Namespace, driver: Driver, audit: AuditLog) -> int:
     except Refused as error:
         raise Usage(str(error)) from None
     except (StackError, LedgerError, LeaseLost) as error:
-        print(f"{name}: {error}", file=sys.stderr)
+        print(f"{args.stack if args.command == 'deploy' else driver.where}: {error}", file=sys.stderr)
         return 1
     return 0
 
 
-def _health(settings: Any, prometheus: str) -> list[str]:
-    """Live request rate and ratio signals per track over the last 5 minutes."""
-    from core.release import plan_release
+def _health(settings: Settings, service: str, prometheus: str) -> list[str]:
+    """The service's live request rate and ratio signals per track over the last 5 minutes."""
     from core.signals import catalogue
     from release.prometheus import PrometheusMetrics
 
-    plan = plan_release(settings)
-    ratios = [s for s in catalogue(overrides=settings.rollout.analysis.signals) if s.kind == "ratio"]
+    plan = plan_release(settings, service)
+    ratios = [s for s in catalogue(service, settings.service(service).rollout.analysis.signals) if s.kind == "ratio"]
     tracks = {t.track: t.track for t in plan.tracks}
     try:
-        readings = PrometheusMetrics(prometheus, timeout=5).read(plan.namespaces, ratios, "track", tracks, 300, 300)
+        readings = PrometheusMetrics(prometheus, timeout=5, service=service).read(plan.namespaces, ratios, "track", tracks, 300, 300)
     except MetricsError as error:
         return [f"  live health unavailable: {error}"]
     lines = []

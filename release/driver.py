@@ -1,19 +1,26 @@
-"""The release driver: metric-gated progressive delivery through Pulumi.
+"""The release driver: metric-gated progressive delivery of one service through Pulumi.
 
+A `Driver` releases one service of a stack (`service`, default chat-api): its settings
+(`services.<service>`), its signals, its plan and its release state are that service's.
 It changes only the stack file and runs `up`, so Pulumi stays the one owner of every
 weight. The state of a release has two halves, and the driver keeps them apart:
 
 - the stack file says what was decided: each action (`core.actions`) is one atomic
   rewrite of it, committed to the ledger (`release.ledger`: the stack file in git) with
   the decision and its evidence, and the release in flight is recorded in it
-  (`rollout.inFlight`), so a rerun of `run` resumes it;
-- the stack's `release` output says what was applied: Pulumi records it only when an
-  update succeeds. Before acting, the driver compares the two (`reconcile`): a stack
-  file ahead of the cluster (an update that failed, Ctrl-C, a killed driver) is
-  re-applied first, and said so.
+  (`services.<service>.rollout.inFlight`), so a rerun of `run` resumes it;
+- the stack's `releases` output says what was applied, per service: Pulumi records it
+  only when an update succeeds. Before acting, the driver compares the two for its
+  service (`reconcile`): a stack file ahead of the cluster (an update that failed,
+  Ctrl-C, a killed driver) is re-applied first, and said so. Another service's release
+  in flight is not the driver's business: it is neither drift nor something to re-apply.
 
-Every write checks the release lease first (`release.lease`: one driver per stack)
-and, after syncing the ledger, that nobody else moved the release keys (`Drift`).
+Every write checks the release lease first (`release.lease`: one driver per stack and
+service) and, after syncing the ledger, that nobody else moved the service's release
+keys (`Drift`). Drivers of two services can run at once: their writes to the stack file
+take turns (`Ledger.locked`, and the stack file's own lock), and so do their updates
+(Pulumi's stack lock, waited for). `deploy` is the stack's, not a service's: it refuses
+when the release of any service would move.
 
 One judge (`release.judge`, over the signal catalogue of `core.signals`) for every
 strategy; what differs is who is compared with whom (`Comparison`):
@@ -55,8 +62,8 @@ from typing import Any, Callable, Optional
 from core import actions
 from core.actions import Action, Refused
 from core.paths import UNSET
-from core.release import idle_colour, next_weight, plan_release, release_state
-from core.settings import COLOURS, Settings
+from core.release import DEFAULT_SERVICE, idle_colour, next_weight, plan_release, release_state, release_states
+from core.settings import COLOURS, ServiceSettings, Settings
 from core.signals import Signal, catalogue
 from release.audit import AuditLog, who
 from release.judge import CANDIDATE, REFERENCE, Check, Decision, Ratio, Reading, judge, since
@@ -104,6 +111,7 @@ class Driver:
         stack: Stack,
         metrics: Metrics,
         audit: AuditLog,
+        service: str = DEFAULT_SERVICE,
         clock: Clock = time.monotonic,
         sleep: Sleep = time.sleep,
         show: Callable[[str], None] = print,
@@ -116,7 +124,7 @@ class Driver:
         run_id: Optional[str] = None,
         test_url: Optional[str] = None,
     ):
-        self.stack, self.metrics, self.audit = stack, metrics, audit
+        self.stack, self.metrics, self.audit, self.service = stack, metrics, audit, service
         self.clock, self.sleep, self.show, self.wall_clock = clock, sleep, show, wall_clock
         self.abort_on_failure = abort_on_failure
         self.http_get = http_get or http_status
@@ -129,27 +137,39 @@ class Driver:
 
     # --- state: the stack file, and what the last successful update applied ----------
 
+    @property
+    def where(self) -> str:
+        """How the driver's lines name what it releases: `staging/chat-api`."""
+        return f"{self.stack.name}/{self.service}"
+
     def settings(self) -> Settings:
         return settings_of(self.stack.config(), self.stack.name)
 
-    def signals(self) -> tuple[Signal, ...]:
-        return catalogue(overrides=self.settings().rollout.analysis.signals)
+    def config(self, settings: Optional[Settings] = None) -> ServiceSettings:
+        """The service's settings (of `settings`, or of the stack file as it is now)."""
+        return (settings or self.settings()).service(self.service)
 
-    def _record(self, action: str, **details: Any) -> None:
+    def signals(self) -> tuple[Signal, ...]:
+        return catalogue(self.service, self.config().rollout.analysis.signals)
+
+    def _record(self, action: str, whole_stack: bool = False, **details: Any) -> None:
         details["run"] = self.run_id
+        if not whole_stack:
+            details["service"] = self.service
         if self.release_id:
             details["release"] = self.release_id
         self.audit.record(action, **details)
 
     def _adopt_release(self, settings: Settings) -> None:
         """A command acting on a release in flight logs under that release's id."""
-        in_flight = settings.rollout.in_flight
+        in_flight = self.config(settings).rollout.in_flight
         self.release_id = self.release_id or (in_flight.id if in_flight else None)
 
     def differences(self) -> list[str]:
-        """How the stack file's release state differs from the applied one (empty: in step)."""
-        applied = self.stack.applied()
-        wanted = release_state(self.settings())
+        """How the stack file's release state of the service differs from the applied one (empty:
+        in step). Other services' states are theirs: a release of theirs in flight is no drift."""
+        applied = self.stack.applied().get(self.service)
+        wanted = release_state(self.settings(), self.service)
         if applied is None:
             return ["applied: no release state recorded (the last update predates it, or none succeeded)"]
         return applied.differences(wanted)
@@ -164,38 +184,46 @@ class Driver:
         if not differences:
             return None
         said = "the stack file differs from what the last successful update applied (" + "; ".join(differences) + "): re-applying the stack file"
-        self.show(f"{self.stack.name}: {said}")
+        self.show(f"{self.where}: {said}")
         self._apply(Action("reapply", {}, "stack file re-applied"), drift_check=False, differences=differences)
         return said
 
-    def _apply(self, action: Action, drift_check: bool = True, **evidence: Any) -> None:
+    def _apply(self, action: Action, drift_check: bool = True, whole_stack: bool = False, **evidence: Any) -> None:
         """One action: its keys in one write of the stack file, a ledger commit, one `up`, each
-        step audited (started, then applied, failed or interrupted)."""
-        self.lease.check()
-        if drift_check:
-            self.ledger.sync()
-            drift = self.differences()
-            if drift:
-                raise Drift("the stack file's release keys changed under this release (" + "; ".join(drift) + "): stopping before writing over them; traffic stays where it is")
-        config = apply_changes(self.stack.config(), action.changes)
-        settings_of(config, self.stack.name)  # no command leaves a config that does not validate
-        self.stack.write(action.changes)
-        commit = self.ledger.record(self._commit_message(action, evidence))
+        step audited (started, then applied, failed or interrupted). The ledger is held from
+        its sync to the commit, so a driver of another service neither writes in between nor
+        has its write committed under this decision. `whole_stack`: the stack's action
+        (deploy), not the service's."""
+        with self.ledger.locked():
+            self.lease.check()
+            if drift_check:
+                self.ledger.sync()
+                drift = self.differences()
+                if drift:
+                    raise Drift(
+                        f"the stack file's release keys of {self.service} changed under this release (" + "; ".join(drift) + "): "
+                        "stopping before writing over them; traffic stays where it is"
+                    )
+            config = apply_changes(self.stack.config(), action.changes)
+            settings_of(config, self.stack.name)  # no command leaves a config that does not validate
+            self.stack.write(action.changes)
+            commit = self.ledger.record(self._commit_message(action, evidence, whole_stack))
         changes = {path: ("(removed)" if value is UNSET else value) for path, value in action.changes.items()}
-        self._record(action.name, event="started", summary=action.summary, changes=changes, commit=commit, **evidence)
+        self._record(action.name, whole_stack, event="started", summary=action.summary, changes=changes, commit=commit, **evidence)
         try:
             self.stack.up()
         except StackError as error:
-            self._record(action.name, event="failed", error=str(error))
+            self._record(action.name, whole_stack, event="failed", error=str(error))
             raise
         except KeyboardInterrupt:
-            self._record(action.name, event="interrupted")
+            self._record(action.name, whole_stack, event="interrupted")
             raise
-        self._record(action.name, event="applied")
-        self.show(f"{self.stack.name}: {action.summary}")
+        self._record(action.name, whole_stack, event="applied")
+        self.show(f"{self.stack.name if whole_stack else self.where}: {action.summary}")
 
-    def _commit_message(self, action: Action, evidence: dict[str, Any]) -> str:
-        lines = [f"release {self.stack.name}: {action.summary}", "", f"action {action.name}; run {self.run_id}" + (f"; release {self.release_id}" if self.release_id else "") + f"; by {who()}"]
+    def _commit_message(self, action: Action, evidence: dict[str, Any], whole_stack: bool) -> str:
+        ids = f"action {action.name}; run {self.run_id}" + (f"; release {self.release_id}" if self.release_id else "") + f"; by {who()}"
+        lines = [f"release {self.stack.name if whole_stack else self.where}: {action.summary}", "", ids]
         lines += [f"{key}: {value}" for key, value in evidence.items()]
         return "\n".join(lines)
 
@@ -205,30 +233,30 @@ class Driver:
         """canary: the first step (`first_weight`, default the ladder's first; 0 with a mirror);
         blue-green: the candidate on the idle colour; rolling: the new tag."""
         settings = self.settings()
-        canary = settings.rollout.canary
-        first = 0 if canary.mirror else (first_weight or canary.steps[0])
+        rollout = self.config(settings).rollout
+        first = 0 if rollout.canary.mirror else (first_weight or rollout.canary.steps[0])
         self.release_id = self.release_id or uuid.uuid4().hex[:12]
         started = datetime.datetime.fromtimestamp(self.wall_clock(), datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        self._apply(actions.start(settings, tag, self.release_id, started, first), tag=tag, strategy=settings.rollout.strategy)
+        self._apply(actions.start(settings, self.service, tag, self.release_id, started, first), tag=tag, strategy=rollout.strategy)
 
     def advance(self, weight: Optional[int] = None, **evidence: Any) -> int:
         """The next canary step, or `weight`; returns the new weight. When the step needs more
         canary pods, they come first, in an update of their own (it waits for them to be ready);
         the weight step itself then changes only the route."""
         settings = self.settings()
-        step = actions.advance(settings, weight)
-        target = int(step.changes["rollout.canary.weight"])
-        scale = actions.scale_canary(settings, target)
+        step = actions.advance(settings, self.service, weight)
+        target = int(step.changes[actions.key(self.service, "rollout.canary.weight")])
+        scale = actions.scale_canary(settings, self.service, target)
         if scale is not None:
             self._apply(scale, **evidence)
         self._apply(step, **evidence)
         return target
 
     def promote(self, **evidence: Any) -> None:
-        self._apply(actions.promote(self.settings()), **evidence)
+        self._apply(actions.promote(self.settings(), self.service), **evidence)
 
     def switch(self, **evidence: Any) -> None:
-        self._apply(actions.switch(self.settings()), **evidence)
+        self._apply(actions.switch(self.settings(), self.service), **evidence)
 
     def abort(self, reason: str = "requested") -> None:
         """Back to the version the release replaces. No re-apply first and no drift check: the
@@ -240,28 +268,32 @@ class Driver:
         settings = self.settings()
         self._adopt_release(settings)
         try:
-            action = actions.abort(settings)
+            action = actions.abort(settings, self.service)
         except Refused:
             differences = self.differences()
             if not differences:
                 raise
-            self.show(f"{self.stack.name}: nothing left in flight in the stack file, but the cluster is behind it (" + "; ".join(differences) + "): re-applying the stack file")
+            self.show(f"{self.where}: nothing left in flight in the stack file, but the cluster is behind it (" + "; ".join(differences) + "): re-applying the stack file")
             action = Action("reapply", {}, "stack file re-applied (it already holds the last decision)")
         self._apply(action, drift_check=False, reason=reason)
 
     def deploy(self) -> str:
-        """`up` of the stack file as it is, unless it would move a release: release keys (tags,
-        weights, the active colour, the release record) change only through the actions above,
-        which apply them themselves. Returns what happened; raises Drift when refused."""
+        """`up` of the stack file as it is, unless it would move the release of any service:
+        release keys (tags, weights, the active colour, the release record) change only through
+        the actions above, which apply them themselves. A service with no applied state yet (a
+        new one) is deployed. Returns what happened; raises Drift when refused."""
         applied = self.stack.applied()
-        differences = applied.differences(release_state(self.settings())) if applied is not None else []
-        if differences:
+        wanted = release_states(self.settings())
+        moved = {service: applied[service].differences(state) for service, state in wanted.items() if service in applied}
+        refused = [f"{service} ({'; '.join(lines)})" for service, lines in moved.items() if lines]
+        if refused:
             raise Drift(
-                "not deployed: the stack file would move the release (" + "; ".join(differences) + "); "
+                "not deployed: the stack file would move the release of " + ", ".join(refused) + "; "
                 "release keys change only through `python -m release` (the release workflow), which applies them itself"
             )
-        self._apply(Action("deploy", {}, "stack file deployed"), drift_check=False)
-        return f"stack {self.stack.name}: deployed; release state unchanged: {release_state(self.settings()).describe()}"
+        self._apply(Action("deploy", {}, "stack file deployed"), drift_check=False, whole_stack=True)
+        states = "; ".join(f"{service} {state.describe()}" for service, state in release_states(self.settings()).items())
+        return f"stack {self.stack.name}: deployed; release states unchanged: {states}"
 
     # --- run: the whole release -------------------------------------------------
 
@@ -270,10 +302,14 @@ class Driver:
         file says where it stands)."""
         self.reconcile()
         settings = self.settings()
-        in_flight = settings.rollout.in_flight
+        rollout = self.config(settings).rollout
+        in_flight = rollout.in_flight
         if in_flight is not None and in_flight.tag != tag:
-            raise Refused(f"stack {settings.stack}: {in_flight.tag} is in flight (release {in_flight.id}): finish it with `run --tag {in_flight.tag}`, or abort it")
-        run = ReleaseRun(stack=self.stack.name, tag=tag, strategy=settings.rollout.strategy)
+            raise Refused(
+                f"stack {settings.stack}, service {self.service}: {in_flight.tag} is in flight (release {in_flight.id}): "
+                f"finish it with `run --tag {in_flight.tag}`, or abort it"
+            )
+        run = ReleaseRun(stack=self.stack.name, service=self.service, tag=tag, strategy=rollout.strategy)
         if in_flight is not None:
             run.release_id = in_flight.id
         self.release_id = run.release_id
@@ -295,9 +331,9 @@ class Driver:
 
     def _history(self, settings: Settings, comparison: Comparison) -> dict[str, list[Reading]]:
         """The reference's readings before the release, per `HISTORY_STEP`. Raises MetricsError."""
-        analysis = settings.rollout.analysis
+        analysis = self.config(settings).rollout.analysis
         return self.metrics.history(
-            plan_release(settings).namespaces, self.signals(), comparison.by, comparison.reference,
+            plan_release(settings, self.service).namespaces, self.signals(), comparison.by, comparison.reference,
             analysis.baseline_seconds, max(float(analysis.interval_seconds), self.history_step), self.wall_clock(),
         )
 
@@ -314,9 +350,9 @@ class Driver:
         """Read, judge and act until a move of `release.pacing` ends it: "promote" (the canary's
         last step passed), "baked", "rollback" or "inconclusive". `on_move("advance")` and
         `on_move("promote")` carry a canary's moves out."""
-        settings = self.settings()
-        analysis, signals = settings.rollout.analysis, self.signals()
-        pacing = Pacing(analysis.max_inconclusive_seconds, analysis.min_step_requests, settings.rollout.canary.steps, bake_seconds)
+        rollout = self.config().rollout
+        analysis, signals = rollout.analysis, self.signals()
+        pacing = Pacing(analysis.max_inconclusive_seconds, analysis.min_step_requests, rollout.canary.steps, bake_seconds)
         state = judging_from(signals, analysis.alpha, history)
         started = self.clock()
         previous: Check = {}
@@ -327,7 +363,7 @@ class Driver:
             last = self.clock()
             self.sleep(analysis.interval_seconds)
             now = self.clock()
-            plan = plan_release(self.settings())
+            plan = plan_release(self.settings(), self.service)
             try:
                 cumulative = self.metrics.read(plan.namespaces, signals, comparison.by, comparison.groups, now - started, now - last)
                 decision, state = judge(state, since(cumulative, previous, signals), signals, analysis.beta, progress())
@@ -350,9 +386,8 @@ class Driver:
                 step += 1
 
     def _failure_reason(self, verdict: str, run: ReleaseRun) -> str:
-        settings = self.settings()
         if verdict == "inconclusive":
-            return f"inconclusive for {settings.rollout.analysis.max_inconclusive_seconds} s: " + run.last_reasons
+            return f"inconclusive for {self.config().rollout.analysis.max_inconclusive_seconds} s: " + run.last_reasons
         return "analysis: " + run.last_reasons
 
     def _evidence(self, run: ReleaseRun) -> dict[str, Any]:
@@ -364,7 +399,7 @@ class Driver:
         inconclusive, else `on_pass`."""
         if verdict in ("rollback", "inconclusive"):
             run.message = self._failure_reason(verdict, run)
-            self._apply(actions.abort(self.settings()), drift_check=False, reason=run.message, **self._evidence(run))
+            self._apply(actions.abort(self.settings(), self.service), drift_check=False, reason=run.message, **self._evidence(run))
             run.outcome = failed
             return
         if on_pass is not None:
@@ -374,23 +409,24 @@ class Driver:
     def _run_canary(self, run: ReleaseRun) -> None:
         settings = self.settings()
         comparison = Comparison("track", "canary", "stable")
-        analysis = settings.rollout.analysis
+        rollout = self.config(settings).rollout
+        analysis = rollout.analysis
         try:
             history = self._history(settings, comparison)
         except MetricsError as error:
             self.show(f"no baseline for stable ({error}): judging against stable's live numbers only")
             history = {}
         rate = request_rate(history, max(float(analysis.interval_seconds), self.history_step))
-        steps = settings.rollout.canary.steps
+        steps = rollout.canary.steps
 
         def weight_after(current: int) -> int:
             return next_weight(steps, current, rate, analysis.interval_seconds, analysis.min_step_requests, analysis.step_budget_seconds)
 
-        canary = settings.rollout.canary
+        canary = rollout.canary
         if canary.tag is None:
             self.start(run.tag, weight_after(0))
         elif canary.tag != run.tag:
-            raise Refused(f"stack {settings.stack}: another canary ({canary.tag}) is deployed: promote or abort it first")
+            raise Refused(f"stack {settings.stack}, service {self.service}: another canary ({canary.tag}) is deployed: promote or abort it first")
         else:
             self.show(f"resuming {run.tag} at {canary.weight} %")
 
@@ -398,27 +434,29 @@ class Driver:
             if move == "promote":
                 self.promote(**self._evidence(run))
             else:
-                self.advance(weight_after(self.settings().rollout.canary.weight), **self._evidence(run))
+                self.advance(weight_after(self.config().rollout.canary.weight), **self._evidence(run))
 
         def progress() -> float:
-            return self.settings().rollout.canary.weight / 100
+            return self.config().rollout.canary.weight / 100
 
         verdict = self._guarded(lambda: self._analysis_loop(run, comparison, history, "canary", on_move, progress))
         self._end(run, verdict, "rolled back", "promoted")
 
     def _run_blue_green(self, run: ReleaseRun) -> None:
         settings = self.settings()
-        if settings.rollout.in_flight is None:
+        if self.config(settings).rollout.in_flight is None:
             self.start(run.tag)
             settings = self.settings()
-        candidate = next(c for c in COLOURS if getattr(settings.rollout.blue_green, c).tag == run.tag)
+        rollout = self.config(settings).rollout
+        candidate = next(c for c in COLOURS if getattr(rollout.blue_green, c).tag == run.tag)
         replaced = idle_colour(candidate)
         comparison = Comparison("track", candidate, replaced)
-        if not actions.switched(settings):
+        switched = actions.switched(settings, self.service)
+        if not switched:
             failures = self._smoke(settings)
             if failures:
                 run.message = "smoke checks failed on the idle colour: " + "; ".join(failures)
-                self._apply(actions.abort(settings), drift_check=False, reason=run.message)
+                self._apply(actions.abort(settings, self.service), drift_check=False, reason=run.message)
                 run.outcome = "stopped"
                 return
         try:
@@ -426,17 +464,17 @@ class Driver:
             missing = [s.name for s in self.signals() if s.critical and s.statistical and not history.get(s.name)]
         except MetricsError as error:
             history, missing = {}, [f"metrics unavailable: {error}"]
-        if missing and not actions.switched(settings):
+        if missing and not switched:
             run.outcome = "stopped"
             run.message = f"no baseline for {replaced} ({', '.join(missing)}): not switching to a colour that could not be judged; `run` again once Prometheus has it, or abort"
             self._record("baseline-missing", colour=replaced, missing=missing)
             return
-        if actions.switched(settings):
+        if switched:
             self.show(f"resuming {run.tag}: {candidate} serves production, baking")
         else:
             self.switch(**{"smoke": "passed"})
-        bake = self._guarded(lambda: self._analysis_loop(run, comparison, history, "bake", bake_seconds=settings.rollout.analysis.bake_seconds))
-        self._end(run, bake, "switched back", "switched", actions.complete(self.settings()))
+        bake = self._guarded(lambda: self._analysis_loop(run, comparison, history, "bake", bake_seconds=rollout.analysis.bake_seconds))
+        self._end(run, bake, "switched back", "switched", actions.complete(self.settings(), self.service))
 
     def _smoke(self, settings: Settings) -> list[str]:
         base = self.test_url(settings)
@@ -445,7 +483,7 @@ class Driver:
             self._record("smoke", skipped="no test listener")
             return []
         failures = []
-        for check in settings.rollout.analysis.smoke_checks:
+        for check in self.config(settings).rollout.analysis.smoke_checks:
             status = self.http_get(base + check.path)
             if status != check.status:
                 failures.append(f"GET {check.path}: {status}, expected {check.status}")
@@ -453,20 +491,26 @@ class Driver:
         return failures
 
     def test_url(self, settings: Settings) -> str:
-        """Where smoke checks go: `test_url` when given, else the test listener (the stack's `url`
-        output on `edge.testPort`); "" when the stack has none (an offline stack's is a mock)."""
+        """Where smoke checks go: `test_url` when given, else the service's rule on the test
+        listener: the scheme of the stack's `url` output, on `edge.testPort`, under the service's
+        `pathPrefix`, at its first host when it has hosts (its rule matches on the Host header,
+        and under HTTPS the certificate names that host, so the host is the address, not a header
+        beside the load balancer's name), else at the `url`'s own host. "" when the stack has no
+        listener (an offline stack's outputs are mocks)."""
         if self._test_url is not None:
             return self._test_url.rstrip("/")
         if getattr(self.stack, "offline", False):
             return ""
-        url = str(self.stack.outputs().get("url", ""))
-        scheme, _, host = url.partition("://")
-        return f"{scheme}://{host.split('/')[0]}:{settings.edge.test_port}"
+        config = self.config(settings)
+        scheme, _, rest = str(self.stack.outputs().get("url", "")).partition("://")
+        host = config.hosts[0] if config.hosts else rest.split("/")[0]
+        return f"{scheme}://{host}:{settings.edge.test_port}{config.path_prefix or ''}"
 
     def _run_rolling(self, run: ReleaseRun) -> None:
         settings = self.settings()
-        in_flight = settings.rollout.in_flight
-        previous = in_flight.previous if in_flight and in_flight.previous else (settings.chat_api.tag or "")
+        config = self.config(settings)
+        in_flight = config.rollout.in_flight
+        previous = in_flight.previous if in_flight and in_flight.previous else (config.tag or "")
         comparison = Comparison("version", run.tag, previous)
         try:
             history = self._history(settings, comparison)
@@ -477,8 +521,8 @@ class Driver:
             self.start(run.tag)
         else:
             self.show(f"resuming {run.tag} (replacing {previous}): baking")
-        bake = self._guarded(lambda: self._analysis_loop(run, comparison, history, "bake", bake_seconds=settings.rollout.analysis.bake_seconds))
-        self._end(run, bake, "rolled back", "promoted", actions.complete(self.settings()))
+        bake = self._guarded(lambda: self._analysis_loop(run, comparison, history, "bake", bake_seconds=config.rollout.analysis.bake_seconds))
+        self._end(run, bake, "rolled back", "promoted", actions.complete(self.settings(), self.service))
 
     def _guarded(self, loop: Callable[[], str]) -> str:
         """A failed `up` mid-release stops (traffic stays where it safely is) or, by flag, aborts."""

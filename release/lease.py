@@ -1,15 +1,17 @@
-"""The release lease: one driver at a time per stack, seen by every machine.
+"""The release lease: one driver at a time per service of a stack, seen by every machine.
 
-Two drivers moving one stack's weights would each judge traffic the other is
-changing. A driver command holds the stack's lease for its whole run and renews
-it while it runs; a second driver is refused with who holds it, since when and
-for what. A lease that is not renewed expires, so a crashed driver does not block
+Two drivers moving one service's weights would each judge traffic the other is
+changing. A driver command holds the lease of its stack and service for its whole
+run and renews it while it runs; a second driver of that service is refused with
+who holds it, since when and for what, while a driver of another service of the
+stack goes ahead (its release keys and signals are its own). A lease that is not renewed expires, so a crashed driver does not block
 the stack for good, and `--break-lease` takes a live one over; the holder that lost
 it finds out before its next write and stops.
 
 The lease lives where every machine driving the stack sees it: for a real stack,
-a ref on the repository's remote (`GitRefLeaseStore`); for an offline rehearsal,
-a file in its workspace (`FileLeaseStore`). Both replace it only by
+a ref `refs/carepath/leases/<stack>/<service>` on the repository's remote
+(`GitRefLeaseStore`); for an offline rehearsal, a file per service in its
+workspace (`FileLeaseStore`). Both replace it only by
 compare-and-swap, so of two drivers starting together exactly one wins. Expiry is
 judged on each machine's clock: keep the TTL well above any clock skew.
 """
@@ -17,7 +19,6 @@ judged on each machine's clock: keep the TTL well above any clock skew.
 from __future__ import annotations
 
 import datetime
-import fcntl
 import json
 import os
 import socket
@@ -30,6 +31,7 @@ from types import TracebackType
 from typing import Callable, Optional, Protocol
 
 from release.ledger import git_env, run_git
+from release.stackfile import exclusive_lock
 
 _ACQUIRE_ATTEMPTS = 5
 _RENEW_FAILURES = 3
@@ -38,6 +40,7 @@ _RENEW_FAILURES = 3
 @dataclass(frozen=True)
 class Lease:
     stack: str
+    service: str
     run: str  # the driver run's id
     holder: str  # the operator, as the audit log names them
     host: str
@@ -54,7 +57,7 @@ class Lease:
         try:
             data = json.loads(text)
             return cls(
-                stack=str(data["stack"]), run=str(data["run"]), holder=str(data["holder"]), host=str(data["host"]),
+                stack=str(data["stack"]), service=str(data["service"]), run=str(data["run"]), holder=str(data["holder"]), host=str(data["host"]),
                 pid=int(data["pid"]), command=str(data["command"]),
                 started=float(data["started"]), expires=float(data["expires"]),
             )
@@ -94,11 +97,11 @@ def _span(seconds: float) -> str:
 
 
 class LeaseHeld(Exception):
-    """Another run holds a live lease on the stack."""
+    """Another run holds a live lease on the stack's service."""
 
     def __init__(self, lease: Lease, now: float):
         super().__init__(
-            f"stack {lease.stack}: a release is in flight: {lease.describe(now)}; "
+            f"stack {lease.stack}, service {lease.service}: a release is in flight: {lease.describe(now)}; "
             "wait for it, or take it over with --break-lease"
         )
         self.lease = lease
@@ -127,9 +130,9 @@ class LeaseStore(Protocol):
 
 
 class FileLeaseStore:
-    """A JSON file, for stacks that live in one workspace directory (offline rehearsals).
-    Swaps hold an exclusive `flock` on `<path>.lock` and replace the file whole, so a
-    reader never sees half a lease."""
+    """A JSON file, for stacks that live in one workspace directory (offline rehearsals: one
+    file per service). Swaps hold an exclusive `flock` on `<path>.lock` and replace the file
+    whole, so a reader never sees half a lease."""
 
     def __init__(self, path: Path):
         self.path = path
@@ -147,8 +150,7 @@ class FileLeaseStore:
 
     def swap(self, expected: Optional[Lease], new: Optional[Lease]) -> bool:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._lock.open("a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        with exclusive_lock(self._lock):
             if self.read() != expected:
                 return False
             if new is None:
@@ -161,14 +163,15 @@ class FileLeaseStore:
 
 
 class GitRefLeaseStore:
-    """The lease as ref `refs/carepath/leases/<stack>` on the repository's remote,
+    """The lease as ref `refs/carepath/leases/<stack>/<service>` on the repository's remote,
     pointing to a commit (over the empty tree) whose message is the lease's JSON.
     Every machine that can push the stack's config sees it, with nothing else to run;
     `git push --force-with-lease` is the compare-and-swap."""
 
-    def __init__(self, repo: Path, stack: str, remote: str = "origin"):
-        self.repo, self.stack, self.remote = repo, stack, remote
-        self.ref = f"refs/carepath/leases/{stack}"
+    def __init__(self, repo: Path, stack: str, service: str, remote: str = "origin"):
+        self.repo, self.remote = repo, remote
+        self.name = f"{stack}/{service}"
+        self.ref = f"refs/carepath/leases/{self.name}"
         self._env = git_env(repo)
         self._sha_of: dict[Lease, str] = {}  # leases read or written here -> their commit
 
@@ -176,7 +179,7 @@ class GitRefLeaseStore:
         # one fetch of every lease ref (a consistent snapshot, deletions pruned) into a local mirror
         self._git("fetch", "--quiet", "--prune", "--no-tags", "--no-write-fetch-head",
                   self.remote, "+refs/carepath/leases/*:refs/carepath/remote-leases/*")
-        found = self._run("rev-parse", "--quiet", "--verify", f"refs/carepath/remote-leases/{self.stack}^{{commit}}")
+        found = self._run("rev-parse", "--quiet", "--verify", f"refs/carepath/remote-leases/{self.name}^{{commit}}")
         if found.returncode != 0:
             return None
         sha = found.stdout.strip()
@@ -227,11 +230,11 @@ class GitRefLeaseStore:
 
 
 def acquire(
-    store: LeaseStore, stack: str, run: str, holder: str, command: str, ttl: float, now: float,
+    store: LeaseStore, stack: str, service: str, run: str, holder: str, command: str, ttl: float, now: float,
     break_lease: bool = False, host: Optional[str] = None, pid: Optional[int] = None,
 ) -> Lease:
-    """Take the stack's lease: when none is held, it has expired, or `break_lease`; renew
-    it when this run already holds it (a rerun resuming the same run). Another run's live
+    """Take the lease of the stack's service: when none is held, it has expired, or
+    `break_lease`; renew it when this run already holds it (a rerun resuming the same run). Another run's live
     lease raises LeaseHeld. A lost race re-reads and decides again."""
     host = host or socket.gethostname()
     pid = os.getpid() if pid is None else pid
@@ -242,10 +245,10 @@ def acquire(
                 raise LeaseHeld(current, now)
             new = replace(current, holder=holder, host=host, pid=pid, command=command, expires=now + ttl)
         else:
-            new = Lease(stack, run, holder, host, pid, command, started=now, expires=now + ttl)
+            new = Lease(stack, service, run, holder, host, pid, command, started=now, expires=now + ttl)
         if store.swap(current, new):
             return new
-    raise LeaseStoreError(f"stack {stack}: the lease changed under each of {_ACQUIRE_ATTEMPTS} attempts to take it; try again")
+    raise LeaseStoreError(f"stack {stack}, service {service}: the lease changed under each of {_ACQUIRE_ATTEMPTS} attempts to take it; try again")
 
 
 def renew(store: LeaseStore, lease: Lease, ttl: float, now: float) -> Lease:
@@ -255,7 +258,7 @@ def renew(store: LeaseStore, lease: Lease, ttl: float, now: float) -> Lease:
         return renewed
     holder = store.read()
     now_held = f"now {holder.describe(now)}" if holder else "nobody holds it now"
-    raise LeaseLost(f"stack {lease.stack}: run {lease.run} lost its release lease; {now_held}", holder)
+    raise LeaseLost(f"stack {lease.stack}, service {lease.service}: run {lease.run} lost its release lease; {now_held}", holder)
 
 
 def release(store: LeaseStore, lease: Lease) -> None:
@@ -264,7 +267,7 @@ def release(store: LeaseStore, lease: Lease) -> None:
 
 
 class LeaseKeeper:
-    """Holds the stack's lease for a driver command: acquires it on entry, renews it
+    """Holds the lease of a stack's service for a driver command: acquires it on entry, renews it
     every `ttl / 3` seconds from a daemon thread, releases it on exit. The driver calls
     `check()` before every write, so a run whose lease was broken stops before it moves
     anything."""
@@ -272,17 +275,17 @@ class LeaseKeeper:
     lease: Lease  # the current lease, from `__enter__` on
 
     def __init__(
-        self, store: LeaseStore, stack: str, run: str, holder: str, command: str, ttl: float,
+        self, store: LeaseStore, stack: str, service: str, run: str, holder: str, command: str, ttl: float,
         break_lease: bool = False, clock: Callable[[], float] = time.time,
     ):
-        self.store, self.stack, self.run, self.holder, self.command = store, stack, run, holder, command
+        self.store, self.stack, self.service, self.run, self.holder, self.command = store, stack, service, run, holder, command
         self.ttl, self.break_lease, self.clock = ttl, break_lease, clock
         self._lost: Optional[LeaseLost] = None
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._keep, name=f"lease-{stack}", daemon=True)
+        self._thread = threading.Thread(target=self._keep, name=f"lease-{stack}-{service}", daemon=True)
 
     def __enter__(self) -> LeaseKeeper:
-        self.lease = acquire(self.store, self.stack, self.run, self.holder, self.command, self.ttl, self.clock(), self.break_lease)
+        self.lease = acquire(self.store, self.stack, self.service, self.run, self.holder, self.command, self.ttl, self.clock(), self.break_lease)
         self._thread.start()
         return self
 
@@ -312,7 +315,7 @@ class LeaseKeeper:
                 failures += 1
                 if failures == _RENEW_FAILURES:
                     self._lost = LeaseLost(
-                        f"stack {self.stack}: run {self.run} could not renew its release lease "
+                        f"stack {self.stack}, service {self.service}: run {self.run} could not renew its release lease "
                         f"{_RENEW_FAILURES} times in a row ({error}); another driver may take it once it expires"
                     )
                     return

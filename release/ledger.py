@@ -6,15 +6,20 @@ the repository has a remote, pushed to its default branch: the deploy workflow o
 that branch then always sees the release where it stands, and `git log` of the
 stack file is the release's history. Before an action reads the stack file, the
 ledger brings in what others merged meanwhile, so no action decides on stale
-config and no push overwrites someone else's change.
+config and no push overwrites someone else's change. Drivers of two services in one
+checkout take turns: each holds the ledger (`locked`) from its sync to its commit, so
+neither commits the other's write under its own decision.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 from pathlib import Path
-from typing import Optional, Protocol
+from typing import ContextManager, Optional, Protocol
+
+from release.stackfile import exclusive_lock
 
 _IDENTITY = {"name": "carepath-release", "email": "carepath-release@localhost"}
 _PUSH_ATTEMPTS = 3
@@ -52,6 +57,10 @@ class LedgerError(RuntimeError):
 
 
 class Ledger(Protocol):
+    def locked(self) -> ContextManager[None]:
+        """Hold the ledger for one action (its sync, its write, its commit)."""
+        ...
+
     def sync(self) -> None:
         """Bring in what others merged, before an action reads the stack file."""
         ...
@@ -63,6 +72,9 @@ class Ledger(Protocol):
 
 class NoLedger:
     """No repository: the stack file is all there is."""
+
+    def locked(self) -> ContextManager[None]:
+        return contextlib.nullcontext()
 
     def sync(self) -> None:
         pass
@@ -104,6 +116,10 @@ class GitLedger:
         ledger = cls(workspace, stack_file, remote=None)
         ledger.record(message)
         return ledger
+
+    def locked(self) -> ContextManager[None]:
+        """An exclusive lock in the repository's git directory (beside git's own locks)."""
+        return exclusive_lock(Path(self.repo, self._check("rev-parse", "--git-dir").stdout.strip(), "carepath-ledger.lock"))
 
     def sync(self) -> None:
         if self.remote:

@@ -1,8 +1,8 @@
 """The driver's narrow interfaces to the outside: the stack and the metrics (here), the lease
 (`release.lease`) and the ledger (`release.ledger`).
 
-`Stack` is a Pulumi stack seen as its stack file, `up`, and the release state its
-last successful update applied: `AutomationStack` drives the real one through the
+`Stack` is a Pulumi stack seen as its stack file, `up`, and the release state of each
+service its last successful update applied: `AutomationStack` drives the real one through the
 Automation API; `OfflineStack` keeps a workspace copy, applies every change with the
 offline plan engine and checks the design's invariants (the test double, and
 `--offline` rehearsals). `Metrics` is Prometheus: `PrometheusMetrics` over its
@@ -11,7 +11,7 @@ HTTP API, or a scripted one in tests.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional, Protocol, Sequence
+from typing import Any, Mapping, Protocol, Sequence
 
 from core.release import ReleaseState
 from core.signals import Signal
@@ -38,19 +38,22 @@ class Stack(Protocol):
         ...
 
     def write(self, changes: Mapping[str, Any]) -> None:
-        """Every change (`rollout.canary.weight` -> 25, or `core.actions.UNSET`) in one write."""
+        """Every change (`services.chat-api.rollout.canary.weight` -> 25, or `core.paths.UNSET`)
+        in one write; a write never loses another writer's keys."""
         ...
 
     def up(self) -> None:
-        """`pulumi up`. Raises StackError, or StackLocked."""
+        """`pulumi up`, waiting a bounded while for another update of the stack to finish.
+        Raises StackError, or StackLocked."""
         ...
 
     def outputs(self) -> Mapping[str, Any]:
         """The stack outputs of the last successful update."""
         ...
 
-    def applied(self) -> Optional[ReleaseState]:
-        """The release state the last successful update deployed (None: none recorded)."""
+    def applied(self) -> Mapping[str, ReleaseState]:
+        """Each service's release state as the last successful update deployed it (the `releases`
+        output); a service with none recorded is absent."""
         ...
 
 

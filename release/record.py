@@ -27,6 +27,7 @@ class Observation:
 @dataclass
 class ReleaseRun:
     stack: str = ""
+    service: str = ""
     tag: str = ""
     strategy: str = ""
     release_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])

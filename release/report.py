@@ -413,7 +413,7 @@ def _evidence_table(all_series: Sequence[GateSeries]) -> str:
     return f'<table id="evidence"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
 
 
-_SHOWN = {"time", "stack", "operator", "action", "release", "verdict", "reasons", "reason", "error"}
+_SHOWN = {"time", "stack", "service", "operator", "action", "release", "verdict", "reasons", "reason", "error"}
 
 
 def _detail(key: str, value: Any) -> str:
@@ -468,7 +468,8 @@ def _slug(text: str, taken: set[str]) -> str:
 def render(run: ReleaseRun, audit: Sequence[dict], signals: Sequence[Signal] = CHAT_API) -> str:
     """The report of one release run as a self-contained HTML page."""
     observations = run.observations
-    name = f"{run.tag or 'release'} on {run.stack}" if run.stack else (run.tag or f"release {run.release_id}")
+    what = f"{run.tag or 'release'}" + (f" of {run.service}" if run.service else "")
+    name = f"{what} on {run.stack}" if run.stack else (run.tag or f"release {run.release_id}")
     outcome_class = "bad" if run.outcome in ("rolled back", "switched back", "stopped") else "good" if run.outcome in ("promoted", "switched") else ""
     heading = (
         f'<h1>{html.escape(name)}: <span class="outcome {outcome_class}">{html.escape(run.outcome)}</span>'

@@ -4,24 +4,32 @@ Every action of the driver changes all its keys in one rewrite of the file: the 
 written beside it, flushed, and renamed over it, so an interruption leaves the old file or the
 new one, never a mix. The rewrite keeps the file's comments, key order and encrypted values
 (ruamel.yaml's round trip); the Pulumi CLI and the Automation API read the same file.
+
+Drivers of two services can write one stack file at once: each rewrite reads the file, applies
+its changes and renames the result over it under an exclusive lock (`flock` on the file's
+directory: the file itself is replaced, so a lock on it would not outlive a rewrite), so
+neither loses the other's keys.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import io
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Iterator, Mapping, Optional
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import CommentMark
 from ruamel.yaml.tokens import CommentToken
 
-from core.paths import UNSET, set_path
 from components.routers.factory import TRAITS
+from core.paths import UNSET, set_path
 from core.settings import NAMESPACE, Settings, parse
+from core.stack_config import carepath_sections
 
 SECRET_PLACEHOLDER = "[secret]"
 
@@ -33,7 +41,8 @@ def settings_of(config: Mapping[str, Any], stack: str) -> Settings:
 
 
 def apply_changes(config: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
-    """`config` (section -> value) with `changes` (`rollout.canary.weight` -> 25, or UNSET)."""
+    """`config` (section -> value) with `changes` (`services.chat-api.rollout.canary.weight` -> 25,
+    or UNSET)."""
     result = _plain(config)
     for path, value in changes.items():
         set_path(result, path.split("."), value)
@@ -71,30 +80,44 @@ class StackFile:
 
     def config(self) -> dict[str, Any]:
         """The `carepath:` sections: section name -> decoded value."""
-        config = self._load().get("config") or {}
-        prefix = f"{NAMESPACE}:"
-        return {key[len(prefix):]: _plain(value) for key, value in config.items() if key.startswith(prefix)}
+        return carepath_sections(self._load().get("config") or {}, _plain)
 
     def write(self, changes: Mapping[str, Any]) -> None:
-        """Apply every change (`rollout.canary.weight` -> 25, or UNSET) in one atomic rewrite."""
+        """Apply every change (`services.chat-api.rollout.canary.weight` -> 25, or UNSET) in one
+        atomic rewrite, read and written under the file's lock."""
+        with exclusive_lock(self.path.parent):
+            self._rewrite(changes)
+
+    def _rewrite(self, changes: Mapping[str, Any]) -> None:
         document = self._load()
         config = document.setdefault("config", {})
-        touched = {f"{NAMESPACE}:{path.split('.')[0]}" for path in changes}
-        trailing = {key: _detach_trailing(config[key]) for key in touched if key in config}
+        keys = {path: [f"{NAMESPACE}:{section}", *rest] for path, (section, *rest) in ((path, path.split(".")) for path in changes)}
+        # Every mapping a change lands in, outermost first (a section, then a service, ...).
+        around = sorted({tuple(parts[:depth]) for parts in keys.values() for depth in range(1, len(parts))}, key=len)
+        trailing = {at: _detach_trailing(node) for at in around if (node := _node(config, at)) is not None}
         for path, value in changes.items():
-            section, *rest = path.split(".")
-            set_path(config, [f"{NAMESPACE}:{section}", *rest], value if value is UNSET else _commented(value), CommentedMap)
-        for key, comment in trailing.items():
-            if comment and key in config:
-                _attach_trailing(config[key], comment)
+            set_path(config, keys[path], value if value is UNSET else _commented(value), CommentedMap)
+        for at, comment in reversed(trailing.items()):  # innermost first: its lines come before its parent's
+            node = _node(config, at)
+            if comment and node is not None:
+                _attach_trailing(node, comment)
         buffer = io.StringIO()
         _round_trip().dump(document, buffer)
         replace_atomically(self.path, buffer.getvalue())
 
 
 # ruamel keeps the comment lines above a key on the entry before it: for a section's first key, on
-# the deepest last entry of the previous section. Adding or removing that section's last keys would
-# move or drop those lines, so a write lifts them off and puts them back on the new last entry.
+# the deepest last entry of the previous section (for a service's, of the previous service). Adding
+# or removing that mapping's last keys would move or drop those lines, so a write lifts them off
+# every mapping it changes and puts them back on its new last entry.
+
+
+def _node(config: Any, keys: tuple[str, ...]) -> Optional[CommentedMap]:
+    """The mapping at `keys` (None: absent, or not a mapping)."""
+    node = config
+    for key in keys:
+        node = node.get(key) if isinstance(node, CommentedMap) else None
+    return node if isinstance(node, CommentedMap) else None
 
 
 def _commented(value: Any) -> Any:
@@ -115,7 +138,7 @@ def _last_entry(node: Any) -> Optional[tuple[CommentedMap, Any]]:
 
 
 def _detach_trailing(section: Any) -> str:
-    """The comment lines after a section's last entry, taken off it ("" when none)."""
+    """The comment lines after a mapping's last entry, taken off it ("" when none)."""
     found = _last_entry(section)
     tokens = found[0].ca.items.get(found[1]) if found else None
     if not tokens or len(tokens) < 3 or tokens[2] is None:
@@ -139,6 +162,19 @@ def _attach_trailing(section: Any, comment: str) -> None:
         tokens[2] = CommentToken("\n" + comment, CommentMark(0), None)
     else:
         tokens[2].value += comment
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: Path, wait: bool = True) -> Iterator[None]:
+    """An exclusive `flock` on `path` (a directory, or a file created if absent) until the block
+    ends; the system drops it if the process dies. Each call opens `path` anew, so threads of one
+    process exclude each other as processes do. `wait=False`: BlockingIOError when it is held."""
+    handle = os.open(path, os.O_RDONLY if path.is_dir() else os.O_RDONLY | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        yield
+    finally:
+        os.close(handle)
 
 
 def replace_atomically(path: Path, text: str) -> None:

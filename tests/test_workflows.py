@@ -51,18 +51,38 @@ def test_previews_comment_with_the_policy_pack_and_forks_get_the_offline_diff():
     assert "--base-config" in jobs["offline-diff"]["steps"][-1]["run"]
 
 
-def test_releases_run_on_the_default_branch_one_per_stack_and_push_the_ledger():
+def test_releases_run_on_the_default_branch_one_per_stack_and_service_and_push_the_ledger():
     release = yaml.safe_load((ROOT / ".github/workflows/release.yml").read_text())
     inputs = release[True]["workflow_dispatch"]["inputs"]  # PyYAML reads the key `on` as True
-    assert set(inputs) == {"stack", "tag", "command"} and set(inputs["command"]["options"]) >= {"run", "advance", "promote", "switch", "abort"}
-    assert release["concurrency"] == {"group": "release-${{ inputs.stack }}", "cancel-in-progress": False}
+    assert set(inputs) == {"stack", "service", "tag", "command"} and set(inputs["command"]["options"]) >= {"run", "advance", "promote", "switch", "abort"}
+    assert (inputs["service"]["default"], inputs["service"]["required"]) == ("chat-api", True), "one concurrency group per service, chat-api's by default"
+    assert release["concurrency"] == {"group": "release-${{ inputs.stack }}-${{ inputs.service }}", "cancel-in-progress": False}
     assert release["permissions"]["contents"] == "write", "ledger commits and the lease ref are pushed"
     steps = release["jobs"]["release"]["steps"]
     checkout = steps[0]["with"]
     assert checkout["ref"] == "${{ github.event.repository.default_branch }}" and checkout["fetch-depth"] == 0
     script = next(s["run"] for s in steps if s.get("name") == "Release")
-    assert 'make "${target}"' in script, "the workflow calls the Makefile, which calls the driver: one implementation"
+    assert 'make "${target}" STACK="${STACK}" SERVICE="${SERVICE}"' in script, "the workflow calls the Makefile, which calls the driver: one implementation"
+    assert next(s for s in steps if s.get("name") == "Release")["env"]["SERVICE"] == "${{ inputs.service }}"
     makefile = (ROOT / "Makefile").read_text()
     for target in ("advance", "promote", "switch", "abort"):
         assert "$(PY) -m release $@" in makefile and target in makefile.split("$(PY) -m release $@")[0].rsplit("\n\n", 1)[-1]
     assert "pulumi config set" not in makefile and "pulumi config rm" not in makefile, "no target edits config itself"
+
+
+def make(*args: str) -> str:
+    """The driver's command a Make target runs (`make -n`: printed, not run)."""
+    done = subprocess.run(["make", "-n", "--no-print-directory", *args], cwd=ROOT, capture_output=True, text=True, timeout=60, check=True)
+    return next(line for line in done.stdout.splitlines() if "-m release " in line).split("-m release ", 1)[1].split()
+
+
+def test_the_release_targets_pass_the_service_and_keep_offline_rehearsals():
+    assert make("release", "STACK=staging", "SERVICE=triage-api", "TAG=v1.1.0", "OFFLINE=1") == [
+        "run", "staging", "--service", "triage-api", "--offline", "--tag", "v1.1.0", "--prometheus", "http://127.0.0.1:9090", "--report", "release-staging-triage-api-v1.1.0.html",
+    ]
+    rehearsal = make("release", "STACK=demo", "TAG=v2.0.0", "SCENARIO=good")
+    assert "--service" not in rehearsal and rehearsal[-2:] == ["--scenario", "good"] and "--offline" in rehearsal, "chat-api unless SERVICE= says otherwise"
+    for target in ("start", "advance", "promote", "switch", "abort", "status"):
+        assert make(target, "STACK=staging", "SERVICE=triage-api", "TAG=v1.1.0")[:4] == [target, "staging", "--service", "triage-api"]
+    assert make("status", "STACK=staging") == ["status", "staging", "--prometheus", "http://127.0.0.1:9090"], "status of every service"
+    assert make("deploy", "STACK=staging", "SERVICE=triage-api") == ["deploy", "staging"], "a deploy is the whole stack's"

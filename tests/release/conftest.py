@@ -51,13 +51,18 @@ def _plus(a: Reading, b: Reading) -> Reading:
 
 
 class SimulatedMetrics:
-    """Traffic at the stack's current weights (read from its config at every read), from the
-    bench's traffic model: the candidate version behaves as the scenario's canary, every other
-    version as its stable; a mirror adds its copies to the canary's requests. `failing` reads
-    raise MetricsError first; `empty` answers nothing; `nan` answers NaN for the candidate."""
+    """One service's traffic at the stack's current weights (read from its config at every
+    read), from the bench's traffic model: the candidate version behaves as the scenario's
+    canary, every other version as its stable; a mirror adds its copies to the canary's
+    requests. Each service's metrics are its own: two services of one stack are simulated by
+    two of these. `failing` reads raise MetricsError first; `empty` answers nothing; `nan`
+    answers NaN for the candidate."""
 
-    def __init__(self, stack, scenario: Scenario, seed: int = 7, failing: int = 0, empty: bool = False, candidate: str = "v2.0.0", nan: bool = False):
-        self.stack, self.scenario, self.candidate = stack, scenario, candidate
+    def __init__(
+        self, stack, scenario: Scenario, seed: int = 7, failing: int = 0, empty: bool = False, candidate: str = "v2.0.0", nan: bool = False,
+        service: str = "chat-api",
+    ):
+        self.stack, self.scenario, self.candidate, self.service = stack, scenario, candidate, service
         self.failing, self.empty, self.nan = failing, empty, nan
         self.traffic = Traffic(scenario, np.random.default_rng(seed))
         self.totals: dict[str, dict[str, Reading]] = {}  # stack track -> signal -> since the loop started
@@ -67,9 +72,9 @@ class SimulatedMetrics:
 
     def _tracks(self) -> dict[str, tuple[int, str]]:
         settings = settings_of(self.stack.config(), self.stack.name)
-        plan = plan_release(settings)
+        plan = plan_release(settings, self.service)
         weights = dict(plan.weights)
-        mirror = settings.rollout.canary.mirror
+        mirror = settings.service(self.service).rollout.canary.mirror
         if mirror and "canary" in weights:
             weights["canary"] += round(mirror.percent * weights["stable"] / 100)
         return {t.track: (weights.get(t.track, 0), t.tag) for t in plan.tracks}

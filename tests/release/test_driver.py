@@ -3,28 +3,38 @@ every update) and metrics simulated from the stack's own weights."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
 from core.actions import Refused
 from core.release import release_state
-from core.settings import parse
+from offline.harness import ROOT
 from release.audit import AuditLog
-from release.driver import Driver
+from release.driver import Drift, Driver
 from release.lease import LeaseLost
 from release.ports import StackError, StackLocked
 from release.report import render
+from release.stackfile import StackFile, apply_changes, settings_of
 from release.stacks import OfflineStack
 from tests.release.conftest import BAD, BAD_MODEL, GOOD, FakeTime, SimulatedMetrics
+
+CHAT = "services.chat-api."
 
 
 def driver_for(stack, metrics, tmp_path, time: FakeTime, **options) -> Driver:
     return Driver(stack, metrics, AuditLog(tmp_path / "audit.jsonl", stack.name), clock=time.clock, sleep=time.sleep, show=lambda line: None, **options)
 
 
-def canary_weights(stack: OfflineStack) -> list[int]:
+def chat_api(stack: OfflineStack) -> dict:
+    """The stack file's `services.chat-api`."""
+    return stack.config()["services"]["chat-api"]
+
+
+def canary_weights(stack: OfflineStack, service: str = "chat-api") -> list[int]:
     weights = []
     for plan in stack.plans:
-        routes = plan.one("kubernetes:networking.istio.io/v1:VirtualService").inputs["spec"]["http"]
+        routes = plan.one("kubernetes:networking.istio.io/v1:VirtualService", service).inputs["spec"]["http"]
         split = {d["destination"]["subset"]: d["weight"] for d in routes[-1]["route"]}
         weights.append(split.get("canary", 0))
     return weights
@@ -38,8 +48,8 @@ def test_a_good_canary_goes_through_every_step_and_is_promoted(offline, tmp_path
     steps = [w for i, w in enumerate(weights) if i == 0 or w != weights[i - 1]]
     assert steps == [0, 1, 5, 10, 25, 50, 75, 100, 0], "at 100 req/s every step of the ladder fills within its budget"
     assert len(weights) > len(steps), "the canary was scaled up in updates of its own"
-    rollout, chat_api = stack.config()["rollout"], stack.config()["chatApi"]
-    assert chat_api["tag"] == "v2.0.0" and "tag" not in rollout["canary"] and rollout["canary"]["weight"] == 0
+    config = chat_api(stack)
+    assert config["tag"] == "v2.0.0" and "tag" not in config["rollout"]["canary"] and config["rollout"]["canary"]["weight"] == 0
     deployments = {r.inputs["metadata"]["name"] for r in stack.plans[-1].of_type("kubernetes:apps/v1:Deployment")}
     assert deployments == {"chat-api"}
 
@@ -50,7 +60,7 @@ def test_a_bad_canary_is_rolled_back_at_the_first_step(offline, tmp_path, fake_t
     run = driver_for(stack, metrics, tmp_path, fake_time).run("v2.0.0")
     assert run.outcome == "rolled back" and run.message.startswith("analysis: errors:")
     assert canary_weights(stack) == [0, 1, 0]
-    assert stack.config()["chatApi"]["tag"] == "v1.4.0" and "tag" not in stack.config()["rollout"]["canary"]
+    assert chat_api(stack)["tag"] == "v1.4.0" and "tag" not in chat_api(stack)["rollout"]["canary"]
     assert metrics.served["canary"] < 500, "a bad canary is judged on a few hundred requests"
 
 
@@ -119,15 +129,15 @@ def test_a_failed_up_stops_and_leaves_traffic_where_it_was(offline, tmp_path, fa
     failed = [e for e in entries if e.get("event") == "failed"]
     assert [(e["action"], e["error"]) for e in failed] == [("advance", "resource creation failed")]
     assert (entries[-1]["action"], entries[-1]["event"], entries[-1]["outcome"]) == ("release", "ended", "stopped")
-    assert stack.config()["rollout"]["canary"]["weight"] == 10, "the stack file holds the decision the cluster has not applied"
-    assert stack.applied().track("canary").weight == 5
+    assert chat_api(stack)["rollout"]["canary"]["weight"] == 10, "the stack file holds the decision the cluster has not applied"
+    assert stack.applied()["chat-api"].track("canary").weight == 5
 
 
 def test_a_failed_up_can_abort_instead(offline, tmp_path, fake_time):
     stack = failing(offline, "staging", 3)
     run = driver_for(stack, SimulatedMetrics(stack, GOOD), tmp_path, fake_time, abort_on_failure=True).run("v2.0.0")
     assert run.outcome == "stopped"
-    assert canary_weights(stack)[-1] == 0 and "tag" not in stack.config()["rollout"]["canary"]
+    assert canary_weights(stack)[-1] == 0 and "tag" not in chat_api(stack)["rollout"]["canary"]
 
 
 def test_a_locked_stack_says_so(offline, tmp_path, fake_time):
@@ -151,7 +161,7 @@ def _blue_green(offline, tmp_path, scenario, status=200, overrides=None):
 def test_blue_green_smoke_tests_switches_and_bakes(offline, tmp_path):
     stack, run, checked = _blue_green(offline, tmp_path, GOOD)
     assert run.outcome == "switched"
-    blue_green = stack.config()["rollout"]["blueGreen"]
+    blue_green = chat_api(stack)["rollout"]["blueGreen"]
     assert (blue_green["active"], blue_green["green"]["tag"]) == ("green", "v2.0.0")
     assert checked == ["https://test.example:8443/healthz"]
 
@@ -159,7 +169,7 @@ def test_blue_green_smoke_tests_switches_and_bakes(offline, tmp_path):
 def test_blue_green_switches_back_when_the_new_colour_fails(offline, tmp_path):
     stack, run, _ = _blue_green(offline, tmp_path, BAD)
     assert run.outcome == "switched back"
-    assert stack.config()["rollout"]["blueGreen"]["active"] == "blue"
+    assert chat_api(stack)["rollout"]["blueGreen"]["active"] == "blue"
 
 
 def test_blue_green_does_not_switch_without_a_baseline(offline, tmp_path):
@@ -167,20 +177,20 @@ def test_blue_green_does_not_switch_without_a_baseline(offline, tmp_path):
     driver = driver_for(stack, SimulatedMetrics(stack, GOOD, empty=True), tmp_path, FakeTime(), http_get=lambda url: 200)
     run = driver.run("v2.0.0")
     assert run.outcome == "stopped" and run.message.startswith("no baseline for blue")
-    assert stack.config()["rollout"]["blueGreen"]["active"] == "blue"
+    assert chat_api(stack)["rollout"]["blueGreen"]["active"] == "blue"
 
 
 def test_blue_green_does_not_switch_when_smoke_tests_fail(offline, tmp_path):
     stack, run, _ = _blue_green(offline, tmp_path, GOOD, status=503)
     assert run.outcome == "stopped" and "GET /healthz: 503, expected 200" in run.message
-    assert stack.config()["rollout"]["blueGreen"]["active"] == "blue"
+    assert chat_api(stack)["rollout"]["blueGreen"]["active"] == "blue"
 
 
 def test_rolling_rolls_back_to_the_previous_tag_on_failure(offline, tmp_path, fake_time):
     stack = offline("demo")
     run = driver_for(stack, SimulatedMetrics(stack, BAD), tmp_path, fake_time).run("v2.0.0")
     assert run.outcome == "rolled back"
-    assert stack.config()["chatApi"]["tag"] == "v1.4.0"
+    assert chat_api(stack)["tag"] == "v1.4.0"
     images = [p.one("kubernetes:apps/v1:Deployment", "chat-api").inputs["spec"]["template"]["spec"]["containers"][0]["image"].rsplit(":", 1)[1] for p in stack.plans]
     assert images == ["v1.4.0", "v2.0.0", "v1.4.0"]
 
@@ -193,7 +203,7 @@ def test_every_decision_is_audited_and_reported(offline, tmp_path, fake_time, mo
     assert {e["operator"] for e in entries} == {"release-bot"}
     analyses = [e for e in entries if e["action"] == "analysis"]
     assert analyses and all({"time", "weights", "verdict", "reasons", "gates", "release"} <= set(e) for e in analyses)
-    assert {e["release"] for e in entries} == {run.release_id}
+    assert {e["release"] for e in entries} == {run.release_id} and {e["service"] for e in entries} == {"chat-api"}
     assert [e["action"] for e in entries if e["action"] != "analysis"][:2] == ["release", "start"]
     errors = [g for g in analyses[-1]["gates"] if g["gate"] == "errors"][0]
     assert errors["state"] == "pass" and errors["evidence"] <= errors["lower"]
@@ -202,16 +212,16 @@ def test_every_decision_is_audited_and_reported(offline, tmp_path, fake_time, mo
 
 
 def test_an_idle_colour_scaled_to_zero_runs_full_size_for_the_release_then_shrinks(offline, tmp_path):
-    stack, run, checked = _blue_green(offline, tmp_path, GOOD, overrides={"rollout.blueGreen.idleReplicas": 0})
+    stack, run, checked = _blue_green(offline, tmp_path, GOOD, overrides={f"{CHAT}rollout.blueGreen.idleReplicas": 0})
     assert run.outcome == "switched" and checked
     replicas = [{r.inputs["metadata"]["name"]: r.inputs["spec"]["replicas"] for r in p.of_type("kubernetes:apps/v1:Deployment")} for p in stack.plans]
     assert replicas[0] == {"chat-api-blue": 3, "chat-api-green": 0}
     assert replicas[1] == {"chat-api-blue": 3, "chat-api-green": 3}, "the candidate is tested at full size"
     assert replicas[-1] == {"chat-api-blue": 0, "chat-api-green": 3}, "the old colour shrinks after the bake"
-    assert stack.config()["rollout"]["blueGreen"]["idleReplicas"] == 0
+    assert chat_api(stack)["rollout"]["blueGreen"]["idleReplicas"] == 0
 
 
-MIRROR = {"rollout.canary.mirror": {"percent": 20, "paths": ["/v1/models"]}}
+MIRROR = {f"{CHAT}rollout.canary.mirror": {"percent": 20, "paths": ["/v1/models"]}}
 
 
 def test_with_a_mirror_the_release_opens_with_a_shadow_step(offline, tmp_path, fake_time):
@@ -249,9 +259,9 @@ class MovedUnderIt(SimulatedMetrics):
 
 def test_release_keys_moved_under_a_release_stop_it_before_anything_is_written_over_them(offline, tmp_path, fake_time):
     stack = offline("staging")
-    run = driver_for(stack, MovedUnderIt(stack, GOOD, at=12, changes={"rollout.canary.weight": 75}), tmp_path, fake_time).run("v2.0.0")
-    assert run.outcome == "stopped" and "changed under this release" in run.message and "75 %" in run.message
-    assert stack.config()["rollout"]["canary"]["weight"] == 75 and stack.applied().track("canary").weight < 75, "nothing applied the hand edit"
+    run = driver_for(stack, MovedUnderIt(stack, GOOD, at=12, changes={f"{CHAT}rollout.canary.weight": 75}), tmp_path, fake_time).run("v2.0.0")
+    assert run.outcome == "stopped" and "release keys of chat-api changed under this release" in run.message and "75 %" in run.message
+    assert chat_api(stack)["rollout"]["canary"]["weight"] == 75 and stack.applied()["chat-api"].track("canary").weight < 75, "nothing applied the hand edit"
 
 
 def test_an_unrelated_change_under_a_release_is_applied_with_its_next_step(offline, tmp_path, fake_time):
@@ -277,7 +287,7 @@ def test_a_driver_whose_lease_was_broken_stops_before_its_next_write(offline, tm
     stack = offline("staging")
     run = driver_for(stack, SimulatedMetrics(stack, GOOD), tmp_path, fake_time, lease=Lost(after=5)).run("v2.0.0")
     assert run.outcome == "stopped" and "taken over by run 0123abcd" in run.message
-    assert release_state(parse(stack.config(), "staging")) == stack.applied(), "it stopped between writes: config and cluster agree"
+    assert release_state(settings_of(stack.config(), "staging"), "chat-api") == stack.applied()["chat-api"], "it stopped between writes: config and cluster agree"
 
 
 def test_a_rerun_after_a_failed_update_re_applies_the_stack_file_then_carries_on(offline, tmp_path, fake_time):
@@ -300,22 +310,24 @@ def test_a_rolling_release_resumed_after_ctrl_c_rolls_back_to_the_version_it_rep
     stack = offline("demo")
     with pytest.raises(KeyboardInterrupt):
         driver_for(stack, SimulatedMetrics(stack, GOOD, empty=True), tmp_path, FakeTime(limit=5)).run("v2.0.0")
-    assert stack.config()["rollout"]["inFlight"]["previous"] == "v1.4.0" and stack.config()["chatApi"]["tag"] == "v2.0.0"
+    assert chat_api(stack)["rollout"]["inFlight"]["previous"] == "v1.4.0" and chat_api(stack)["tag"] == "v2.0.0"
     run = driver_for(stack, SimulatedMetrics(stack, BAD), tmp_path, FakeTime()).run("v2.0.0")
-    assert run.outcome == "rolled back" and stack.config()["chatApi"]["tag"] == "v1.4.0"
-    assert "inFlight" not in stack.config()["rollout"]
+    assert run.outcome == "rolled back" and chat_api(stack)["tag"] == "v1.4.0"
+    assert "inFlight" not in chat_api(stack)["rollout"]
 
 
 def test_a_blue_green_release_resumed_after_the_switch_bakes_and_completes(offline, tmp_path):
-    stack = offline("production", {"rollout.blueGreen.idleReplicas": 1})
+    stack = offline("production", {f"{CHAT}rollout.blueGreen.idleReplicas": 1})
     driver = driver_for(stack, SimulatedMetrics(stack, GOOD), tmp_path, FakeTime(limit=3), http_get=lambda url: 200)
     with pytest.raises(KeyboardInterrupt):
         driver.run("v2.0.0")
-    assert stack.applied().active == "green" and stack.config()["rollout"]["inFlight"]["tag"] == "v2.0.0"
-    assert stack.applied().track("blue").replicas == 3, "the replaced colour stays full size while the release is in flight"
+    applied = stack.applied()["chat-api"]
+    assert applied.active == "green" and chat_api(stack)["rollout"]["inFlight"]["tag"] == "v2.0.0"
+    assert applied.track("blue").replicas == 3, "the replaced colour stays full size while the release is in flight"
     run = driver_for(stack, SimulatedMetrics(stack, GOOD), tmp_path, FakeTime(), http_get=lambda url: 500).run("v2.0.0")
     assert run.outcome == "switched", "no smoke test after the switch: production already serves it"
-    assert stack.applied().track("blue").replicas == 1 and stack.applied().in_flight is None
+    applied = stack.applied()["chat-api"]
+    assert applied.track("blue").replicas == 1 and applied.in_flight is None
 
 
 def test_a_second_release_of_another_tag_is_refused_while_one_is_in_flight(offline, tmp_path, fake_time):
@@ -325,15 +337,31 @@ def test_a_second_release_of_another_tag_is_refused_while_one_is_in_flight(offli
         driver_for(stack, SimulatedMetrics(stack, GOOD), tmp_path, fake_time).run("v3.0.0")
 
 
-def test_smoke_checks_go_to_the_test_listener_and_an_offline_stack_has_none(offline, tmp_path):
-    class Real:
-        name = "production"
+class Real:
+    """A real stack as `test_url` sees it: its `url` output, the load balancer's."""
 
-        def outputs(self):
-            return {"url": "https://chat.example.org/"}
+    name = "production"
 
-    settings = parse(offline("production").config(), "production")
-    assert driver_for(Real(), None, tmp_path, FakeTime()).test_url(settings) == "https://chat.example.org:8443"
+    def outputs(self):
+        return {"url": "https://edge-1234.us-east-1.elb.amazonaws.com/"}
+
+
+@pytest.mark.parametrize(
+    "entry, url",
+    [
+        ({"pathPrefix": "/triage"}, "https://edge-1234.us-east-1.elb.amazonaws.com:8443/triage"),
+        ({"hosts": ["triage.example.org", "triage.example.com"], "pathPrefix": "/v2"}, "https://triage.example.org:8443/v2"),
+    ],
+    ids=["path prefix", "hosts"],
+)
+def test_smoke_checks_follow_the_services_rule_on_the_test_listener(tmp_path, entry, url):
+    triage = {"replicas": 3, "rollout": {"strategy": "blue-green", "blueGreen": {"blue": {"tag": "v1.0.0"}, "green": {"tag": "v1.0.0"}}}, **entry}
+    settings = settings_of(apply_changes(StackFile(ROOT / "Pulumi.production.yaml").config(), {"services.triage-api": triage}), "production")
+    assert driver_for(Real(), None, tmp_path, FakeTime(), service="triage-api").test_url(settings) == url
+    assert driver_for(Real(), None, tmp_path, FakeTime()).test_url(settings) == "https://edge-1234.us-east-1.elb.amazonaws.com:8443", "the default service: the load balancer's host"
+
+
+def test_an_offline_stack_has_no_test_listener(offline, tmp_path):
     stack = offline("production")
     checked = []
     driver = driver_for(stack, SimulatedMetrics(stack, GOOD), tmp_path, FakeTime(), http_get=checked.append)
@@ -350,7 +378,78 @@ def test_metrics_are_read_where_the_plan_puts_the_tracks(offline, tmp_path):
             self.namespaces = self.namespaces | set(namespaces)
             return super().read(namespaces, *args, **kwargs)
 
-    stack = offline("production", {"rollout.blueGreen.isolation": "namespace"})
+    stack = offline("production", {f"{CHAT}rollout.blueGreen.isolation": "namespace"})
     metrics = Asked(stack, GOOD)
     assert driver_for(stack, metrics, tmp_path, FakeTime(), test_url="https://t.example", http_get=lambda url: 200).run("v2.0.0").outcome == "switched"
     assert metrics.namespaces == {"carepath-production-blue", "carepath-production-green"}
+
+
+# --- two services of one stack -------------------------------------------------------------
+
+TRIAGE = {"tag": "v1.0.0", "replicas": 2, "hosts": ["triage.example.org"], "rollout": {"strategy": "canary"}}
+
+
+def with_triage(offline) -> OfflineStack:
+    """Staging with a second canary service, triage-api, deployed."""
+    stack = offline("staging")
+    stack.write({"services.triage-api": TRIAGE})
+    stack.up()
+    return stack
+
+
+def test_two_services_are_released_at_once_each_judged_on_its_own_signals(offline, tmp_path):
+    with_triage(offline)
+    releases = {"chat-api": ("v2.0.0", GOOD), "triage-api": ("v1.1.0", BAD)}
+
+    def release(service: str):
+        stack = offline("staging")  # a stack object of its own on the one workspace, as a process of its own would have
+        tag, scenario = releases[service]
+        driver = driver_for(stack, SimulatedMetrics(stack, scenario, candidate=tag, service=service), tmp_path, FakeTime(), service=service, ledger=stack.ledger())
+        return stack, driver.run(tag)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        done = {service: pool.submit(release, service) for service in releases}
+        (stack, chat_api_run), (_, triage_run) = done["chat-api"].result(), done["triage-api"].result()
+    assert (chat_api_run.outcome, triage_run.outcome) == ("promoted", "rolled back")
+    assert triage_run.message.startswith("analysis: errors:"), "triage-api was judged on its own (bad) errors"
+
+    services = stack.config()["services"]
+    assert services["chat-api"]["tag"] == "v2.0.0" and "tag" not in services["chat-api"]["rollout"]["canary"], "chat-api's promotion is in the stack file"
+    assert services["triage-api"]["tag"] == "v1.0.0" and "tag" not in services["triage-api"]["rollout"]["canary"], "and triage-api's rollback"
+    assert not any("inFlight" in services[s]["rollout"] for s in releases)
+    applied = stack.applied()
+    assert (applied["chat-api"].describe(), applied["triage-api"].describe()) == ("stable v2.0.0 100 %", "stable v1.0.0 100 %")
+
+    entries = AuditLog(tmp_path / "audit.jsonl", "staging").entries()
+    runs = {service: [e for e in entries if e.get("service") == service] for service in releases}
+    assert {e["release"] for e in runs["chat-api"]} == {chat_api_run.release_id} and {e["release"] for e in runs["triage-api"]} == {triage_run.release_id}
+    started = {service: entries.index(next(e for e in runs[service] if e["action"] == "release")) for service in releases}
+    ended = {service: entries.index(runs[service][-1]) for service in releases}
+    assert started["triage-api"] < ended["chat-api"] and started["chat-api"] < ended["triage-api"], "the two releases overlapped"
+    subjects = stack.ledger()._check("log", "--format=%s").stdout.splitlines()
+    assert {"release staging/chat-api: v2.0.0 promoted to stable", "release staging/triage-api: all traffic back on stable v1.0.0; canary v1.1.0 removed"} <= set(subjects)
+
+
+def test_another_services_release_in_flight_is_neither_drift_nor_re_applied(offline, tmp_path, fake_time):
+    stack = with_triage(offline)
+    triage = driver_for(stack, SimulatedMetrics(stack, GOOD, candidate="v1.1.0", service="triage-api"), tmp_path, fake_time, service="triage-api")
+    triage.start("v1.1.0")
+    stack.write({"services.triage-api.rollout.canary.weight": 5})  # a decision of triage-api's not applied yet
+    chat_api = driver_for(stack, SimulatedMetrics(stack, GOOD), tmp_path, fake_time)
+    assert chat_api.differences() == [] and chat_api.reconcile() is None
+    assert triage.differences() == [
+        "canary: v1.1.0 x1 1 % in carepath-staging -> v1.1.0 x1 5 % in carepath-staging",
+        "stable: v1.0.0 x2 99 % in carepath-staging -> v1.0.0 x2 95 % in carepath-staging",
+    ]
+    with pytest.raises(Drift, match="not deployed: the stack file would move the release of triage-api \\(canary: v1.1.0 x1 1 %"):
+        chat_api.deploy()
+
+
+def test_deploy_deploys_a_service_that_has_no_applied_state_yet(offline, tmp_path, fake_time):
+    stack = offline("staging")
+    stack.write({"services.triage-api": TRIAGE})
+    said = driver_for(stack, None, tmp_path, fake_time).deploy()
+    assert said == "stack staging: deployed; release states unchanged: chat-api stable v1.4.0 100 %; triage-api stable v1.0.0 100 %"
+    assert set(stack.applied()) == {"chat-api", "triage-api"}
+    deploy = [e for e in AuditLog(tmp_path / "audit.jsonl", "staging").entries() if e["action"] == "deploy"]
+    assert [e["event"] for e in deploy] == ["started", "applied"] and not any("service" in e for e in deploy), "the stack's action, no service's"

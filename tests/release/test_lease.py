@@ -35,24 +35,24 @@ from tests.release.conftest import git
 NOW = datetime.datetime(2026, 11, 28, 10, 2, 11, tzinfo=datetime.timezone.utc).timestamp()
 TTL = 300.0
 
-Machines = Callable[[], LeaseStore]  # each call: the lease as one more machine sees it
+Machines = Callable[..., LeaseStore]  # each call: a service's lease (chat-api's unless named) as one more machine sees it
 
 
 pytestmark = pytest.mark.usefixtures("hermetic_git")
 
 
 def _file_machines(tmp_path: Path) -> Machines:
-    return lambda: FileLeaseStore(tmp_path / "workspace" / ".carepath" / "lease.json")
+    return lambda service="chat-api": FileLeaseStore(tmp_path / "workspace" / "leases" / f"{service}.json")
 
 
 def _git_machines(tmp_path: Path) -> Machines:
     git(tmp_path, "init", "--quiet", "--bare", "-b", "main", "origin.git")
     clones = itertools.count()
 
-    def machine() -> LeaseStore:
+    def machine(service: str = "chat-api") -> LeaseStore:
         clone = tmp_path / f"machine-{next(clones)}"
         git(tmp_path, "clone", "--quiet", "origin.git", clone.name)
-        return GitRefLeaseStore(clone, "demo")
+        return GitRefLeaseStore(clone, "demo", service)
 
     return machine
 
@@ -64,15 +64,15 @@ def machines(request: pytest.FixtureRequest, tmp_path: Path) -> Machines:
 
 def _take(
     store: LeaseStore, run: str, now: float = NOW, holder: str = "alice", command: str = "run v2.0.0",
-    break_lease: bool = False, pid: int | None = None,
+    break_lease: bool = False, pid: int | None = None, service: str = "chat-api",
 ) -> Lease:
-    return acquire(store, "demo", run, holder, command, TTL, now, break_lease=break_lease, pid=pid)
+    return acquire(store, "demo", service, run, holder, command, TTL, now, break_lease=break_lease, pid=pid)
 
 
 def test_acquire_on_an_empty_store_takes_the_lease(machines: Machines) -> None:
     store = machines()
     lease = _take(store, "3f2a9c")
-    assert (lease.stack, lease.run, lease.holder, lease.command) == ("demo", "3f2a9c", "alice", "run v2.0.0")
+    assert (lease.stack, lease.service, lease.run, lease.holder, lease.command) == ("demo", "chat-api", "3f2a9c", "alice", "run v2.0.0")
     assert (lease.host, lease.pid) == (socket.gethostname(), os.getpid())
     assert (lease.started, lease.expires) == (NOW, NOW + TTL)
     assert store.read() == lease
@@ -85,8 +85,18 @@ def test_a_second_run_is_refused_with_who_holds_the_lease(machines: Machines) ->
         _take(machines(), "77b1e0", NOW + 10, holder="bob", command="advance")
     assert refused.value.lease == held
     message = str(refused.value)
-    for expected in ("stack demo", "alice", "3f2a9c", "`run v2.0.0`", "since 2026-11-28 10:02:11 UTC", "--break-lease"):
+    for expected in ("stack demo, service chat-api", "alice", "3f2a9c", "`run v2.0.0`", "since 2026-11-28 10:02:11 UTC", "--break-lease"):
         assert expected in message
+
+
+def test_each_service_of_a_stack_has_a_lease_of_its_own(machines: Machines) -> None:
+    chat_api = _take(machines(), "3f2a9c")
+    triage = _take(machines("triage-api"), "77b1e0", NOW + 10, holder="bob", service="triage-api")
+    assert (machines().read(), machines("triage-api").read()) == (chat_api, triage), "a release of each service at once"
+    with pytest.raises(LeaseHeld, match="stack demo, service triage-api: a release is in flight: held by bob"):
+        _take(machines("triage-api"), "0c0ffe", NOW + 20, holder="carol", service="triage-api")
+    release(machines("triage-api"), triage)
+    assert machines("triage-api").read() is None and machines().read() == chat_api
 
 
 def test_the_same_run_rerun_renews_its_own_lease(machines: Machines) -> None:
@@ -171,7 +181,7 @@ def test_of_two_runs_acquiring_at_once_exactly_one_wins(machines: Machines) -> N
 
 
 def test_describe_says_when_the_lease_expires_or_expired() -> None:
-    lease = Lease("demo", "3f2a9c", "alice", "host-1", 123, "run v2.0.0", NOW, NOW + 600)
+    lease = Lease("demo", "chat-api", "3f2a9c", "alice", "host-1", 123, "run v2.0.0", NOW, NOW + 600)
     assert lease.describe(NOW + 100) == (
         "held by alice on host-1 (pid 123), run 3f2a9c, `run v2.0.0`, since 2026-11-28 10:02:11 UTC, expires in 8 m 20 s"
     )
@@ -182,15 +192,15 @@ def test_describe_says_when_the_holding_process_is_gone() -> None:
     finished = subprocess.Popen(["true"])
     finished.wait()
     here = socket.gethostname()
-    assert Lease("demo", "3f2a9c", "alice", here, finished.pid, "advance", NOW, NOW + 60).describe(NOW).endswith(
+    assert Lease("demo", "chat-api", "3f2a9c", "alice", here, finished.pid, "advance", NOW, NOW + 60).describe(NOW).endswith(
         "; that process is gone"
     )
-    assert "gone" not in Lease("demo", "3f2a9c", "alice", here, os.getpid(), "advance", NOW, NOW + 60).describe(NOW)
-    assert "gone" not in Lease("demo", "3f2a9c", "alice", "elsewhere", finished.pid, "advance", NOW, NOW + 60).describe(NOW)
+    assert "gone" not in Lease("demo", "chat-api", "3f2a9c", "alice", here, os.getpid(), "advance", NOW, NOW + 60).describe(NOW)
+    assert "gone" not in Lease("demo", "chat-api", "3f2a9c", "alice", "elsewhere", finished.pid, "advance", NOW, NOW + 60).describe(NOW)
 
 
 def test_a_lease_round_trips_through_json() -> None:
-    lease = Lease("demo", "3f2a9c", "alice", "host-1", 123, "run v2.0.0", NOW, NOW + 600.25)
+    lease = Lease("demo", "chat-api", "3f2a9c", "alice", "host-1", 123, "run v2.0.0", NOW, NOW + 600.25)
     assert Lease.from_json(lease.to_json()) == lease
     with pytest.raises(ValueError, match="not a release lease"):
         Lease.from_json('{"stack": "demo"}')
@@ -198,7 +208,7 @@ def test_a_lease_round_trips_through_json() -> None:
 
 def test_the_keeper_renews_while_it_runs_and_releases_on_exit(machines: Machines) -> None:
     store = machines()
-    with LeaseKeeper(store, "demo", "3f2a9c", "alice", "run v2.0.0", ttl=0.6) as keeper:
+    with LeaseKeeper(store, "demo", "chat-api", "3f2a9c", "alice", "run v2.0.0", ttl=0.6) as keeper:
         first = keeper.lease
         time.sleep(0.9)
         keeper.check()
@@ -209,16 +219,16 @@ def test_the_keeper_renews_while_it_runs_and_releases_on_exit(machines: Machines
 
 
 def test_the_keeper_refuses_a_second_run(machines: Machines) -> None:
-    with LeaseKeeper(machines(), "demo", "3f2a9c", "alice", "run v2.0.0", ttl=30):
-        with pytest.raises(LeaseHeld), LeaseKeeper(machines(), "demo", "77b1e0", "bob", "advance", ttl=30):
+    with LeaseKeeper(machines(), "demo", "chat-api", "3f2a9c", "alice", "run v2.0.0", ttl=30):
+        with pytest.raises(LeaseHeld), LeaseKeeper(machines(), "demo", "chat-api", "77b1e0", "bob", "advance", ttl=30):
             pytest.fail("a second keeper entered")
 
 
 def test_the_keeper_reports_a_broken_lease_and_leaves_the_new_holder_alone(machines: Machines) -> None:
     other = machines()
-    with LeaseKeeper(machines(), "demo", "3f2a9c", "alice", "run v2.0.0", ttl=0.3) as keeper:
+    with LeaseKeeper(machines(), "demo", "chat-api", "3f2a9c", "alice", "run v2.0.0", ttl=0.3) as keeper:
         keeper.check()
-        theirs = acquire(other, "demo", "77b1e0", "bob", "advance", 60, time.time(), break_lease=True)
+        theirs = acquire(other, "demo", "chat-api", "77b1e0", "bob", "advance", 60, time.time(), break_lease=True)
         time.sleep(0.35)  # a renewal or more
         with pytest.raises(LeaseLost, match="bob"):
             keeper.check()
@@ -228,7 +238,7 @@ def test_the_keeper_reports_a_broken_lease_and_leaves_the_new_holder_alone(machi
 def test_the_keeper_gives_up_after_three_failed_renewals_without_hiding_the_runs_error(tmp_path: Path) -> None:
     store = _git_machines(tmp_path)()
     with pytest.raises(RuntimeError, match="the run's own failure"):
-        with LeaseKeeper(store, "demo", "3f2a9c", "alice", "run v2.0.0", ttl=0.15) as keeper:
+        with LeaseKeeper(store, "demo", "chat-api", "3f2a9c", "alice", "run v2.0.0", ttl=0.15) as keeper:
             shutil.move(tmp_path / "origin.git", tmp_path / "unreachable.git")
             time.sleep(0.3)
             with pytest.raises(LeaseLost, match="could not renew its release lease 3 times"):

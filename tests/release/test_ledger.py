@@ -3,6 +3,7 @@ developer's clone pushing meanwhile."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from release.ledger import GitLedger, LedgerError, NoLedger
 from tests.release.conftest import git
 
 STACK = "Pulumi.demo.yaml"
-CONFIG = "config:\n  carepath:rollout:\n    strategy: canary\n  carepath:canary:\n    weight: 0\n"
+CONFIG = "config:\n  carepath:services:\n    chat-api:\n      rollout:\n        strategy: canary\n        canary:\n          weight: 0\n"
 
 
 pytestmark = pytest.mark.usefixtures("hermetic_git")
@@ -154,7 +155,24 @@ def test_a_repository_without_the_remote_keeps_its_ledger_locally(tmp_path: Path
     assert ledger.record("demo stack") == git(local, "rev-parse", "HEAD")
 
 
+def test_drivers_in_one_checkout_hold_the_ledger_in_turn_and_leave_no_file_behind(driver: Path) -> None:
+    entered = threading.Event()
+
+    def other_driver() -> None:
+        with GitLedger(driver, driver / STACK).locked():
+            entered.set()
+
+    with GitLedger(driver, driver / STACK).locked():
+        waiting = threading.Thread(target=other_driver)
+        waiting.start()
+        assert not entered.wait(0.3), "the other driver waits while this one holds the ledger"
+    waiting.join(10)
+    assert entered.is_set()
+    assert git(driver, "status", "--porcelain") == "", "the lock lives in git's own directory"
+
+
 def test_no_ledger_records_nothing() -> None:
     ledger = NoLedger()
-    ledger.sync()
+    with ledger.locked():
+        ledger.sync()
     assert ledger.record("demo: advance to 5 %") is None

@@ -31,7 +31,7 @@ import pytest
 from core.signals import CHAT_API, Signal
 from offline.harness import ROOT
 from rehearsal import SyntheticService, query, running_prometheus, wait_for_series
-from rehearsal.run import HISTORY_STEP, PACE, tracks_of
+from rehearsal.run import HISTORY_STEP, pace, tracks_of
 from release.audit import AuditLog
 from release.driver import Driver
 from release.judge import Histogram, Level, Ratio, finite
@@ -41,14 +41,15 @@ from release.record import ReleaseRun
 from release.stackfile import settings_of
 from release.stacks import OfflineStack
 
-CANDIDATE, STABLE = "v2.0.0", "v1.4.0"  # the release's tag; staging's chatApi.tag
+CANDIDATE, STABLE = "v2.0.0", "v1.4.0"  # the release's tag; staging's services.chat-api.tag
 STACK_NAMESPACE = "carepath-staging"
 WARM_UP = 15.0  # seconds of stable traffic before the releases: their baseline
 LIMIT = 120.0  # seconds of real time any one release may take
 # The rehearsal's pace, with steps of at least 400 canary requests: at 100 req/s (the synthetic
 # service's) the release opens at 50 %, so each release decides within about half a minute.
-FAST = {**PACE, "rollout.analysis.minStepRequests": 400}
-QUICK_ABORT = {**FAST, "rollout.analysis.maxInconclusiveSeconds": 10}
+ANALYSIS = "services.chat-api.rollout.analysis"
+FAST = {**pace(), f"{ANALYSIS}.minStepRequests": 400}
+QUICK_ABORT = {**FAST, f"{ANALYSIS}.maxInconclusiveSeconds": 10}
 
 
 @dataclass(frozen=True)
@@ -62,10 +63,10 @@ class Case:
 CASES: dict[str, Case] = {
     # alpha bounds false rollbacks; lowered here only so that the good run is not a coin with
     # a 5 % edge. Promotion needs every gate at its accept boundary, which alpha does not move.
-    "good": Case("good", {**FAST, "rollout.analysis.alpha": 0.001}),
+    "good": Case("good", {**FAST, f"{ANALYSIS}.alpha": 0.001}),
     # bad-model also raises complaints (2.5 x): advisory here, so the gate the test is about,
     # triage-success, is the one that decides, not whichever crosses first.
-    "bad-model": Case("bad-model", {**FAST, "rollout.analysis.signals": [{"name": "complaints", "critical": False}]}),
+    "bad-model": Case("bad-model", {**FAST, f"{ANALYSIS}.signals": [{"name": "complaints", "critical": False}]}),
     "nan": Case("nan", QUICK_ABORT),
     "no-metrics": Case("no-metrics", QUICK_ABORT),
     # Stable (not the candidate) exports NaN: its baseline holds no usable request count.
@@ -201,7 +202,7 @@ def world(tmp_path_factory) -> Iterator[World]:
             releases[name] = Release(name, case, offline, service, None, directory / f"{name}.jsonl")  # type: ignore[arg-type]
         url = stack.enter_context(running_prometheus([r.service.target for r in releases.values()]))
         for release in releases.values():
-            release.metrics = Scoped(PrometheusMetrics(url), release.namespace)
+            release.metrics = Scoped(PrometheusMetrics(url, service="chat-api"), release.namespace)
             wait_for_series(url, f'http_requests_total{{namespace="{release.namespace}"}}')
         time.sleep(WARM_UP)
         started = time.time()
@@ -224,8 +225,8 @@ def test_a_good_canary_is_promoted(world):
     release = world.releases["good"]
     run = release.run()
     assert run.outcome == "promoted", release.story(run)
-    config = release.stack.config()
-    assert config["chatApi"]["tag"] == CANDIDATE
+    config = release.stack.config()["services"]["chat-api"]
+    assert config["tag"] == CANDIDATE
     assert "tag" not in config["rollout"]["canary"] and config["rollout"]["canary"]["weight"] == 0
     weights = release.canary_weights()
     steps = [w for i, w in enumerate(weights) if i == 0 or w != weights[i - 1]]
@@ -245,8 +246,8 @@ def test_a_model_that_only_triages_worse_is_rolled_back(world):
     assert run.message.startswith("analysis: ") and "triage-success" in run.message, release.story(run)
     assert "errors" not in run.message, "no extra 5xx: the errors gate had nothing against it"
     assert all(g.state != "fail" for g in _gate_views(run, "errors"))
-    config = release.stack.config()
-    assert config["chatApi"]["tag"] == STABLE and "tag" not in config["rollout"]["canary"]
+    config = release.stack.config()["services"]["chat-api"]
+    assert config["tag"] == STABLE and "tag" not in config["rollout"]["canary"]
     weights = release.canary_weights()
     assert weights[1] > 0 and weights[-1] == 0, "it took traffic, then none"
     assert run.observations[-1].verdict == "rollback"
@@ -264,8 +265,8 @@ def _assert_held_then_aborted(release: Release, run: ReleaseRun) -> None:
     assert run.observations[-1].seconds >= 10
     weights = release.canary_weights()
     assert len(weights) == 3 and weights[0] == weights[2] == 0 and weights[1] > 0, f"never advanced past its first weight: {weights}"
-    config = release.stack.config()
-    assert config["chatApi"]["tag"] == STABLE and "tag" not in config["rollout"]["canary"]
+    config = release.stack.config()["services"]["chat-api"]
+    assert config["tag"] == STABLE and "tag" not in config["rollout"]["canary"]
     analyses = [e for e in release.entries() if e["action"] == "analysis"]
     assert len(analyses) == len(run.observations) and {e["verdict"] for e in analyses} == {"hold"}
 
@@ -297,9 +298,9 @@ def test_a_baseline_of_nan_is_no_request_rate(world):
     assert release.future is not None
     error = release.future.exception(timeout=60)
     assert isinstance(error, KeyboardInterrupt), f"interrupted at its first check (only its start is judged here), not {error!r}"
-    canary = release.stack.config()["rollout"]["canary"]
+    canary = release.stack.config()["services"]["chat-api"]["rollout"]["canary"]
     assert canary["tag"] == CANDIDATE
-    first = settings_of(release.stack.config(), "staging").rollout.canary.steps[0]
+    first = settings_of(release.stack.config(), "staging").service("chat-api").rollout.canary.steps[0]
     assert canary["weight"] == first
 
 
@@ -308,7 +309,7 @@ def test_a_baseline_of_nan_is_no_request_rate(world):
 
 def test_every_signal_reads_from_the_synthetic_service(world):
     quiet = world.releases["quiet"]
-    check = PrometheusMetrics(world.url).read((quiet.namespace,), CHAT_API, "track", {"reference": "stable"}, 10, 2)
+    check = PrometheusMetrics(world.url, service="chat-api").read((quiet.namespace,), CHAT_API, "track", {"reference": "stable"}, 10, 2)
     assert set(check) == {s.name for s in CHAT_API}
     for signal in CHAT_API:
         reading = check[signal.name].get("reference")
@@ -321,7 +322,7 @@ def test_every_signal_reads_from_the_synthetic_service(world):
 
 def test_history_reads_the_warm_up_one_reading_per_step(world):
     quiet = world.releases["quiet"]
-    history = PrometheusMetrics(world.url).history((quiet.namespace,), CHAT_API, "track", "stable", WARM_UP - 5, HISTORY_STEP, world.started)
+    history = PrometheusMetrics(world.url, service="chat-api").history((quiet.namespace,), CHAT_API, "track", "stable", WARM_UP - 5, HISTORY_STEP, world.started)
     assert set(history) == {s.name for s in CHAT_API if s.statistical}
     errors = history["errors"]
     assert len(errors) == 3, "(10 s / 5 s) + 1 steps"
@@ -329,7 +330,7 @@ def test_history_reads_the_warm_up_one_reading_per_step(world):
 
 
 def test_a_namespace_without_series_reads_as_no_data(world):
-    check = PrometheusMetrics(world.url).read(("nowhere",), CHAT_API, "track", {"candidate": "canary", "reference": "stable"}, 60, 2)
+    check = PrometheusMetrics(world.url, service="chat-api").read(("nowhere",), CHAT_API, "track", {"candidate": "canary", "reference": "stable"}, 60, 2)
     assert check == {s.name: {} for s in CHAT_API}
 
 
@@ -346,11 +347,11 @@ def test_a_namespace_without_series_reads_as_no_data(world):
 )
 def test_a_query_prometheus_cannot_answer_as_a_vector_raises_metrics_error(world, promql, message):
     with pytest.raises(MetricsError, match=message):
-        PrometheusMetrics(world.url).vector(promql)
+        PrometheusMetrics(world.url, service="chat-api").vector(promql)
 
 
 def test_a_range_query_prometheus_refuses_raises_metrics_error(world):
-    metrics = PrometheusMetrics(world.url)
+    metrics = PrometheusMetrics(world.url, service="chat-api")
     with pytest.raises(MetricsError, match="HTTP 400: .*end timestamp must not be before start time"):
         metrics.matrix("up", world.started, world.started - 60, 5)
     with pytest.raises(MetricsError, match="HTTP 400: .*exceeded maximum resolution"):
@@ -358,7 +359,7 @@ def test_a_range_query_prometheus_refuses_raises_metrics_error(world):
 
 
 def test_nan_and_inf_from_prometheus_pass_through(world):
-    metrics = PrometheusMetrics(world.url)
+    metrics = PrometheusMetrics(world.url, service="chat-api")
     [(_, nan)] = metrics.vector("vector(0) / 0")
     [(_, inf)] = metrics.vector("vector(1) / 0")
     assert math.isnan(nan) and inf == math.inf

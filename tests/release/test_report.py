@@ -18,7 +18,7 @@ TRIAGE_FAILURE = "triage-success: candidate 0.15 against 0.05; evidence 7.10 >= 
 
 def _rolled_back() -> ReleaseRun:
     """A canary at 5 % then 20 %; the triage gate crosses its upper boundary at the sixth check."""
-    run = ReleaseRun(stack="staging", tag="v2.0.0", strategy="canary", release_id="run-rolled-1", outcome="rolled back")
+    run = ReleaseRun(stack="staging", service="chat-api", tag="v2.0.0", strategy="canary", release_id="run-rolled-1", outcome="rolled back")
     evidence = [-0.5, -1.0, -0.4, 1.8, 4.0, 7.1]
     for k, llr in enumerate(evidence, start=1):
         step = 1 if k <= 3 else 2
@@ -57,8 +57,8 @@ def _audit(run: ReleaseRun) -> list[dict]:
     return [
         {"time": "2025-05-01T09:00:00+00:00", "stack": "staging", "operator": "alice", "action": "start", "release": "an-earlier-run", "tag": "v1.9.0-earlier"},
         {"time": "2025-05-01T09:30:00+00:00", "stack": "staging", "operator": "alice", "action": "abort", "reason": "no release id: before the driver recorded one"},
-        {"time": "2025-05-02T10:00:00+00:00", "stack": "staging", "operator": "bob", "action": "start", "release": run.release_id, "tag": "v2.0.0-this-one"},
-        {"time": "2025-05-02T10:06:00+00:00", "stack": "staging", "operator": "bob", "action": "analysis", "release": run.release_id,
+        {"time": "2025-05-02T10:00:00+00:00", "stack": "staging", "service": "chat-api", "operator": "bob", "action": "start", "release": run.release_id, "tag": "v2.0.0-this-one"},
+        {"time": "2025-05-02T10:06:00+00:00", "stack": "staging", "service": "chat-api", "operator": "bob", "action": "analysis", "release": run.release_id,
          "verdict": "rollback", "reasons": [TRIAGE_FAILURE], "gates": [{"gate": "triage-success", "state": "fail"}, {"gate": "errors", "state": "open"}]},
     ]
 
@@ -77,14 +77,14 @@ def rolled_back_page() -> str:
 def test_the_heading_says_the_outcome_and_why(rolled_back_page):
     heading = re.search(r"<h1>(.*?)</h1>", rolled_back_page, flags=re.S).group(1)
     text = re.sub(r"<[^>]+>", "", heading)
-    assert text.startswith("v2.0.0 on staging: rolled back — ")
+    assert text.startswith("v2.0.0 of chat-api on staging: rolled back — ")
     assert "triage-success: candidate 0.15 against 0.05; evidence 7.10 &gt;= 4.60" in text  # the last check's reasons
 
 
 def test_the_heading_prefers_the_runs_message():
     page = render(_promoted(), [])
     text = re.sub(r"<[^>]+>", "", re.search(r"<h1>(.*?)</h1>", page, flags=re.S).group(1))
-    assert text == "v2.1.0 on production: promoted — every critical gate accepts the candidate"
+    assert text == "v2.1.0 on production: promoted — every critical gate accepts the candidate", "a run that names no service"
 
 
 def test_the_summary_line_has_strategy_id_duration_checks_and_weights(rolled_back_page):
@@ -145,6 +145,7 @@ def test_only_this_releases_decisions_are_listed(rolled_back_page):
     decisions = re.search(r'<table id="decisions">(.*?)</table>', rolled_back_page, flags=re.S).group(1)
     assert "v2.0.0-this-one" in decisions and "rollback" in decisions
     assert "gates: 2 (1 fail, 1 open)" in decisions
+    assert "service:" not in decisions, "the heading names the service; its entries do not repeat it"
     assert "an-earlier-run" not in rolled_back_page and "v1.9.0-earlier" not in rolled_back_page
     assert "no release id" not in rolled_back_page  # entries without a release id belong to no run
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -12,13 +13,15 @@ from hypothesis import strategies as st
 
 from core import actions
 from core.paths import UNSET
-from core.settings import parse
+from core.stack_config import carepath_sections
 from offline.harness import ROOT, STACKS, load_stack_config
 from release.stackfile import SECRET_PLACEHOLDER, StackFile, apply_changes
+from tests.conftest import settings_from
 
 RELEASE_ID = "a1b2c3d4e5f6"
 STARTED = "2026-11-28T10:02:11Z"
 CIPHERTEXT = "v1:Zm9vYmFyYmF6cXV4:c2VjcmV0LXdlYmhvb2stdXJs"
+CHAT = "services.chat-api."
 
 
 def copy_of(tmp_path: Path, stack: str) -> Path:
@@ -27,12 +30,13 @@ def copy_of(tmp_path: Path, stack: str) -> Path:
     return path
 
 
-def carepath_sections(stack: str) -> dict:
-    return {key.removeprefix("carepath:"): value for key, value in load_stack_config(stack).items() if key.startswith("carepath:")}
+def sections(stack: str) -> dict:
+    """The `carepath:` sections of the repository's stack file, as PyYAML reads them."""
+    return carepath_sections(load_stack_config(stack))
 
 
-def start(stack_file: StackFile, stack: str) -> None:
-    stack_file.write(actions.start(parse(stack_file.config(), stack), "v2.0.0", RELEASE_ID, STARTED, 1).changes)
+def start(stack_file: StackFile, stack: str, service: str = "chat-api") -> None:
+    stack_file.write(actions.start(settings_from(stack_file.config(), stack), service, "v2.0.0", RELEASE_ID, STARTED, 1).changes)
 
 
 # --- reading and writing --------------------------------------------------------------------
@@ -48,13 +52,13 @@ def test_a_write_of_nothing_leaves_each_stack_file_byte_identical(tmp_path, stac
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_config_reads_the_carepath_sections_as_pulumi_does(tmp_path, stack):
-    assert StackFile(copy_of(tmp_path, stack)).config() == carepath_sections(stack)
+    assert StackFile(copy_of(tmp_path, stack)).config() == sections(stack)
 
 
 def test_a_write_changes_only_the_lines_of_its_keys(tmp_path):
     path = copy_of(tmp_path, "staging")
     original = path.read_text()
-    StackFile(path).write({"rollout.canary.weight": 5, "chatApi.replicas": 3})
+    StackFile(path).write({f"{CHAT}rollout.canary.weight": 5, f"{CHAT}replicas": 3})
     assert path.read_text() == original.replace("weight: 0", "weight: 5").replace("replicas: 2", "replicas: 3")
 
 
@@ -65,7 +69,7 @@ def test_start_then_abort_leaves_the_stack_file_as_it_was(tmp_path, stack):
     stack_file = StackFile(path)
     start(stack_file, stack)
     assert "inFlight:" in path.read_text()
-    stack_file.write(actions.abort(parse(stack_file.config(), stack)).changes)
+    stack_file.write(actions.abort(settings_from(stack_file.config(), stack), "chat-api").changes)
     assert path.read_text() == original
 
 
@@ -73,18 +77,18 @@ def test_start_then_abort_leaves_the_stack_file_as_it_was(tmp_path, stack):
 def test_a_write_reads_back_as_apply_changes_predicts(tmp_path, stack):
     stack_file = StackFile(copy_of(tmp_path, stack))
     before = stack_file.config()
-    action = actions.start(parse(before, stack), "v2.0.0", RELEASE_ID, STARTED, 1)
+    action = actions.start(settings_from(before, stack), "chat-api", "v2.0.0", RELEASE_ID, STARTED, 1)
     stack_file.write(action.changes)
     assert stack_file.config() == apply_changes(before, action.changes)
-    assert parse(stack_file.config(), stack).rollout.in_flight.id == RELEASE_ID
+    assert settings_from(stack_file.config(), stack).service("chat-api").rollout.in_flight.id == RELEASE_ID
 
 
 def test_unset_removes_a_key_and_nothing_else(tmp_path):
     path = copy_of(tmp_path, "staging")
     original = path.read_text()
-    StackFile(path).write({"rollout.canary.weight": UNSET})
-    assert path.read_text() == original.replace("      weight: 0\n", "")
-    assert "weight" not in StackFile(path).config()["rollout"]["canary"]
+    StackFile(path).write({f"{CHAT}rollout.canary.weight": UNSET})
+    assert path.read_text() == original.replace("          weight: 0\n", "")
+    assert "weight" not in StackFile(path).config()["services"]["chat-api"]["rollout"]["canary"]
 
 
 def test_unset_of_a_whole_section_removes_it(tmp_path):
@@ -104,7 +108,7 @@ def test_a_comment_above_the_next_section_stays_above_it_while_a_release_is_in_f
     path.write_text(path.read_text().replace("  carepath:mesh:\n", COMMENT + "  carepath:mesh:\n"))
     start(StackFile(path), "staging")
     text = path.read_text()
-    assert COMMENT + "  carepath:mesh:\n" in text, text[text.index("  carepath:rollout:") :]
+    assert COMMENT + "  carepath:mesh:\n" in text, text[text.index("  carepath:services:") :]
 
 
 def test_ending_a_release_keeps_the_comment_above_the_next_section(tmp_path):
@@ -112,9 +116,26 @@ def test_ending_a_release_keeps_the_comment_above_the_next_section(tmp_path):
     stack_file = StackFile(path)
     start(stack_file, "staging")
     path.write_text(path.read_text().replace("  carepath:mesh:\n", COMMENT + "  carepath:mesh:\n"))  # an operator's note
-    stack_file.write(actions.promote(parse(stack_file.config(), "staging")).changes)
+    stack_file.write(actions.promote(settings_from(stack_file.config(), "staging"), "chat-api").changes)
     text = path.read_text()
-    assert COMMENT + "  carepath:mesh:\n" in text, text[text.index("  carepath:rollout:") :]
+    assert COMMENT + "  carepath:mesh:\n" in text, text[text.index("  carepath:services:") :]
+
+
+SERVICE_COMMENT = "    # triage-api: the nurses' triage assistant.\n"
+TRIAGE = "    triage-api:\n      tag: v1.0.0\n      hosts: [triage.example.org]\n      rollout:\n        strategy: canary\n"
+
+
+def test_a_comment_above_the_next_service_stays_above_it_through_a_release_of_the_one_before(tmp_path):
+    path = copy_of(tmp_path, "staging")
+    path.write_text(path.read_text().replace("  carepath:mesh:\n", SERVICE_COMMENT + TRIAGE + "  carepath:mesh:\n"))
+    stack_file = StackFile(path)
+    start(stack_file, "staging")
+    assert SERVICE_COMMENT + "    triage-api:\n" in path.read_text(), path.read_text()
+    stack_file.write(actions.promote(settings_from(stack_file.config(), "staging"), "chat-api").changes)
+    assert SERVICE_COMMENT + "    triage-api:\n" in path.read_text(), path.read_text()
+    start(stack_file, "staging", "triage-api")
+    text = path.read_text()
+    assert SERVICE_COMMENT + "    triage-api:\n" in text and text.index("inFlight:") > text.index("triage-api:"), text
 
 
 # --- secrets ------------------------------------------------------------------------------------
@@ -122,10 +143,11 @@ def test_ending_a_release_keeps_the_comment_above_the_next_section(tmp_path):
 WITH_SECRET = f"""\
 config:
   aws:region: us-east-1
-  carepath:chatApi:
-    tag: v1.4.0
-  carepath:rollout:
-    strategy: rolling
+  carepath:services:
+    chat-api:
+      tag: v1.4.0
+      rollout:
+        strategy: rolling
   carepath:monitoring:
     receivers:
       - name: team
@@ -143,13 +165,13 @@ def test_config_replaces_a_secret_with_a_placeholder(tmp_path):
     config = StackFile(path).config()
     assert config["secrets"] == {"slackUrl": SECRET_PLACEHOLDER}
     assert CIPHERTEXT not in repr(config)
-    assert parse(config, "demo", frozenset({"secrets"})).monitoring.receivers[0].secret == "slackUrl"
+    assert settings_from(config, "demo", frozenset({"secrets"})).monitoring.receivers[0].secret == "slackUrl"
 
 
 def test_a_write_keeps_the_ciphertext_in_the_file(tmp_path):
     path = tmp_path / "Pulumi.demo.yaml"
     path.write_text(WITH_SECRET)
-    StackFile(path).write({"chatApi.tag": "v2.0.0"})
+    StackFile(path).write({f"{CHAT}tag": "v2.0.0"})
     assert path.read_text() == WITH_SECRET.replace("tag: v1.4.0", "tag: v2.0.0")
 
 
@@ -166,32 +188,50 @@ def test_an_interrupted_write_leaves_the_file_as_it_was_and_no_temporary_file(tm
 
     monkeypatch.setattr("release.stackfile.os.replace", interrupted)
     with pytest.raises(type(interruption)):
-        StackFile(path).write({"rollout.canary.tag": "v2.0.0", "rollout.canary.weight": 5})
+        StackFile(path).write({f"{CHAT}rollout.canary.tag": "v2.0.0", f"{CHAT}rollout.canary.weight": 5})
     assert path.read_bytes() == original
     assert sorted(p.name for p in tmp_path.iterdir()) == ["Pulumi.staging.yaml"]
 
 
+def test_writers_at_once_never_lose_each_others_keys(tmp_path):
+    """Drivers of several services write one stack file at once: each rewrite reads and writes
+    under the file's lock."""
+    path = copy_of(tmp_path, "staging")
+
+    def writer(n: int) -> None:
+        stack_file = StackFile(path)  # each its own, as each process has
+        for step in range(15):
+            stack_file.write({f"services.service-{n}.step": step})
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(writer, range(4)))
+    services = StackFile(path).config()["services"]
+    assert {n: services[f"service-{n}"]["step"] for n in range(4)} == dict.fromkeys(range(4), 14)
+    assert services["chat-api"] == sections("staging")["services"]["chat-api"]
+
+
 # --- apply_changes ------------------------------------------------------------------------------
 
-paths = st.sampled_from(["chatApi.tag", "chatApi.replicas", "rollout.canary.tag", "rollout.canary.weight", "rollout.inFlight", "rollout.blueGreen.active", "monitoring", "mesh.enabled"])
+paths = st.sampled_from([
+    f"{CHAT}{key}" for key in ("tag", "replicas", "rollout.canary.tag", "rollout.canary.weight", "rollout.inFlight", "rollout.blueGreen.active")
+] + ["services.triage-api.tag", "monitoring", "mesh.enabled"])
 values = st.one_of(st.just(UNSET), st.integers(0, 100), st.text(max_size=8), st.dictionaries(st.sampled_from(["id", "tag"]), st.text(max_size=4), max_size=2))
 
 
 @given(st.sampled_from(STACKS), st.dictionaries(paths, values, max_size=5))
 def test_apply_changes_leaves_its_input_alone(stack, changes):
-    config = carepath_sections(stack)
+    config = sections(stack)
     before = copy.deepcopy(config)
     result = apply_changes(config, changes)
     assert config == before
-    result.setdefault("rollout", {})["strategy"] = "changed"
-    result.setdefault("chatApi", {})["tag"] = "changed"
+    result["services"]["chat-api"].setdefault("rollout", {})["strategy"] = "changed"
+    result["services"]["chat-api"]["tag"] = "changed"
     assert config == before, "the result shares no mapping with the input"
 
 
 def test_apply_changes_sets_and_removes_nested_keys():
-    config = {"rollout": {"strategy": "canary", "canary": {"weight": 0, "tag": "v2.0.0"}}}
-    changes = {"rollout.canary.tag": UNSET, "rollout.canary.weight": 0, "rollout.inFlight": {"id": RELEASE_ID, "tag": "v2.0.0"}, "chatApi.tag": "v2.0.0"}
+    config = {"services": {"chat-api": {"rollout": {"strategy": "canary", "canary": {"weight": 0, "tag": "v2.0.0"}}}}}
+    changes = {f"{CHAT}rollout.canary.tag": UNSET, f"{CHAT}rollout.canary.weight": 0, f"{CHAT}rollout.inFlight": {"id": RELEASE_ID, "tag": "v2.0.0"}, f"{CHAT}tag": "v2.0.0"}
     assert apply_changes(config, changes) == {
-        "rollout": {"strategy": "canary", "canary": {"weight": 0}, "inFlight": {"id": RELEASE_ID, "tag": "v2.0.0"}},
-        "chatApi": {"tag": "v2.0.0"},
+        "services": {"chat-api": {"rollout": {"strategy": "canary", "canary": {"weight": 0}, "inFlight": {"id": RELEASE_ID, "tag": "v2.0.0"}}, "tag": "v2.0.0"}},
     }

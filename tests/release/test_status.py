@@ -1,5 +1,5 @@
-"""`status`: its first line says when the stack file and the cluster disagree, and when a
-candidate takes patient traffic with no driver judging it."""
+"""`status` of a service: its first line says when the stack file and the cluster disagree, and
+when a candidate takes patient traffic with no driver judging it."""
 
 from __future__ import annotations
 
@@ -9,25 +9,29 @@ import pytest
 
 from core import actions
 from core.release import ReleaseState, release_state
-from core.settings import parse
+from core.stack_config import carepath_sections
 from offline.harness import load_stack_config
 from release.lease import Lease
 from release.stackfile import apply_changes
 from release.status import candidate_share, headline, report
+from tests.conftest import settings_from
 
 NOW = 1_790_000_000.0
 RELEASE_ID = "a1b2c3d4e5f6"
-LEASE = Lease(stack="staging", run="7e1f0a2b3c4d", holder="alice", host="release-runner-7", pid=4242, command="run v2.0.0", started=NOW - 120, expires=NOW + 180)
+LEASE = Lease(stack="staging", service="chat-api", run="7e1f0a2b3c4d", holder="alice", host="release-runner-7", pid=4242, command="run v2.0.0", started=NOW - 120, expires=NOW + 180)
 
 
 def state(stack: str, *steps: str, first_weight: int = 25) -> ReleaseState:
-    """The release state of the repository's stack file after `steps` (start, switch, ...)."""
-    config = {k.removeprefix("carepath:"): v for k, v in load_stack_config(stack).items() if k.startswith("carepath:")}
+    """chat-api's release state in the repository's stack file after `steps` (start, switch, ...)."""
+    config = carepath_sections(load_stack_config(stack))
     for step in steps:
-        settings = parse(config, stack)
-        action = actions.start(settings, "v2.0.0", RELEASE_ID, "2026-11-28T10:02:11Z", first_weight) if step == "start" else getattr(actions, step)(settings)
+        settings = settings_from(config, stack)
+        if step == "start":
+            action = actions.start(settings, "chat-api", "v2.0.0", RELEASE_ID, "2026-11-28T10:02:11Z", first_weight)
+        else:
+            action = getattr(actions, step)(settings, "chat-api")
         config = apply_changes(config, action.changes)
-    return release_state(parse(config, stack))
+    return release_state(settings_from(config, stack), "chat-api")
 
 
 STEADY = state("staging")
@@ -35,17 +39,17 @@ CANARY = state("staging", "start")
 
 
 def first_line(wanted: Optional[ReleaseState], applied: Optional[ReleaseState], lease: Optional[Lease] = None, stack: str = "staging") -> str:
-    return headline(stack, wanted, applied, lease, NOW)
+    return headline(stack, "chat-api", wanted, applied, lease, NOW)
 
 
 def test_in_step_and_steady():
-    lines = report("staging", STEADY, STEADY, None, NOW)
-    assert lines == ["stack staging: steady: stable v1.4.0 100 %", "  stack file: stable v1.4.0 100 %", "  applied:    stable v1.4.0 100 %"]
+    lines = report("staging", "chat-api", STEADY, STEADY, None, NOW)
+    assert lines == ["stack staging, service chat-api: steady: stable v1.4.0 100 %", "  stack file: stable v1.4.0 100 %", "  applied:    stable v1.4.0 100 %"]
 
 
 def test_a_stack_file_ahead_of_the_cluster_is_not_in_step():
-    lines = report("staging", CANARY, STEADY, None, NOW)
-    assert "NOT IN STEP" in lines[0]
+    lines = report("staging", "chat-api", CANARY, STEADY, None, NOW)
+    assert lines[0].startswith("stack staging, service chat-api: NOT IN STEP")
     assert "NO DRIVER" not in lines[0], "the cluster serves no candidate yet"
     assert lines[1] == f"  stack file: canary v2.0.0 25 % +testers, stable v1.4.0 75 %; release v2.0.0 (id {RELEASE_ID}) in flight"
     assert "    differs: canary: absent -> v2.0.0 x1 25 % in carepath-staging" in lines
@@ -60,11 +64,11 @@ def test_a_cluster_ahead_of_the_stack_file_with_an_unjudged_canary_says_both():
 def test_a_canary_taking_traffic_with_no_lease_is_unjudged():
     line = first_line(CANARY, CANARY)
     assert "NO DRIVER IS JUDGING IT" in line and "v2.0.0" in line and "25 %" in line
-    assert "`run staging --tag v2.0.0` resumes the release" in line
+    assert "`run staging --service chat-api --tag v2.0.0` resumes the release, `abort staging --service chat-api` ends it" in line
 
 
 def test_a_canary_taking_traffic_with_a_live_lease_names_its_holder():
-    lines = report("staging", CANARY, CANARY, LEASE, NOW)
+    lines = report("staging", "chat-api", CANARY, CANARY, LEASE, NOW)
     assert "release v2.0.0 in flight" in lines[0] and "held by alice on release-runner-7" in lines[0]
     assert "NO DRIVER" not in lines[0]
     assert lines[-1] == f"  lease:      {LEASE.describe(NOW)}"
@@ -90,7 +94,7 @@ def test_a_rolling_update_in_flight_serves_all_traffic():
 
 
 def test_an_invalid_stack_file_is_said_first_with_what_the_cluster_has():
-    lines = report("staging", None, STEADY, None, NOW)
+    lines = report("staging", "chat-api", None, STEADY, None, NOW)
     assert "THE STACK FILE DOES NOT VALIDATE" in lines[0] and STEADY.describe() in lines[0]
     assert lines[1:] == ["  stack file: does not validate", "  applied:    stable v1.4.0 100 %"]
 
@@ -102,13 +106,13 @@ def test_an_invalid_stack_file_with_an_unjudged_canary_says_both():
 
 
 def test_no_applied_state_is_said_first():
-    lines = report("staging", STEADY, None, None, NOW)
-    assert lines[0].startswith("stack staging: NO APPLIED STATE RECORDED") and lines[0].endswith("the stack file says stable v1.4.0 100 %")
+    lines = report("staging", "chat-api", STEADY, None, None, NOW)
+    assert lines[0].startswith("stack staging, service chat-api: NO APPLIED STATE RECORDED") and lines[0].endswith("the stack file says stable v1.4.0 100 %")
     assert lines[2] == "  applied:    nothing recorded"
 
 
 def test_neither_a_valid_stack_file_nor_an_applied_state():
-    lines = report("staging", None, None, None, NOW)
+    lines = report("staging", "chat-api", None, None, None, NOW)
     assert "THE STACK FILE DOES NOT VALIDATE" in lines[0] and "no recorded state" in lines[0]
     assert lines[1:] == ["  stack file: does not validate", "  applied:    nothing recorded"]
 
@@ -116,4 +120,4 @@ def test_neither_a_valid_stack_file_nor_an_applied_state():
 @pytest.mark.parametrize("wanted, applied", [(STEADY, STEADY), (CANARY, STEADY), (STEADY, CANARY), (CANARY, CANARY), (None, CANARY), (CANARY, None)])
 def test_the_headline_is_the_first_line_of_the_report(wanted, applied):
     for lease in (None, LEASE):
-        assert report("staging", wanted, applied, lease, NOW)[0] == headline("staging", wanted, applied, lease, NOW)
+        assert report("staging", "chat-api", wanted, applied, lease, NOW)[0] == headline("staging", "chat-api", wanted, applied, lease, NOW)

@@ -44,17 +44,21 @@ PYTHON = sys.executable
 OPERATOR = "tester"
 PROJECT_FILES = ("Pulumi.yaml", "Pulumi.staging.yaml", "Pulumi.production.yaml", "Pulumi.demo.yaml")
 FAST_ANALYSIS = {"intervalSeconds": 1, "maxInconclusiveSeconds": 10, "baselineSeconds": 60, "stepBudgetSeconds": 10, "bakeSeconds": 2}
+ERRORS_ONLY = {**FAST_ANALYSIS, "signals": [{"name": s.name, "enabled": False} for s in CHAT_API if s.name != "errors"]}
+ANALYSIS = "services.chat-api.rollout.analysis"
+TRIAGE = {"tag": "v1.0.0", "hosts": ["triage.example.org"], "rollout": {"strategy": "canary", "analysis": FAST_ANALYSIS}}
 
-# Stacks whose analysis runs in seconds: name -> (the stack file it is copied from, its analysis).
+# Stacks whose analysis runs in seconds: name -> (the stack file it is copied from, its changes).
 FAST_STACKS: dict[str, tuple[str, dict[str, Any]]] = {
-    "fastcanary": ("staging", FAST_ANALYSIS),
+    "fastcanary": ("staging", {ANALYSIS: FAST_ANALYSIS}),
     # Judged on the error ratio alone, so a fake Prometheus with healthy request counters lets
     # the canary advance (the weight steps a failing `up` can then hit).
-    "fasterrors": ("staging", {**FAST_ANALYSIS, "signals": [{"name": s.name, "enabled": False} for s in CHAT_API if s.name != "errors"]}),
+    "fasterrors": ("staging", {ANALYSIS: ERRORS_ONLY}),
     # The same for a rolling release.
-    "rollingerrors": ("demo", {**FAST_ANALYSIS, "signals": [{"name": s.name, "enabled": False} for s in CHAT_API if s.name != "errors"]}),
-    # Holds longer before it gives up: the window in which a second driver tries its luck.
-    "holdcanary": ("staging", {**FAST_ANALYSIS, "maxInconclusiveSeconds": 20}),
+    "rollingerrors": ("demo", {ANALYSIS: ERRORS_ONLY}),
+    # Holds longer before it gives up: the window in which a second driver tries its luck, and a
+    # driver of a second service, triage-api, goes ahead.
+    "holdcanary": ("staging", {ANALYSIS: {**FAST_ANALYSIS, "maxInconclusiveSeconds": 45}, "services.triage-api": TRIAGE}),
 }
 
 # Points a project is driven to once per session (parent, commands), then copied per test.
@@ -97,16 +101,18 @@ def tracks(state: Optional[ReleaseState]) -> dict[str, tuple[str, int]]:
 
 @dataclass
 class State:
-    """What an offline stack persisted: the workspace's stack file (`config`), what its last
-    successful `up` applied, the audit log and the lease."""
+    """What an offline stack persisted about one service: the workspace's stack file (`config`,
+    the whole of it; `service`, the service's section), what its last successful `up` applied,
+    the audit log and the service's lease."""
 
     config: dict[str, Any]
-    wanted: Optional[ReleaseState]  # the stack file's release state (None: it does not validate)
+    wanted: Optional[ReleaseState]  # the stack file's release state of the service (None: the file does not validate)
     applied: Optional[ReleaseState]
     applied_config: dict[str, Any]
     plan: dict[str, Any]
     audit: list[dict[str, Any]]
     lease: Optional[dict[str, Any]]
+    service: dict[str, Any]
 
     @property
     def in_step(self) -> bool:
@@ -171,23 +177,24 @@ class Project:
             return []
         return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
-    def state(self, stack: str) -> State:
+    def state(self, stack: str, service: str = "chat-api") -> State:
         workspace = self.workspace(stack)
         config = self.stack_file(stack).config()
         try:
-            wanted: Optional[ReleaseState] = release_state(settings_of(config, stack))
+            wanted: Optional[ReleaseState] = release_state(settings_of(config, stack), service)
         except SettingsError:
             wanted = None
         applied = json.loads((workspace / "applied.json").read_text(encoding="utf-8"))
-        lease_path = workspace / "lease.json"
+        lease_path = workspace / "leases" / f"{service}.json"
         return State(
             config=config,
             wanted=wanted,
-            applied=ReleaseState.from_output(applied["plan"]["outputs"].get("release")),
+            applied=ReleaseState.from_output(applied["plan"]["outputs"]["releases"].get(service)),
             applied_config=applied["config"],
             plan=applied["plan"],
             audit=self.audit(stack),
             lease=json.loads(lease_path.read_text(encoding="utf-8")) if lease_path.exists() else None,
+            service=config["services"][service],
         )
 
     def git(self, stack: str, *args: str, author: str = "Merge Bot <merge@example.com>") -> str:
@@ -204,9 +211,9 @@ def make_project(path: Path) -> Project:
     path.mkdir(parents=True, exist_ok=True)
     for name in PROJECT_FILES:
         shutil.copyfile(ROOT / name, path / name)
-    for name, (base, analysis) in FAST_STACKS.items():
+    for name, (base, changes) in FAST_STACKS.items():
         shutil.copyfile(ROOT / f"Pulumi.{base}.yaml", path / f"Pulumi.{name}.yaml")
-        StackFile(path / f"Pulumi.{name}.yaml").write({"rollout.analysis": analysis})
+        StackFile(path / f"Pulumi.{name}.yaml").write(changes)
     return Project(path)
 
 

@@ -52,7 +52,7 @@ def test_run_stops_when_up_fails_at_a_weight_step_and_a_rerun_resumes_it(project
     prometheus = fake_prometheus("healthy")  # every check passes: the canary advances
     result = project.cli("run", "fasterrors", "--tag", "v2.0.0", "--prometheus", prometheus.url, fault="up-fails-after:1")
     assert result.code == 1, str(result)
-    assert result.out.strip().splitlines()[-1].startswith("v2.0.0 on fasterrors: stopped (offline fault up-fails-after:1: update 2 failed"), str(result)
+    assert result.out.strip().splitlines()[-1].startswith("v2.0.0 on fasterrors/chat-api: stopped (offline fault up-fails-after:1: update 2 failed"), str(result)
 
     state = project.state("fasterrors")
     assert tracks(state.wanted) == {"stable": ("v1.4.0", 95), "canary": ("v2.0.0", 5)}, "the step's decision is in the stack file"
@@ -71,7 +71,7 @@ def test_run_stops_when_up_fails_at_a_weight_step_and_a_rerun_resumes_it(project
     assert resumed.code == 0, str(resumed)
     assert "re-applying the stack file" in resumed.out.splitlines()[0]
     assert "resuming v2.0.0 at 5 %" in resumed.out
-    assert resumed.out.strip().splitlines()[-1] == "v2.0.0 on fasterrors: promoted"
+    assert resumed.out.strip().splitlines()[-1] == "v2.0.0 on fasterrors/chat-api: promoted"
     after = project.state("fasterrors")
     assert after.in_step and tracks(after.applied) == {"stable": ("v2.0.0", 100)}
 
@@ -80,12 +80,12 @@ def test_run_abort_on_failure_with_up_still_failing_leaves_status_saying_so_and_
     prometheus = fake_prometheus("healthy")
     result = project.cli("run", "fasterrors", "--tag", "v2.0.0", "--prometheus", prometheus.url, "--abort-on-failure", fault="up-fails-after:1")
     assert result.code == 1, str(result)
-    assert "v2.0.0 on fasterrors: stopped" in result.out, str(result)
+    assert "v2.0.0 on fasterrors/chat-api: stopped" in result.out, str(result)
     assert "Traceback" not in result.err
 
     state = project.state("fasterrors")
     assert tracks(state.wanted) == STABLE, "the abort's write is in the stack file"
-    assert "tag" not in state.config["rollout"]["canary"] and "inFlight" not in state.config["rollout"]
+    assert "tag" not in state.service["rollout"]["canary"] and "inFlight" not in state.service["rollout"]
     assert tracks(state.applied) == {"stable": ("v1.4.0", 99), "canary": ("v2.0.0", 1)}, "no update succeeded since the start"
     events = state.events(state.runs()[-1])
     assert events[-5:] == [("advance", "started"), ("advance", "failed"), ("abort", "started"), ("abort", "failed"), ("release", "ended")], events
@@ -98,4 +98,4 @@ def test_run_abort_on_failure_with_up_still_failing_leaves_status_saying_so_and_
     after = project.state("fasterrors")
     assert after.in_step and tracks(after.applied) == STABLE
     status = project.status("fasterrors")
-    assert status.first_line.startswith("stack fasterrors: steady"), status.out
+    assert status.first_line.startswith("stack fasterrors, service chat-api: steady"), status.out

@@ -36,21 +36,21 @@ ROWS = [
         "canary-advance", "staging at 1 %", "staging", ("advance", "staging"), "advance",
         decided={"stable": ("v1.4.0", 95), "canary": ("v2.0.0", 5)}, serving={"stable": ("v1.4.0", 99), "canary": ("v2.0.0", 1)},
         next=("advance", "staging"), after={"stable": ("v1.4.0", 95), "canary": ("v2.0.0", 5)},
-        says="staging: nothing else done: the cluster now has the stack file's last decision; `advance` again goes on from there",
+        says="staging/chat-api: nothing else done: the cluster now has the stack file's last decision; `advance` again goes on from there",
         take_over="expiry",
     ),
     KillRow(
         "blue-green-switch", "production started", "production", ("switch", "production"), "switch",
         decided={"blue": ("v1.4.0", 0), "green": ("v2.0.0", 100)}, serving={"blue": ("v1.4.0", 100), "green": ("v2.0.0", 0)},
         next=("switch", "production"), after={"blue": ("v1.4.0", 0), "green": ("v2.0.0", 100)},
-        says="production: nothing else done: the cluster now has the stack file's last decision; `switch` again goes on from there",
+        says="production/chat-api: nothing else done: the cluster now has the stack file's last decision; `switch` again goes on from there",
         take_over="break",
     ),
     KillRow(
         "rolling-start", None, "rollingerrors", ("start", "rollingerrors", "--tag", "v2.0.0"), "start",
         decided={"stable": ("v2.0.0", 100)}, serving={"stable": ("v1.4.0", 100)},
         next=("run", "rollingerrors", "--tag", "v2.0.0", "--prometheus", "{prometheus}"), after={"stable": ("v2.0.0", 100)},
-        says="v2.0.0 on rollingerrors: promoted", take_over="break",
+        says="v2.0.0 on rollingerrors/chat-api: promoted", take_over="break",
     ),
 ]
 
@@ -118,7 +118,7 @@ def test_status_says_no_driver_is_judging_a_canary_whose_drivers_process_is_gone
     assert "NO DRIVER IS JUDGING IT" in status.first_line, status.out
 
 
-def test_a_second_driver_is_refused_while_a_run_holds_the_lease(project):
+def test_a_second_driver_is_refused_while_a_run_holds_the_lease_and_a_driver_of_another_service_goes_ahead(project):
     driver_a = project.spawn("run", "holdcanary", "--tag", "v2.0.0", "--prometheus", closed_url(), "--lease-seconds", "30")
     try:
         start = wait_for_audit(project.workspace("holdcanary") / "audit.jsonl", lambda e: e["action"] == "start" and e.get("event") == "applied", 90, driver_a)
@@ -127,6 +127,7 @@ def test_a_second_driver_is_refused_while_a_run_holds_the_lease(project):
 
         advance = project.cli("advance", "holdcanary")
         assert advance.code == 3, str(advance)
+        assert "stack holdcanary, service chat-api: a release is in flight" in advance.err, advance.err
         assert f"run {run_a}" in advance.err and "`run v2.0.0`" in advance.err and "--break-lease" in advance.err, advance.err
         assert "Traceback" not in advance.err
 
@@ -136,28 +137,43 @@ def test_a_second_driver_is_refused_while_a_run_holds_the_lease(project):
 
         deploy = project.cli("deploy", "holdcanary")
         assert deploy.code == 0, str(deploy)
-        assert "not deployed" in deploy.out and f"run {run_a}" in deploy.out, deploy.out
+        assert "not deployed: the release of chat-api is held by" in deploy.out and f"run {run_a}" in deploy.out, deploy.out
+
+        triage = project.cli("start", "holdcanary", "--service", "triage-api", "--tag", "v1.1.0")
+        assert triage.code == 0, f"another service's release goes ahead: {triage}"
+        assert triage.out.splitlines() == ["holdcanary/triage-api: canary v1.1.0 at 1 %"], triage.out
 
         status = project.status("holdcanary")
         assert status.code == 0
-        assert "NO DRIVER IS JUDGING IT" not in status.first_line, status.out
-        assert "release v2.0.0 in flight" in status.first_line, status.out
+        headlines = status.out.splitlines()[:2]
+        assert headlines[0].startswith("stack holdcanary, service chat-api: release v2.0.0 in flight"), status.out
+        assert "NO DRIVER IS JUDGING IT" not in headlines[0], status.out
+        assert headlines[1].startswith("stack holdcanary, service triage-api: v1.1.0 takes 1 % of patient traffic and NO DRIVER IS JUDGING IT"), status.out
         assert any(line.startswith("  lease:") and f"run {run_a}" in line and "`run v2.0.0`" in line for line in status.out.splitlines()), status.out
+        assert "service triage-api:" in status.out.splitlines(), "each service's details under its name"
+        one = project.cli("status", "holdcanary", "--service", "triage-api", "--prometheus", closed_url())
+        assert one.first_line == headlines[1] and "chat-api" not in one.out, one.out
 
         state = project.state("holdcanary")
-        assert tracks(state.wanted) == at_1 and tracks(state.applied) == at_1, "the other driver moved nothing"
+        assert tracks(state.wanted) == at_1 and tracks(state.applied) == at_1, "the other drivers moved nothing of chat-api's"
         assert driver_a.poll() is None, "driver A was still judging through all of it"
-        out, err = driver_a.communicate(timeout=90)
+        aborted = project.cli("abort", "holdcanary", "--service", "triage-api")
+        assert aborted.code == 0 and aborted.out.splitlines()[-1] == "holdcanary/triage-api: all traffic back on stable v1.0.0; canary v1.1.0 removed", str(aborted)
+        out, err = driver_a.communicate(timeout=120)
     finally:
         if driver_a.poll() is None:
             driver_a.kill()
             driver_a.communicate()
     assert driver_a.returncode == 1, f"{out}\n{err}"
-    assert "v2.0.0 on holdcanary: rolled back (inconclusive for 20 s" in out, out
+    assert "v2.0.0 on holdcanary/chat-api: rolled back (inconclusive for 45 s" in out, out
 
     state = project.state("holdcanary")
-    assert state.runs() == [run_a], "only driver A wrote to the audit log"
+    triage_state = project.state("holdcanary", "triage-api")
+    assert [run for run in state.runs() if any(e.get("run") == run and e.get("service") == "chat-api" for e in state.audit)] == [run_a], "only driver A wrote chat-api's decisions"
     assert state.in_step and tracks(state.applied) == {"stable": ("v1.4.0", 100)}
-    assert state.lease is None
-    messages = [m for m in project.git("holdcanary", "log", "--format=%B%x00").split("\x00") if m.strip()]
-    assert all(f"run {run_a}" in m for m in messages[:-1]), messages  # all but the ledger's first commit
+    assert triage_state.in_step and tracks(triage_state.applied) == {"stable": ("v1.0.0", 100)}, "each release ended as its own driver decided"
+    assert state.lease is None and triage_state.lease is None
+    messages = [m.strip() for m in project.git("holdcanary", "log", "--format=%B%x00").split("\x00") if m.strip()]
+    ours = [m for m in messages if m.startswith("release holdcanary/chat-api:")]
+    assert ours and all(f"run {run_a}" in m for m in ours), messages
+    assert sum(m.startswith("release holdcanary/triage-api:") for m in messages) == 2, messages

@@ -29,7 +29,9 @@ def test_a_merge_of_an_unrelated_key_deploys_during_a_canary_and_a_merge_of_a_re
     merge_to_main(project, "staging", {"cluster.maxNodes": 6}, "cluster: one more node at most")
     deployed = project.cli("deploy", "staging")
     assert deployed.code == 0, str(deployed)
-    assert deployed.out.strip().splitlines() == ["staging: stack file deployed", "stack staging: deployed; release state unchanged: canary v2.0.0 25 % +testers, stable v1.4.0 75 %"], deployed.out
+    assert deployed.out.strip().splitlines() == [
+        "staging: stack file deployed", "stack staging: deployed; release states unchanged: chat-api canary v2.0.0 25 % +testers, stable v1.4.0 75 %",
+    ], deployed.out
     state = project.state("staging")
     assert tracks(state.applied) == AT_25 and state.applied.candidate == "v2.0.0", "the canary stays where it was"
     assert max_nodes(project, "staging") == 6, "the merged change is deployed"
@@ -37,10 +39,10 @@ def test_a_merge_of_an_unrelated_key_deploys_during_a_canary_and_a_merge_of_a_re
     assert state.events(state.runs()[-1]) == [("deploy", "started"), ("deploy", "applied")]
     assert "Merge Bot" in project.git("staging", "log", "--format=%an"), "the merge stays in the ledger"
 
-    merge_to_main(project, "staging", {"rollout.canary.weight": 50}, "canary to 50 % by hand")
+    merge_to_main(project, "staging", {"services.chat-api.rollout.canary.weight": 50}, "canary to 50 % by hand")
     refused = project.cli("deploy", "staging")
     assert refused.code == 1, str(refused)
-    assert "would move the release" in refused.err and "Traceback" not in refused.err, str(refused)
+    assert "would move the release of chat-api (canary: v2.0.0 x1 25 %" in refused.err and "Traceback" not in refused.err, str(refused)
     state = project.state("staging")
     assert tracks(state.applied) == AT_25, "the refused deploy moved nothing"
     assert max_nodes(project, "staging") == 6
@@ -54,12 +56,12 @@ def test_a_deploy_after_a_promotion_deploys_the_promoted_version(project_at):
     project = project_at("staging at 25 %")
     promoted = project.cli("promote", "staging")
     assert promoted.code == 0, str(promoted)
-    assert promoted.out.strip().splitlines() == ["staging: v2.0.0 promoted to stable"]
+    assert promoted.out.strip().splitlines() == ["staging/chat-api: v2.0.0 promoted to stable"]
 
     deployed = project.cli("deploy", "staging")
     assert deployed.code == 0, str(deployed)
-    assert "release state unchanged: stable v2.0.0 100 %" in deployed.out
+    assert "release states unchanged: chat-api stable v2.0.0 100 %" in deployed.out
     state = project.state("staging")
-    assert state.config["chatApi"]["tag"] == "v2.0.0"
+    assert state.service["tag"] == "v2.0.0"
     assert tracks(state.applied) == {"stable": ("v2.0.0", 100)}
     assert state.in_step and state.applied.in_flight is None

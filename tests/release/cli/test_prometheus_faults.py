@@ -14,7 +14,7 @@ def run_holds_then_rolls_back(project, url: str) -> None:
     result = project.cli("run", "fastcanary", "--tag", "v2.0.0", "--prometheus", url, timeout=180)
     assert result.code == 1, str(result)
     assert "Traceback" not in result.err, str(result)
-    assert result.out.strip().splitlines()[-1].startswith("v2.0.0 on fastcanary: rolled back (inconclusive for 10 s"), str(result)
+    assert result.out.strip().splitlines()[-1].startswith("v2.0.0 on fastcanary/chat-api: rolled back (inconclusive for 10 s"), str(result)
 
     state = project.state("fastcanary")
     analysis = [entry for entry in state.audit if entry["action"] == "analysis"]
@@ -28,7 +28,7 @@ def run_holds_then_rolls_back(project, url: str) -> None:
 
     assert state.in_step
     assert tracks(state.applied) == {"stable": ("v1.4.0", 100)}, "stable only, no canary"
-    assert "tag" not in state.config["rollout"]["canary"] and "inFlight" not in state.config["rollout"]
+    assert "tag" not in state.service["rollout"]["canary"] and "inFlight" not in state.service["rollout"]
     assert state.lease is None
 
 

@@ -21,7 +21,7 @@ from release.lease import GitRefLeaseStore, acquire
 from tests.release.conftest import git
 
 pytestmark = pytest.mark.usefixtures("hermetic_git")
-LEASE_REF = "refs/carepath/leases/staging"
+LEASE_REF = "refs/carepath/leases/staging/chat-api"
 
 
 class EvaluatedStack:
@@ -73,14 +73,15 @@ def test_each_action_is_a_commit_on_the_default_branch_and_the_lease_is_given_ba
     assert drive(monkeypatch, ci, stack, "start", "staging", "--tag", "v2.0.0") == 0
     assert drive(monkeypatch, ci, stack, "advance", "staging") == 0
     log = git(ci, "log", "origin/main", "--format=%s").splitlines()
-    assert log[:2] == ["release staging: canary v2.0.0 to 5 %", "release staging: canary v2.0.0 at 1 %"], log
+    assert log[:2] == ["release staging/chat-api: canary v2.0.0 to 5 %", "release staging/chat-api: canary v2.0.0 at 1 %"], log
     body = git(ci, "log", "-1", "origin/main", "--format=%b")
     assert "action advance; run " in body and "; release " in body
     git(laptop, "pull", "--quiet")
     assert "weight: 5" in (laptop / "Pulumi.staging.yaml").read_text(), "another machine sees where the release stands"
+    assert git(ci, "ls-remote", "origin", "refs/carepath/leases/*") == "", "no lease ref of the stack or any service is left"
     assert stack.policy_packs is None, "no policy pack in this project: none is passed"
     assert git(ci, "ls-remote", "origin", LEASE_REF) == "", "the lease is given back after each command"
-    assert ReleaseState.from_output(stack.outputs()["release"].value).track("canary").weight == 5
+    assert ReleaseState.from_output(stack.outputs()["releases"].value["chat-api"]).track("canary").weight == 5
 
 
 def test_a_merge_meanwhile_is_rebased_under_the_next_action(machines, monkeypatch):
@@ -94,13 +95,13 @@ def test_a_merge_meanwhile_is_rebased_under_the_next_action(machines, monkeypatc
     git(laptop, "push", "--quiet", "origin", "HEAD:main")
     assert drive(monkeypatch, ci, stack, "advance", "staging") == 0
     assert git(ci, "log", "origin/main", "--format=%s").splitlines()[:3] == [
-        "release staging: canary v2.0.0 to 5 %", "notes", "release staging: canary v2.0.0 at 1 %",
+        "release staging/chat-api: canary v2.0.0 to 5 %", "notes", "release staging/chat-api: canary v2.0.0 at 1 %",
     ]
 
 
 def test_a_second_machine_is_refused_while_the_first_holds_the_lease(machines, monkeypatch, capsys):
     ci, laptop = machines
-    held = acquire(GitRefLeaseStore(ci, "staging"), "staging", "0123456789ab", "release-bot", "run v2.0.0", ttl=600, now=time.time())
+    held = acquire(GitRefLeaseStore(ci, "staging", "chat-api"), "staging", "chat-api", "0123456789ab", "release-bot", "run v2.0.0", ttl=600, now=time.time())
     assert drive(monkeypatch, laptop, EvaluatedStack(laptop), "start", "staging", "--tag", "v3.0.0") == 3
     err = capsys.readouterr().err
     assert "held by release-bot" in err and "run 0123456789ab" in err and "`run v2.0.0`" in err
@@ -114,9 +115,9 @@ def test_a_failed_update_leaves_the_decision_on_main_and_status_says_the_cluster
     assert drive(monkeypatch, ci, stack, "start", "staging", "--tag", "v2.0.0") == 0
     stack.failing = True
     assert drive(monkeypatch, ci, stack, "advance", "staging") == 1
-    assert git(ci, "log", "-1", "origin/main", "--format=%s") == "release staging: canary v2.0.0 to 5 %"
+    assert git(ci, "log", "-1", "origin/main", "--format=%s") == "release staging/chat-api: canary v2.0.0 to 5 %"
     capsys.readouterr()
-    monkeypatch.setattr("release.__main__._health", lambda settings, url: [])
+    monkeypatch.setattr("release.__main__._health", lambda settings, service, url: [])
     assert drive(monkeypatch, ci, stack, "status", "staging") == 0
     first = capsys.readouterr().out.splitlines()[0]
     assert "NOT IN STEP" in first and "NO DRIVER IS JUDGING IT" in first

@@ -14,14 +14,20 @@ from tests.release.cli.conftest import ROOT, tracks
     ("args", "offline", "says"),
     [
         (("status", "nosuch"), True, "no stack 'nosuch': no Pulumi.nosuch.yaml in"),
-        (("advance", "production"), True, "`advance` is for canary stacks"),
-        (("switch", "staging"), True, "`switch` is for blue-green stacks"),
-        (("promote", "staging"), True, "stack staging: no canary in flight to promote"),
-        (("abort", "production"), True, "stack production: no release in flight to abort"),
+        (("advance", "production"), True, "service chat-api releases blue-green: `advance` is for canary services"),
+        (("switch", "staging"), True, "`switch` is for blue-green services"),
+        (("promote", "staging"), True, "stack staging, service chat-api: no canary in flight to promote"),
+        (("abort", "production"), True, "stack production, service chat-api: no release in flight to abort"),
         (("start", "staging"), True, "the following arguments are required: --tag"),
         (("status", "staging", "--reset"), False, "--reset starts an offline rehearsal over: use it with --offline"),
+        (("start", "staging", "--service", "triage-api", "--tag", "v2.0.0"), True, "stack staging has no service 'triage-api' (its services: chat-api)"),
+        (("status", "production", "--service", "triage-api"), True, "stack production has no service 'triage-api' (its services: chat-api)"),
+        (("deploy", "staging", "--service", "chat-api"), True, "unrecognized arguments: --service chat-api"),
     ],
-    ids=["unknown stack", "advance blue-green", "switch canary", "promote nothing", "abort nothing", "start without tag", "reset online"],
+    ids=[
+        "unknown stack", "advance blue-green", "switch canary", "promote nothing", "abort nothing", "start without tag", "reset online",
+        "unknown service", "status of an unknown service", "deploy of a service",
+    ],
 )
 def test_bad_input_or_a_command_the_stack_does_not_allow_exits_2_with_one_clean_line(project_at, args, offline, says):
     project = project_at("staging and production")
@@ -31,7 +37,7 @@ def test_bad_input_or_a_command_the_stack_does_not_allow_exits_2_with_one_clean_
     assert "Traceback" not in result.err, str(result)
     lines = result.err.strip().splitlines()
     assert says in lines[-1], result.err
-    if args[0] != "start":  # argparse's own errors come after its usage lines
+    if "required" not in says and "unrecognized" not in says:  # argparse's own errors come after its usage lines
         assert len(lines) == 1, result.err
     if args[1] == "nosuch":
         assert "(stacks: demo, " in lines[0] and "production" in lines[0] and "staging" in lines[0], lines[0]
@@ -45,38 +51,42 @@ def test_help_is_per_command(project):
     assert start.code == 0 and "--tag" in start.out and "--weight" not in start.out, start.out
     advance = project.cli("advance", "--help", offline=False)
     assert advance.code == 0 and "--weight" in advance.out and "--tag" not in advance.out, advance.out
+    assert "--service SERVICE" in start.out and "(default:chat-api)" in "".join(start.out.split()), start.out
+    status = project.cli("status", "--help", offline=False)
+    assert "default: every service of the stack" in " ".join(status.out.split()), status.out
+    assert "--service" not in project.cli("deploy", "--help", offline=False).out, "a deploy is the whole stack's"
 
 
 def test_a_copied_stack_file_is_a_stack(project):
     shutil.copyfile(ROOT / "Pulumi.staging.yaml", project.path / "Pulumi.qa.yaml")
     status = project.status("qa")
     assert status.code == 0, str(status)
-    assert status.first_line == "stack qa: steady: stable v1.4.0 100 %", status.out
+    assert status.first_line == "stack qa, service chat-api: steady: stable v1.4.0 100 %", status.out
 
 
 def test_an_invalid_stack_file_is_listed_and_status_still_shows_what_is_applied(project_at):
     project = project_at("staging and production")
-    project.stack_file("staging").write({"rollout.canary.weight": 250})
+    project.stack_file("staging").write({"services.chat-api.rollout.canary.weight": 250})
 
     status = project.status("staging")
     assert status.code == 2, str(status)
-    assert "carepath:rollout.canary.weight" in status.err and "Traceback" not in status.err, str(status)
+    assert "carepath:services.chat-api.rollout.canary.weight" in status.err and "Traceback" not in status.err, str(status)
     assert "THE STACK FILE DOES NOT VALIDATE" in status.first_line, status.out
     assert "  applied:    stable v1.4.0 100 %" in status.out.splitlines(), status.out
 
     advance = project.cli("advance", "staging")
     assert advance.code == 2, str(advance)
-    assert "carepath:rollout.canary.weight" in advance.err and "Traceback" not in advance.err, str(advance)
+    assert "carepath:services.chat-api.rollout.canary.weight" in advance.err and "Traceback" not in advance.err, str(advance)
     assert project.audit("staging") == []
 
 
 def test_each_command_persists_its_state_says_one_line_and_reset_starts_over(project):
     steps = [
-        (("start", "staging", "--tag", "v2.0.0"), "staging: canary v2.0.0 at 1 %", {"stable": ("v1.4.0", 99), "canary": ("v2.0.0", 1)}),
-        (("advance", "staging"), "staging: canary v2.0.0 to 5 %", {"stable": ("v1.4.0", 95), "canary": ("v2.0.0", 5)}),
-        (("abort", "staging"), "staging: all traffic back on stable v1.4.0; canary v2.0.0 removed", {"stable": ("v1.4.0", 100)}),
+        (("start", "staging", "--tag", "v2.0.0"), "staging/chat-api: canary v2.0.0 at 1 %", {"stable": ("v1.4.0", 99), "canary": ("v2.0.0", 1)}),
+        (("advance", "staging"), "staging/chat-api: canary v2.0.0 to 5 %", {"stable": ("v1.4.0", 95), "canary": ("v2.0.0", 5)}),
+        (("abort", "staging"), "staging/chat-api: all traffic back on stable v1.4.0; canary v2.0.0 removed", {"stable": ("v1.4.0", 100)}),
         (("advance", "staging", "--reset"), None, None),
-        (("start", "staging", "--tag", "v3.0.0", "--reset"), "staging: canary v3.0.0 at 1 %", {"stable": ("v1.4.0", 99), "canary": ("v3.0.0", 1)}),
+        (("start", "staging", "--tag", "v3.0.0", "--reset"), "staging/chat-api: canary v3.0.0 at 1 %", {"stable": ("v1.4.0", 99), "canary": ("v3.0.0", 1)}),
     ]
     for args, line, traffic in steps:
         result = project.cli(*args)
