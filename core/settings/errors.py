@@ -74,10 +74,10 @@ def key_of(section: str, loc: Sequence[Any]) -> str:
 
 def format_error(section: str, section_hint: Any, error: Mapping[str, Any]) -> str:
     """One pydantic error of `section` as a line."""
-    loc: tuple[Any, ...] = tuple(error["loc"])
+    loc: list[Any] = list(error["loc"])
     kind, value = error["type"], error.get("input")
     if len(loc) >= 2 and loc[-1] == "[key]":  # a mapping's key (a service name) failed its own rule
-        loc, value = loc[:-2] + (loc[-2],), loc[-2]
+        loc, value = [*loc[:-2], loc[-2]], loc[-2]
     key = key_of(section, loc)
     if section == "secrets":
         value = "[secret]"  # never echo a secret
