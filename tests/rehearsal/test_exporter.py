@@ -392,9 +392,11 @@ def test_every_target_is_scraped_under_the_rehearsal_job(prometheus: str):
 
 def test_both_tracks_answer_the_request_count(prometheus: str):
     promql = render("sum by ($by) (increase(http_requests_total{$app}[10s]))", by="track", app=app_selector("chat-api", "rehearsal-good"))
-    answer = by_track(prometheus, promql, lambda a: a.get("canary", 0) > 0 and a.get("stable", 0) > 0)
+    # Once the window is full (chat-api answers 100 requests a second): a window that starts before a
+    # series does is extrapolated unevenly across tracks.
+    answer = by_track(prometheus, promql, lambda a: a.get("canary", 0) > 0 and a.get("stable", 0) + a.get("canary", 0) >= 900)
     assert set(answer) == {"stable", "canary"}
-    # 90/10: the neighbour's 50/50 in the same namespace is not counted.
+    # 90/10: the neighbour's 50/50 in the same namespace is not counted (with it, canary would be 30 %).
     assert answer["canary"] / (answer["stable"] + answer["canary"]) == pytest.approx(0.1, abs=0.06)
 
 
