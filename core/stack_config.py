@@ -25,3 +25,11 @@ def runtime_value(text: Any) -> Any:
         return json.loads(text)
     except (TypeError, ValueError):
         return text
+
+
+def config_path(key: str) -> list[str]:
+    """A `--path` key as the stack file's keys: `services.chat-api.tag` -> [`carepath:services`,
+    `chat-api`, `tag`]; a key with its own namespace (`aws:region`) keeps it."""
+    namespace, _, path = key.rpartition(":")
+    top, *rest = path.split(".")
+    return [f"{namespace or NAMESPACE}:{top}", *rest]

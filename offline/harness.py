@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import copy
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,7 @@ from pulumi.runtime.sync_await import _sync_await
 
 from core.paths import UNSET, set_path
 from core.settings import NAMESPACE
-from core.stack_config import carepath_sections
+from core.stack_config import carepath_sections, config_path
 from offline.mocks import CarePathMocks
 
 PROJECT = NAMESPACE  # Pulumi names a project's config namespace after the project
@@ -254,14 +255,6 @@ def parse_value(text: str) -> Any:
     return text
 
 
-def _split_key(key: str) -> tuple[str, list[str]]:
-    """`services.chat-api.tag` -> (`carepath:services`, [`chat-api`, `tag`]); a key with its own
-    namespace (`aws:region`) keeps it."""
-    namespace, _, path = key.rpartition(":")
-    top, *rest = path.split(".")
-    return f"{namespace or NAMESPACE}:{top}", rest
-
-
 def apply_overrides(
     config: Mapping[str, Any], overrides: Optional[Mapping[str, Any]] = None, unset: Sequence[str] = ()
 ) -> dict[str, Any]:
@@ -269,8 +262,7 @@ def apply_overrides(
     and removals."""
     result = json.loads(json.dumps(dict(config)))  # deep copy
     for key, value in [*dict(overrides or {}).items(), *((key, UNSET) for key in unset)]:
-        top, path = _split_key(key)
-        set_path(result, [top, *path], value)
+        set_path(result, config_path(key), value if value is UNSET else copy.deepcopy(value))  # the caller's value stays its own
     return result
 
 

@@ -28,8 +28,8 @@ from ruamel.yaml.tokens import CommentToken
 
 from components.routers.factory import TRAITS
 from core.paths import UNSET, set_path
-from core.settings import NAMESPACE, Settings, parse
-from core.stack_config import carepath_sections
+from core.settings import Settings, parse
+from core.stack_config import carepath_sections, config_path
 
 SECRET_PLACEHOLDER = "[secret]"
 
@@ -91,7 +91,7 @@ class StackFile:
     def _rewrite(self, changes: Mapping[str, Any]) -> None:
         document = self._load()
         config = document.setdefault("config", {})
-        keys = {path: [f"{NAMESPACE}:{section}", *rest] for path, (section, *rest) in ((path, path.split(".")) for path in changes)}
+        keys = {path: config_path(path) for path in changes}
         # Every mapping a change lands in, outermost first (a section, then a service, ...).
         around = sorted({tuple(parts[:depth]) for parts in keys.values() for depth in range(1, len(parts))}, key=len)
         trailing = {at: _detach_trailing(node) for at in around if (node := _node(config, at)) is not None}

@@ -85,3 +85,9 @@ def test_bad_config_fails_with_the_settings_error_naming_the_full_key(run_stack)
     assert isinstance(caught.value.cause, SettingsError)
     assert "carepath:services.chat-api.rollout.strategy: 'canry'" in str(caught.value.cause)
     assert caught.value.plan.managed == [], "bad config fails before any resource"
+
+
+def test_an_override_value_is_copied_so_later_overrides_never_edit_the_callers():
+    triage_api = {"tag": "v0.3.0", "rollout": {"strategy": "canary", "canary": {"weight": 0}}}
+    apply_overrides({}, {"services.triage-api": triage_api, "services.triage-api.rollout.canary.weight": 50})
+    assert triage_api["rollout"]["canary"]["weight"] == 0
