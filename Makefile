@@ -36,8 +36,8 @@ diff: setup
 	$(PY) -m offline diff $(STACK) $(OVERRIDES)
 
 ## Before the tests: ruff (ruff.toml: pyflakes, pycodestyle, bugbear, import order) and pyright
-## (pyrightconfig.json, standard mode; it checks, for one, that every router satisfies the Router
-## protocol where program.py picks one). The PyPI wrapper fetches pyright itself from the npm registry.
+## (pyrightconfig.json, standard mode; it checks, for one, that every router in the factory
+## satisfies the Router protocol). The PyPI wrapper fetches pyright itself from the npm registry.
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pyright
