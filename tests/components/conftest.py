@@ -4,15 +4,16 @@ for the tracks' Deployments."""
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import pulumi
 import pytest
 
 from components.routers.factory import ROUTERS
 from components.routers.router import EdgeEntry, PlatformParts, RouterArgs
-from core.edge import entry_rules
+from core.edge import Backend, entry_rules
 from core.release import TrackSpec, plan_release
+from core.settings import Settings
 from offline.harness import Plan
 from tests.conftest import one_service, settings_from
 
@@ -24,6 +25,27 @@ GATEWAY_API_GATEWAY = ("istio-ingress", "carepath")
 
 def target_group_arn(backend: str) -> str:
     return f"arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/edge-{backend}/0123456789abcdef"
+
+
+def stand_in_platform() -> PlatformParts:
+    """The platform's parts as stand-ins (call inside a program: they are resources)."""
+    return PlatformParts(
+        controller=pulumi.CustomResource("carepath:test:Controller", "controller", {}),
+        mesh=pulumi.CustomResource("carepath:test:Istiod", "istiod", {}),
+        gateway=GATEWAY_API_GATEWAY,
+        gateway_resource=pulumi.CustomResource("carepath:test:Gateway", "gateway", {}),
+    )
+
+
+def stand_in_edge(settings: Settings, name: str, backends: Sequence[Backend]) -> EdgeEntry:
+    """The edge as the program hands it to a service: fixed ARNs, the service's own rule."""
+    return EdgeEntry(
+        production_listener_arn=PRODUCTION_LISTENER,
+        test_listener_arn=TEST_LISTENER,
+        target_group_arns={backend.name: target_group_arn(backend.name) for backend in backends},
+        rule=entry_rules(settings.services)[name],
+        dns_name=DNS_NAME,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -40,19 +62,8 @@ def run_router(run_component) -> Callable[..., Plan]:
 
         def build() -> None:
             owner = pulumi.ComponentResource("carepath:test:Service", name)
-            platform = PlatformParts(
-                controller=pulumi.CustomResource("carepath:test:Controller", "controller", {}),
-                mesh=pulumi.CustomResource("carepath:test:Istiod", "istiod", {}),
-                gateway=GATEWAY_API_GATEWAY,
-                gateway_resource=pulumi.CustomResource("carepath:test:Gateway", "gateway", {}),
-            )
-            edge = EdgeEntry(
-                production_listener_arn=PRODUCTION_LISTENER,
-                test_listener_arn=TEST_LISTENER,
-                target_group_arns={backend.name: target_group_arn(backend.name) for backend in backends},
-                rule=entry_rules(settings.services)[name],
-                dns_name=DNS_NAME,
-            )
+            platform = stand_in_platform()
+            edge = stand_in_edge(settings, name, backends)
             args = RouterArgs(
                 service=name,
                 settings=settings.service(name),

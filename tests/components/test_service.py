@@ -4,12 +4,10 @@ import pulumi
 import pytest
 
 from components.routers.factory import ROUTERS
-from components.routers.router import EdgeEntry, PlatformParts
 from components.service import Service, ServiceArgs, SignalsArgs
 from core.drain import drain_timings
-from core.edge import entry_rules
 from core.release import plan_release
-from tests.components.conftest import DNS_NAME, GATEWAY_API_GATEWAY, PRODUCTION_LISTENER, TEST_LISTENER, target_group_arn
+from tests.components.conftest import stand_in_edge, stand_in_platform
 from tests.conftest import one_service, settings_from, validate_kubernetes
 
 CANARY = {"tag": "v0.3.0", "hosts": ["triage.example.org"], "rollout": {"strategy": "canary", "canary": {"tag": "v0.4.0", "weight": 10}}}
@@ -35,19 +33,8 @@ def build_service(run_component, service, name="triage-api", stack="staging", si
                 plan=plan,
                 router=router,
                 namespaces={namespace: namespace for namespace in plan.namespaces},
-                edge=EdgeEntry(
-                    production_listener_arn=PRODUCTION_LISTENER,
-                    test_listener_arn=TEST_LISTENER,
-                    target_group_arns={backend.name: target_group_arn(backend.name) for backend in backends},
-                    rule=entry_rules(settings.services)[name],
-                    dns_name=DNS_NAME,
-                ),
-                platform=PlatformParts(
-                    controller=pulumi.CustomResource("carepath:test:Controller", "controller", {}),
-                    mesh=pulumi.CustomResource("carepath:test:Istiod", "istiod", {}),
-                    gateway=GATEWAY_API_GATEWAY,
-                    gateway_resource=pulumi.CustomResource("carepath:test:Gateway", "gateway", {}),
-                ),
+                edge=stand_in_edge(settings, name, backends),
+                platform=stand_in_platform(),
                 drain=drain_timings(30, 15),
                 signals=SignalsArgs(monitoring=monitoring, thresholds=settings.monitoring.thresholds) if signals else None,
             ),
