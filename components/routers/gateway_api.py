@@ -9,9 +9,9 @@ standard channel) that Pulumi owns, served by Istio.
   weights: the Gateway API has no subsets.
 - The rules are `core.routing`'s, in its order. The Gateway API does not take the first rule
   that matches: it ranks matches by how specific they are (an exact path, then the longest
-  prefix, then the most header matches), then by list order. So a rule that matches on headers
-  alone (testers, pins) repeats its match on every path a later rule names, and outranks it
-  there as it does everywhere else.
+  prefix, then a method, then the most header matches), then by list order. So a rule that
+  matches on headers alone (testers, pins) repeats its match on every path and method a later
+  rule names (the shadow rules' reads), and outranks it there as it does everywhere else.
 - Mirroring is the standard `RequestMirror` filter with `percent`; pinned conversations
   (stickiness) are the same pin cookie as with Istio: a `Cookie` header match
   (`RegularExpression`, which Istio implements) and a `ResponseHeaderModifier` filter on each
@@ -43,11 +43,13 @@ from core.settings import ServiceSettings
 GATEWAY_API = "gateway.networking.k8s.io/v1"
 
 
-def _match(match: Match, path: Optional[str]) -> dict[str, Any]:
+def _match(match: Match, path: Optional[str], method: Optional[str]) -> dict[str, Any]:
     rendered: dict[str, Any] = {}
     if path is not None:
         prefix = path_prefix(path)
         rendered["path"] = {"type": "PathPrefix", "value": prefix} if prefix else {"type": "Exact", "value": path}
+    if method is not None:
+        rendered["method"] = method
     headers = []
     if match.header is not None:
         headers.append({"type": "Exact", "name": match.header[0], "value": match.header[1]})
@@ -71,12 +73,12 @@ def http_route_rules(routes: Sequence[Route], service: str) -> list[dict[str, An
 
     rules = []
     for index, route in enumerate(routes):
-        later_paths = sorted({m.path for r in routes[index + 1 :] for m in r.matches if m.path is not None})
+        later = list(dict.fromkeys((m.path, m.method) for r in routes[index + 1 :] for m in r.matches if m.path is not None or m.method is not None))
         matches = []
         for match in route.matches:
-            matches.append(_match(match, match.path))
-            if match.path is None:  # outrank the later rules' path matches with this one's headers
-                matches += [_match(match, path) for path in later_paths]
+            matches.append(_match(match, match.path, match.method))
+            if match.path is None and match.method is None:  # a path or a method ranks above headers: repeat on the later ones
+                matches += [_match(match, path, method) for path, method in later]
         rule: dict[str, Any] = {"name": route.name}
         if matches:
             rule["matches"] = matches

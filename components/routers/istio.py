@@ -3,9 +3,9 @@
 - A `<service>-mesh` Service selects every track (only by `app.kubernetes.io/name`), so one
   host can be split into subsets; the tracks' own Services keep their fixed selectors.
 - The DestinationRule defines the subsets `stable` and `canary` by the `track` label.
-- The routes (tester header, pinned conversations, shadow copies, weighted split) and their
-  order are `core.routing`'s; a Telemetry resource adds the request host to Istio's request
-  metrics, so mirrored (`-shadow`) requests can be told apart.
+- The routes (tester header, pinned conversations, shadow copies of reads, weighted split) and
+  their order are `core.routing`'s; a Telemetry resource adds the request host to Istio's
+  request metrics, so mirrored (`-shadow`) requests can be told apart.
 - The VirtualService is bound to the mesh's shared gateway (on the ingress gateway pods, which
   the ALB targets through the service's listener rule) for the service's public hosts, and to
   the mesh for its in-cluster names: the mesh host and the service's own name, so a caller
@@ -44,7 +44,8 @@ def service_host(name: str, namespace: str) -> str:
     return f"{name}.{namespace}.svc.cluster.local"
 
 
-def _match(match: Match) -> dict[str, Any]:
+def _matches(match: Match) -> list[dict[str, Any]]:
+    """One match, or two for a `/x/*` path: Istio's prefix `/x/` is a string prefix, without `/x`."""
     rendered: dict[str, Any] = {}
     headers: dict[str, Any] = {}
     if match.header is not None:
@@ -53,10 +54,13 @@ def _match(match: Match) -> dict[str, Any]:
         headers["cookie"] = {"regex": pin_regex(match.pin)}
     if headers:
         rendered["headers"] = headers
-    if match.path is not None:
-        prefix = path_prefix(match.path)
-        rendered["uri"] = {"prefix": prefix} if prefix else {"exact": match.path}
-    return rendered
+    if match.method is not None:
+        rendered["method"] = {"exact": match.method}
+    if match.path is None:
+        return [rendered]
+    prefix = path_prefix(match.path)
+    uris = [{"exact": prefix[:-1]}, {"prefix": prefix}] if prefix else [{"exact": match.path}]
+    return [{**rendered, "uri": uri} for uri in uris]
 
 
 def http_routes(routes: Sequence[Route], host: str) -> list[dict[str, Any]]:
@@ -70,7 +74,7 @@ def http_routes(routes: Sequence[Route], host: str) -> list[dict[str, Any]]:
     rendered = []
     for route in routes:
         entry: dict[str, Any] = {"name": route.name}
-        matches = [_match(m) for m in route.matches]
+        matches = [one for m in route.matches for one in _matches(m)]
         if matches:
             entry["match"] = matches
         entry["route"] = []

@@ -9,7 +9,7 @@ import pytest
 
 from components.routers.gateway_api import GatewayApiRouter
 from core.release import plan_release
-from core.routing import PIN_COOKIE, canary_routes, path_prefix, pin_regex
+from core.routing import PIN_COOKIE, canary_routes, pin_regex, route_for
 from tests.components.conftest import PRODUCTION_LISTENER, target_group_arn
 from tests.conftest import one_service, settings_from, undeclared_fields, validate_kubernetes
 
@@ -88,26 +88,34 @@ def test_a_mirror_copies_its_percent_on_the_listed_paths_only(run_router):
         assert rule["filters"] == [
             {"type": "RequestMirror", "requestMirror": {"backendRef": {"group": "", "kind": "Service", "name": "chat-api-canary", "port": 80}, "percent": 20}}
         ]
-        assert {(m["path"]["type"], m["path"]["value"]) for m in rule["matches"]} == {("Exact", "/v1/models"), ("PathPrefix", "/v1/conversations/")}
-        assert len(rule["matches"]) == 2
+        # reads only: a write on these paths falls through to its pin or the split, and is not copied
+        assert [(m["path"]["type"], m["path"]["value"], m["method"]) for m in rule["matches"]] == [
+            ("Exact", "/v1/models", "GET"),
+            ("Exact", "/v1/models", "HEAD"),
+            ("PathPrefix", "/v1/conversations/", "GET"),
+            ("PathPrefix", "/v1/conversations/", "HEAD"),
+        ]
 
 
-def test_header_only_rules_repeat_on_every_later_path(run_router):
+def test_header_only_rules_repeat_on_every_later_path_and_method(run_router):
     rules = {rule["name"]: rule for rule in route_spec(run_router, canary(stickiness=True, mirror=MIRROR))["rules"]}
+    reads = [(path, method) for path in ("/v1/models", "/v1/conversations/") for method in ("GET", "HEAD")]
     for name in ("testers", "pinned-canary", "pinned-stable"):
-        paths = [m.get("path", {}).get("value") for m in rules[name]["matches"]]
-        assert sorted(paths, key=str) == sorted([None, "/v1/conversations/", "/v1/models"], key=str)
+        pairs = [(m.get("path", {}).get("value"), m.get("method")) for m in rules[name]["matches"]]
+        assert pairs == [(None, None), *reads]
         assert len({json.dumps(m["headers"], sort_keys=True) for m in rules[name]["matches"]}) == 1
 
 
 # The Gateway API picks, among the matches a request meets, an exact path first, then the longest
-# prefix, then the most header matches, then the earlier rule; `core.routing` means first match wins.
-PATHS = ("/", "/v1/models", "/v1/models/x", "/v1/conversations/42", "/v1/other")
+# prefix, then a method match, then the most header matches, then the earlier rule; `core.routing`
+# means first match wins.
+METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH")
+PATHS = ("/", "/v1/models", "/v1/models/x", "/v1/conversations", "/v1/conversations/42", "/v1/conversations-archive", "/v1/other")
 HEADERS = ({}, {"x-version": "canary"})
 COOKIES = (None, "canary-v2.0.0", "stable-v2.0.0", "stable-v1.0.0")
 
 
-def _gateway_api_pick(rules, path, headers):
+def _gateway_api_pick(rules, method, path, headers):
     def path_rank(spec):
         if spec["type"] == "Exact":
             return (2, len(spec["value"])) if path == spec["value"] else None
@@ -122,20 +130,10 @@ def _gateway_api_pick(rules, path, headers):
     for index, rule in enumerate(rules):
         for match in rule.get("matches", [{}]):
             rank = path_rank(match.get("path", {"type": "PathPrefix", "value": "/"}))
-            if rank is not None and all(header_met(h) for h in match.get("headers", [])):
-                candidates.append((rank, len(match.get("headers", [])), -index, rule["name"]))
+            on_method = match.get("method", method) == method
+            if rank is not None and on_method and all(header_met(h) for h in match.get("headers", [])):
+                candidates.append((rank, "method" in match, len(match.get("headers", [])), -index, rule["name"]))
     return max(candidates)[-1]
-
-
-def _first_match(routes, path, headers):
-    def met(match):
-        prefix = path_prefix(match.path) if match.path else None
-        on_path = match.path is None or (path.startswith(prefix) if prefix else path == match.path)
-        header = match.header is None or headers.get(match.header[0]) == match.header[1]
-        pin = match.pin is None or re.search(pin_regex(match.pin), headers.get("cookie", "")) is not None
-        return on_path and header and pin
-
-    return next(route.name for route in routes if not route.matches or any(met(m) for m in route.matches))
 
 
 @pytest.mark.parametrize("stickiness", [True, False])
@@ -146,9 +144,9 @@ def test_the_gateway_apis_precedence_picks_the_rule_first_match_would(run_router
     settings = settings_from(one_service(service))
     config = settings.service("chat-api").rollout.canary
     routes = canary_routes(plan_release(settings, "chat-api"), config.header, config.stickiness, config.mirror)
-    for path, headers, cookie in itertools.product(PATHS, HEADERS, COOKIES):
+    for method, path, headers, cookie in itertools.product(METHODS, PATHS, HEADERS, COOKIES):
         request = {**headers, **({"cookie": f"session=1; {PIN_COOKIE}={cookie}"} if cookie else {})}
-        assert _gateway_api_pick(rules, path, request) == _first_match(routes, path, request), (path, request)
+        assert _gateway_api_pick(rules, method, path, request) == route_for(routes, method, path, request).name, (method, path, request)
 
 
 @pytest.mark.parametrize(

@@ -92,7 +92,15 @@ def test_pins_and_shadow_copies(run_router, reference_schema, stickiness, mirror
         ]
     if mirror:
         shadowed = http["shadowed"]
-        assert shadowed["match"] == [{"uri": {"exact": "/v1/models"}}, {"uri": {"prefix": "/v1/conversations/"}}]
+        # reads only: a write on these paths falls through to its pin or the split, and is not copied
+        # `/v1/conversations/*` covers `/v1/conversations` as well, as the Gateway API's prefix does
+        per_path = ([{"exact": "/v1/models"}], [{"exact": "/v1/conversations"}, {"prefix": "/v1/conversations/"}])
+        reads = [{"method": {"exact": method}, "uri": uri} for uris in per_path for method in ("GET", "HEAD") for uri in uris]
+        assert shadowed["match"] == reads
+        if stickiness:
+            cookie = {"cookie": {"regex": f"^(.*; ?)?{PIN_COOKIE}=stable\\-v2\\.0\\.0(;.*)?$"}}
+            assert http["pinned-stable-shadowed"]["match"] == [{"headers": cookie, **read} for read in reads]
+            assert "mirror" not in http["pinned-stable"]
         assert shadowed["mirror"] == {"host": MESH_HOST, "subset": "canary", "port": {"number": 80}}
         assert shadowed["mirrorPercentage"] == {"value": 20}
         assert "mirror" not in http["split"]

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from core.release import ReleasePlan, TrackSpec
-from core.routing import PIN_COOKIE, PIN_MAX_AGE_SECONDS, Destination, Match, Route, canary_routes, path_prefix, pin_regex, set_pin_cookie
+from core.routing import PIN_COOKIE, PIN_MAX_AGE_SECONDS, READS, Destination, Match, Route, canary_routes, path_prefix, pin_regex, route_for, set_pin_cookie
 from core.settings import HeaderSettings, MirrorSettings
 
 HEADER = HeaderSettings()
@@ -87,10 +87,11 @@ def test_the_pin_route_matches_exactly_this_releases_cookie(cookie, matches):
     assert pin is not None and bool(re.fullmatch(pin_regex(pin), cookie)) is matches
 
 
-def test_shadow_copies_read_only_paths_to_the_canary():
+def test_shadow_copies_reads_on_the_listed_paths_to_the_canary():
     routes = by_name(canary_routes(in_flight(0), HEADER, True, MIRROR))
-    assert routes["shadowed"].matches == (Match(path="/v1/models"), Match(path="/v1/conversations/*"))
-    assert routes["pinned-stable-shadowed"].matches == (Match(pin="stable-v2.0.0", path="/v1/models"), Match(pin="stable-v2.0.0", path="/v1/conversations/*"))
+    reads = [("/v1/models", "GET"), ("/v1/models", "HEAD"), ("/v1/conversations/*", "GET"), ("/v1/conversations/*", "HEAD")]
+    assert routes["shadowed"].matches == tuple(Match(path=path, method=method) for path, method in reads)
+    assert routes["pinned-stable-shadowed"].matches == tuple(Match(pin="stable-v2.0.0", path=path, method=method) for path, method in reads)
     for name in ("shadowed", "pinned-stable-shadowed"):
         assert routes[name].mirror == ("canary", 20)
     assert routes["split"].mirror is None and routes["pinned-stable"].mirror is None
@@ -102,9 +103,46 @@ def test_a_mirror_of_0_percent_copies_nothing():
     assert [route.name for route in canary_routes(in_flight(10), HEADER, False, MirrorSettings(percent=0, paths=("/v1/models",)))] == ["testers", "split"]
 
 
+METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH")
+PATHS = ("/", "/v1/models", "/v1/models/x", "/v1/conversations", "/v1/conversations/42", "/v1/conversations-archive", "/v1/other")
+TESTER = st.sampled_from([{}, {"x-version": "canary"}, {"x-version": "stable"}])
+COOKIE = st.sampled_from([{}, *({"cookie": f"session=1; {PIN_COOKIE}={pin}"} for pin in ("canary-v2.0.0", "stable-v2.0.0", "canary-v1.0.0"))])
+
+
+@given(st.integers(0, 100), st.booleans(), st.sampled_from(METHODS), st.sampled_from(PATHS), TESTER, COOKIE)
+def test_a_mirror_copies_reads_on_its_paths_and_never_moves_a_request(weight, stickiness, method, path, tester, cookie):
+    """Every request reaches the track it would without the mirror; only a read on a listed path,
+    bound for stable or the split, is also copied to the canary."""
+    headers = {**tester, **cookie}
+    shadowed = route_for(canary_routes(in_flight(weight), HEADER, stickiness, MIRROR), method, path, headers)
+    plain = route_for(canary_routes(in_flight(weight), HEADER, stickiness, None), method, path, headers)
+    assert shadowed.destinations == plain.destinations
+    listed = path in ("/v1/models", "/v1/conversations") or path.startswith("/v1/conversations/")
+    copied = method in READS and listed and plain.name in ("pinned-stable", "split")
+    assert shadowed.mirror == (("canary", 20) if copied else None), (shadowed.name, plain.name)
+
+
+def test_a_write_on_a_mirrored_path_keeps_its_pin_and_is_not_copied():
+    routes = canary_routes(in_flight(10), HEADER, True, MIRROR)
+    pinned = {"cookie": f"{PIN_COOKIE}=stable-v2.0.0"}
+    assert route_for(routes, "GET", "/v1/conversations/42", pinned).name == "pinned-stable-shadowed"
+    assert route_for(routes, "POST", "/v1/conversations/42", pinned).name == "pinned-stable"
+    assert route_for(routes, "POST", "/v1/conversations/42", {}).name == "split"
+    assert route_for(routes, "HEAD", "/v1/models", {}).name == "shadowed"
+
+
 @pytest.mark.parametrize("path, prefix", [("/v1/conversations/*", "/v1/conversations/"), ("/v1/models", None)])
 def test_a_mirrored_path_is_a_prefix_exactly_when_it_ends_in_a_wildcard(path, prefix):
     assert path_prefix(path) == prefix
+
+
+@pytest.mark.parametrize(
+    "path, holds",
+    [("/v1/conversations", True), ("/v1/conversations/", True), ("/v1/conversations/42/turns", True), ("/v1/conversations-archive", False), ("/v1", False)],
+)
+def test_a_wildcard_path_covers_itself_and_every_path_under_it_by_whole_segments(path, holds):
+    assert Match(path="/v1/conversations/*").holds("GET", path, {}) is holds
+    assert Match(path="/v1/conversations").holds("GET", path, {}) is (path == "/v1/conversations")
 
 
 def test_with_no_canary_in_flight_there_are_no_pins_no_cookies_and_no_shadow():
