@@ -2,8 +2,13 @@
 
 Access is by EKS access entries (authentication mode API, no aws-auth ConfigMap).
 The VPC CNI runs with its own IRSA role, so the node role holds only what the
-kubelet needs (worker policy and ECR pull). Every Kubernetes resource of the
-stack goes through `provider`, built from this cluster's kubeconfig.
+kubelet needs (worker policy and ECR pull). The nodes start from a launch template
+that requires IMDSv2 with a hop limit of 1, so a pod cannot reach the instance
+metadata and take the node's role, and gives them an encrypted gp3 root volume.
+Volumes come from the EBS CSI driver add-on (its own IRSA role) through the default
+StorageClass `STORAGE_CLASS`: gp3, encrypted with a key of this stack. Every
+Kubernetes resource of the stack goes through `provider`, built from this cluster's
+kubeconfig.
 """
 
 from __future__ import annotations
@@ -27,6 +32,13 @@ NODE_POLICIES = {
     "ecr-pull": "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryPullOnly",
 }
 CNI_POLICY = "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy"
+EBS_CSI_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy"
+EBS_CSI_ADDON_VERSION = "v1.53.0-eksbuild.1"
+EBS_CSI_SERVICE_ACCOUNT = "ebs-csi-controller-sa"
+STORAGE_CLASS = "gp3-encrypted"
+# AL2023's root device; 20 GiB is the size EKS gives a managed node without a launch template.
+ROOT_DEVICE = "/dev/xvda"
+ROOT_VOLUME_GIB = 20
 
 
 @dataclass(frozen=True)
@@ -68,6 +80,33 @@ def irsa_trust_policy(
     return pulumi.Output.all(oidc_provider_arn, oidc_provider_url).apply(render)
 
 
+def volume_key_policy(key_arn: pulumi.Input[str]) -> pulumi.Output[str]:
+    """What the EBS CSI driver needs of the volumes' key: AWS's managed driver policy covers
+    EC2 only. Grants only for AWS resources (the volumes' attachment to instances)."""
+
+    def render(arn: str) -> str:
+        return json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Action": ["kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant"],
+                        "Resource": arn,
+                        "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}},
+                    },
+                    {
+                        "Effect": "Allow",
+                        "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"],
+                        "Resource": arn,
+                    },
+                ],
+            }
+        )
+
+    return pulumi.Output.from_input(key_arn).apply(render)
+
+
 class Cluster(pulumi.ComponentResource):
     cluster_name: pulumi.Output[str]
     kubeconfig: pulumi.Output[str]
@@ -75,6 +114,7 @@ class Cluster(pulumi.ComponentResource):
     oidc_provider_url: pulumi.Output[str]
     node_security_group_id: pulumi.Output[str]
     provider: k8s.Provider
+    storage_class: k8s.storage.v1.StorageClass
 
     def __init__(self, name: str, args: ClusterArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("carepath:cluster:Cluster", name, None, opts)
@@ -160,13 +200,34 @@ class Cluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[cluster, cni_policy]),
         )
 
-        eks.ManagedNodeGroup(
+        # No AMI, user data or security groups here: EKS keeps supplying them for the AMI type.
+        node_template = aws.ec2.LaunchTemplate(
+            f"{name}-nodes",
+            description=f"Managed nodes of EKS cluster {args.cluster_name}",
+            metadata_options={"http_endpoint": "enabled", "http_tokens": "required", "http_put_response_hop_limit": 1},
+            block_device_mappings=[
+                {
+                    "device_name": ROOT_DEVICE,
+                    "ebs": {
+                        "volume_type": "gp3",
+                        "volume_size": ROOT_VOLUME_GIB,
+                        # The account's EBS key: a key of ours would need a grant to the Auto Scaling service role.
+                        "encrypted": "true",
+                        "delete_on_termination": "true",
+                    },
+                }
+            ],
+            opts=child,
+        )
+        # With a launch template, EKS refuses the node group's own disk size and remote access.
+        nodes = eks.ManagedNodeGroup(
             f"{name}-nodes",
             cluster=cluster,
             node_role_arn=node_role.arn,
             subnet_ids=args.private_subnet_ids,
             ami_type=node_ami_type(config.instance_type),
             instance_types=[config.instance_type],
+            launch_template={"id": node_template.id, "version": node_template.latest_version.apply(str)},
             scaling_config={
                 "min_size": config.min_nodes,
                 "desired_size": config.desired_nodes,
@@ -177,6 +238,47 @@ class Cluster(pulumi.ComponentResource):
         )
 
         self.provider = k8s.Provider(f"{name}-k8s", kubeconfig=cluster.kubeconfig_json, opts=child)
+
+        volumes_key = aws.kms.Key(
+            f"{name}-volumes",
+            description=f"Encryption of the persistent volumes of EKS cluster {args.cluster_name}",
+            enable_key_rotation=True,
+            deletion_window_in_days=30,
+            opts=child,
+        )
+        ebs_role = aws.iam.Role(
+            f"{name}-ebs-csi",
+            assume_role_policy=irsa_trust_policy(
+                cluster.oidc_provider_arn, cluster.oidc_provider_url, "kube-system", EBS_CSI_SERVICE_ACCOUNT
+            ),
+            opts=child,
+        )
+        ebs_policies = [
+            aws.iam.RolePolicyAttachment(f"{name}-ebs-csi", role=ebs_role.name, policy_arn=EBS_CSI_POLICY, opts=child),
+            aws.iam.RolePolicy(f"{name}-ebs-csi-kms", role=ebs_role.name, policy=volume_key_policy(volumes_key.arn), opts=child),
+        ]
+        # The driver's pods need nodes: the add-on turns active only once they run.
+        ebs_driver = aws.eks.Addon(
+            f"{name}-ebs-csi",
+            cluster_name=args.cluster_name,
+            addon_name="aws-ebs-csi-driver",
+            addon_version=EBS_CSI_ADDON_VERSION,
+            service_account_role_arn=ebs_role.arn,
+            resolve_conflicts_on_create="OVERWRITE",
+            resolve_conflicts_on_update="OVERWRITE",
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[nodes, *ebs_policies]),
+        )
+        # Claims that name no class (and the monitoring ones, which name it) get encrypted gp3;
+        # WaitForFirstConsumer creates a volume in the zone of the node its pod is scheduled on.
+        self.storage_class = k8s.storage.v1.StorageClass(
+            STORAGE_CLASS,
+            metadata={"name": STORAGE_CLASS, "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+            provisioner="ebs.csi.aws.com",
+            parameters={"type": "gp3", "encrypted": "true", "kmsKeyId": volumes_key.arn},
+            volume_binding_mode="WaitForFirstConsumer",
+            allow_volume_expansion=True,
+            opts=pulumi.ResourceOptions(parent=self, provider=self.provider, depends_on=[ebs_driver]),
+        )
         self.cluster_name = pulumi.Output.from_input(args.cluster_name)
         self.kubeconfig = pulumi.Output.secret(cluster.kubeconfig_json)
         self.oidc_provider_arn = cluster.oidc_provider_arn

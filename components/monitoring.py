@@ -1,11 +1,15 @@
 """Monitoring: kube-prometheus-stack (Prometheus, Alertmanager, Grafana, kube-state-metrics)
 from its Helm chart, pinned.
 
-- Prometheus keeps `retention` on a volume of `storage_size`, and picks up every
-  ServiceMonitor and PrometheusRule in the cluster (not only the chart's own).
+- Prometheus keeps `retention` on a volume of `storage_size` of the cluster's encrypted
+  StorageClass, and picks up every ServiceMonitor and PrometheusRule in the cluster (not
+  only the chart's own).
+- The `monitoring` namespace enforces the "baseline" Pod Security Standard and warns on
+  "restricted"; node-exporter, which reads the host, runs alone in a privileged namespace.
 - Grafana's admin password is generated (a Pulumi secret, never in config) and
   handed over in a Kubernetes Secret; dashboards come from ConfigMaps labelled
-  `grafana_dashboard: "1"` in any namespace.
+  `grafana_dashboard: "1"` in `monitoring` only (where every service's dashboard lives),
+  and Grafana may read ConfigMaps and Secrets of that namespace only.
 - kube-state-metrics exports the pods' `track`, name and version labels on `kube_pod_labels`:
   the signal catalogue joins Kubernetes' series (restarts, readiness, CPU, memory) with them
   to tell versions apart.
@@ -22,10 +26,12 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
+from components.cluster import STORAGE_CLASS
 from core.settings import MonitoringSettings, ReceiverSettings
 
 CHART_REPOSITORY = "https://prometheus-community.github.io/helm-charts"
 NAMESPACE = "monitoring"
+NODE_EXPORTER_NAMESPACE = "monitoring-node-exporter"
 MONITORING_API = "monitoring.coreos.com/v1"
 GRAFANA_SECRET = "grafana-admin"
 # The pod labels kube-state-metrics exports as `label_*` on `kube_pod_labels` (it exports none by default).
@@ -75,8 +81,16 @@ class Monitoring(pulumi.ComponentResource):
         settings = args.settings
         namespace = k8s.core.v1.Namespace(
             NAMESPACE,
-            # node-exporter needs host access, so this namespace cannot be restricted.
-            metadata={"name": NAMESPACE, "labels": {"pod-security.kubernetes.io/enforce": "privileged"}},
+            metadata={
+                "name": NAMESPACE,
+                "labels": {"pod-security.kubernetes.io/enforce": "baseline", "pod-security.kubernetes.io/warn": "restricted"},
+            },
+            opts=child,
+        )
+        # node-exporter mounts the host's filesystems and shares its network and PID namespaces.
+        node_exporter_namespace = k8s.core.v1.Namespace(
+            NODE_EXPORTER_NAMESPACE,
+            metadata={"name": NODE_EXPORTER_NAMESPACE, "labels": {"pod-security.kubernetes.io/enforce": "privileged"}},
             opts=child,
         )
         password = random.RandomPassword(f"{name}-grafana-admin", length=32, special=False, opts=child)
@@ -98,7 +112,11 @@ class Monitoring(pulumi.ComponentResource):
                         "retention": settings.retention,
                         "storageSpec": {
                             "volumeClaimTemplate": {
-                                "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": settings.storage_size}}}
+                                "spec": {
+                                    "storageClassName": STORAGE_CLASS,
+                                    "accessModes": ["ReadWriteOnce"],
+                                    "resources": {"requests": {"storage": settings.storage_size}},
+                                }
                             }
                         },
                         # Select every ServiceMonitor and rule, not only those labelled for this release.
@@ -108,13 +126,16 @@ class Monitoring(pulumi.ComponentResource):
                     }
                 },
                 "kube-state-metrics": {"metricLabelsAllowlist": POD_LABELS_ALLOWLIST},
+                "prometheus-node-exporter": {"namespaceOverride": NODE_EXPORTER_NAMESPACE},
                 "alertmanager": {"config": pulumi.Output.secret(alertmanager_config(settings.receivers, args.secrets))},
                 "grafana": {
                     "admin": {"existingSecret": GRAFANA_SECRET, "userKey": "admin-user", "passwordKey": "admin-password"},
-                    "sidecar": {"dashboards": {"enabled": True, "label": DASHBOARD_LABEL, "searchNamespace": "ALL"}},
+                    "sidecar": {"dashboards": {"enabled": True, "label": DASHBOARD_LABEL, "searchNamespace": [NAMESPACE]}},
+                    # A Role in its own namespace instead of a ClusterRole over every ConfigMap and Secret.
+                    "rbac": {"namespaced": True},
                 },
             },
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[secret]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[secret, node_exporter_namespace]),
         )
         if args.mesh:
             k8s.apiextensions.CustomResource(

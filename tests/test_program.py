@@ -10,6 +10,10 @@ from offline.harness import STACKS, ProgramFailed
 from tests.conftest import unknown_inputs, validate_kubernetes
 
 COMMON_TYPES = {
+    "aws:ec2/launchTemplate:LaunchTemplate",
+    "aws:eks/addon:Addon",
+    "aws:iam/rolePolicy:RolePolicy",
+    "kubernetes:storage.k8s.io/v1:StorageClass",
     "carepath:monitoring:Monitoring",
     "carepath:monitoring:ReleaseSignals",
     "random:index/randomPassword:RandomPassword",

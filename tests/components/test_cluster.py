@@ -1,10 +1,11 @@
 import json
 
+import kubernetes_validate
 import pytest
 
-from components.cluster import ADMIN_POLICY, LOG_TYPES, Cluster, ClusterArgs
+from components.cluster import ADMIN_POLICY, EBS_CSI_ADDON_VERSION, LOG_TYPES, STORAGE_CLASS, Cluster, ClusterArgs
 from core.settings import ClusterSettings
-from tests.conftest import unknown_inputs
+from tests.conftest import KUBERNETES_VERSION, unknown_inputs
 
 PRIVATE = ["subnet-0ccccccc", "subnet-0ddddddd", "subnet-0eeeeeee"]
 PUBLIC = ["subnet-0aaaaaaa", "subnet-0bbbbbbb", "subnet-0fffffff"]
@@ -41,14 +42,21 @@ def test_children_are_parented_to_the_component(plan):
     assert sorted(r.type for r in plan.children(component)) == sorted(
         [
             "aws:kms/key:Key",
+            "aws:kms/key:Key",
             "aws:iam/role:Role",
             "aws:iam/role:Role",
+            "aws:iam/role:Role",
             "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
             "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
             "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
+            "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
+            "aws:iam/rolePolicy:RolePolicy",
+            "aws:ec2/launchTemplate:LaunchTemplate",
+            "aws:eks/addon:Addon",
             "eks:index:Cluster",
             "eks:index:ManagedNodeGroup",
             "eks:index:VpcCniAddon",
+            "kubernetes:storage.k8s.io/v1:StorageClass",
             "pulumi:providers:kubernetes",
         ]
     )
@@ -56,7 +64,7 @@ def test_children_are_parented_to_the_component(plan):
 
 def test_eks_cluster_is_pinned_logged_encrypted_and_uses_access_entries(plan, reference_schema):
     cluster = plan.one("eks:index:Cluster")
-    key = plan.one("aws:kms/key:Key")
+    key = plan.one("aws:kms/key:Key", "cluster-secrets")
     inputs = cluster.inputs
     assert inputs["name"] == "carepath-test"
     assert inputs["version"] == "1.34"
@@ -85,6 +93,63 @@ def test_node_group_is_al2023_on_private_subnets_sized_from_config(plan):
     assert nodes.inputs["cluster"] == plan.one("eks:index:Cluster").urn
     node_role = plan.one("aws:iam/role:Role", "cluster-node")
     assert nodes.inputs["nodeRoleArn"] == node_role.outputs["arn"]
+
+
+def test_nodes_require_imdsv2_out_of_pods_reach_and_encrypt_their_root_volume(plan, reference_schema):
+    template = plan.one("aws:ec2/launchTemplate:LaunchTemplate")
+    # A hop limit of 1: the metadata answer dies at the pod's network namespace, so pods cannot take the node's role.
+    assert template.inputs["metadataOptions"] == {"httpEndpoint": "enabled", "httpTokens": "required", "httpPutResponseHopLimit": 1}
+    [root] = template.inputs["blockDeviceMappings"]
+    assert root["deviceName"] == "/dev/xvda"  # AL2023's root device
+    assert root["ebs"]["volumeType"] == "gp3" and root["ebs"]["encrypted"] == "true"
+    assert unknown_inputs(template, reference_schema("pulumi-aws-schema-subset.json")) == []
+    nodes = plan.one("eks:index:ManagedNodeGroup")
+    assert template.urn in nodes.options["dependsOn"]
+    assert nodes.inputs["launchTemplate"]["id"].startswith("cluster-nodes-")  # the template's id under the mocks
+    assert nodes.inputs["launchTemplate"]["version"] == str(template.outputs.get("latestVersion"))
+    # EKS refuses these next to a launch template.
+    assert "diskSize" not in nodes.inputs and "remoteAccess" not in nodes.inputs
+
+
+def test_ebs_csi_driver_runs_with_its_own_role_limited_to_the_volumes_key(plan, reference_schema):
+    schema = reference_schema("pulumi-aws-schema-subset.json")
+    addon = plan.one("aws:eks/addon:Addon")
+    role = plan.one("aws:iam/role:Role", "cluster-ebs-csi")
+    assert (addon.inputs["addonName"], addon.inputs["addonVersion"]) == ("aws-ebs-csi-driver", EBS_CSI_ADDON_VERSION)
+    assert addon.inputs["clusterName"] == "carepath-test"
+    assert addon.inputs["serviceAccountRoleArn"] == role.outputs["arn"]
+    assert plan.one("eks:index:ManagedNodeGroup").urn in addon.options["dependsOn"]  # its pods need nodes
+    [trust] = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
+    [sub] = [value for key, value in trust["Condition"]["StringEquals"].items() if key.endswith(":sub")]
+    assert sub == "system:serviceaccount:kube-system:ebs-csi-controller-sa"
+
+    key = plan.one("aws:kms/key:Key", "cluster-volumes")
+    assert key.inputs["enableKeyRotation"] is True
+    attachment = plan.one("aws:iam/rolePolicyAttachment:RolePolicyAttachment", "cluster-ebs-csi")
+    assert attachment.inputs == {"role": role.outputs["name"], "policyArn": "arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy"}
+    kms = plan.one("aws:iam/rolePolicy:RolePolicy")
+    assert kms.inputs["role"] == role.outputs["name"]
+    statements = json.loads(kms.inputs["policy"])["Statement"]
+    assert {s["Resource"] for s in statements} == {key.outputs["arn"]}
+    assert all(action.startswith("kms:") for s in statements for action in s["Action"])
+    grants = next(s for s in statements if "kms:CreateGrant" in s["Action"])
+    assert grants["Condition"] == {"Bool": {"kms:GrantIsForAWSResource": "true"}}
+    for resource in (addon, key, kms):
+        assert unknown_inputs(resource, schema) == []
+
+
+def test_default_storage_class_is_encrypted_gp3_with_the_stacks_key(plan):
+    storage = plan.one("kubernetes:storage.k8s.io/v1:StorageClass")
+    assert storage.inputs["metadata"] == {"name": STORAGE_CLASS, "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}}
+    assert storage.inputs["provisioner"] == "ebs.csi.aws.com"
+    key = plan.one("aws:kms/key:Key", "cluster-volumes")
+    assert storage.inputs["parameters"] == {"type": "gp3", "encrypted": "true", "kmsKeyId": key.outputs["arn"]}
+    assert storage.inputs["volumeBindingMode"] == "WaitForFirstConsumer"
+    assert storage.inputs["allowVolumeExpansion"] is True
+    assert plan.one("aws:eks/addon:Addon").urn in storage.options["dependsOn"]
+    assert storage.options["provider"].startswith(plan.one("pulumi:providers:kubernetes").urn)
+    # Whole: a StorageClass keeps its settings at the top level, not under `spec`.
+    kubernetes_validate.validate(dict(storage.inputs), KUBERNETES_VERSION, strict=True)
 
 
 def test_iam_is_least_privilege(plan, reference_schema):

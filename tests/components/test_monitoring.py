@@ -3,9 +3,19 @@ import re
 import pytest
 import yaml
 
-from components.monitoring import CHART_REPOSITORY, GRAFANA_SECRET, Monitoring, MonitoringArgs, alertmanager_config
+from components.cluster import STORAGE_CLASS
+from components.monitoring import (
+    CHART_REPOSITORY,
+    GRAFANA_SECRET,
+    NAMESPACE,
+    NODE_EXPORTER_NAMESPACE,
+    Monitoring,
+    MonitoringArgs,
+    alertmanager_config,
+)
 from core.settings import MonitoringSettings, ReceiverSettings
 from core.signals import POD_TRACKS
+from tests.conftest import validate_kubernetes
 
 RECEIVERS = (ReceiverSettings(name="oncall", kind="pagerduty", secret="pagerdutyKey"), ReceiverSettings(name="team", kind="slack", secret="slackUrl"))
 SECRETS = {"pagerdutyKey": "0123abcd", "slackUrl": "https://hooks.slack.invalid/T000/B000/XXXX"}
@@ -32,7 +42,31 @@ def test_chart_is_pinned_with_retention_and_storage_from_config(plan):
     spec = chart["values"]["prometheus"]["prometheusSpec"]
     assert spec["retention"] == "30d"
     assert spec["storageSpec"]["volumeClaimTemplate"]["spec"]["resources"]["requests"]["storage"] == "100Gi"
+    # Named, not left to whichever class is default: the volume is encrypted with the stack's key.
+    assert spec["storageSpec"]["volumeClaimTemplate"]["spec"]["storageClassName"] == STORAGE_CLASS
     assert spec["ruleSelectorNilUsesHelmValues"] is False and spec["serviceMonitorSelectorNilUsesHelmValues"] is False
+
+
+def test_only_node_exporter_runs_privileged(plan, reference_schema):
+    namespaces = {r.inputs["metadata"]["name"]: r for r in plan.of_type("kubernetes:core/v1:Namespace")}
+    assert namespaces[NAMESPACE].inputs["metadata"]["labels"] == {
+        "pod-security.kubernetes.io/enforce": "baseline",
+        "pod-security.kubernetes.io/warn": "restricted",
+    }
+    assert namespaces[NODE_EXPORTER_NAMESPACE].inputs["metadata"]["labels"] == {"pod-security.kubernetes.io/enforce": "privileged"}
+    chart = plan.one("kubernetes:helm.sh/v4:Chart")
+    assert chart.inputs["values"]["prometheus-node-exporter"]["namespaceOverride"] == NODE_EXPORTER_NAMESPACE
+    assert namespaces[NODE_EXPORTER_NAMESPACE].urn in chart.options["dependsOn"]
+    for namespace in namespaces.values():
+        validate_kubernetes(namespace, reference_schema)
+
+
+def test_grafana_reads_dashboards_of_the_monitoring_namespace_only(plan):
+    grafana = plan.one("kubernetes:helm.sh/v4:Chart").inputs["values"]["grafana"]
+    assert grafana["sidecar"]["dashboards"]["searchNamespace"] == [NAMESPACE]
+    assert grafana["sidecar"]["dashboards"]["label"] == "grafana_dashboard"
+    # A Role in `monitoring`, not a ClusterRole over every namespace's ConfigMaps and Secrets.
+    assert grafana["rbac"] == {"namespaced": True}
 
 
 def test_kube_state_metrics_exports_the_pod_labels_the_catalogue_joins_on(plan):
