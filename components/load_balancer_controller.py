@@ -3,6 +3,8 @@ an IRSA role that can do exactly one job: register and deregister pod IPs in the
 target groups Pulumi owns (TargetGroupBinding). It creates no load balancer,
 listener, target group or security group rule: Pulumi owns those, so
 `pulumi refresh` shows no drift. The policy is a subset of AWS's recommended one.
+Two replicas under the chart's PodDisruptionBudget (`maxUnavailable: 1`): a node drain
+never stops target registration, which the ALB readiness gates of new pods wait on.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ CHART_REPOSITORY = "https://aws.github.io/eks-charts"
 TGB_API_VERSION = "elbv2.k8s.aws/v1beta1"
 NAMESPACE = "kube-system"
 SERVICE_ACCOUNT = "aws-load-balancer-controller"
+REPLICAS = 2
+DISRUPTION_BUDGET = {"maxUnavailable": 1}
 
 # What reconciling a TargetGroupBinding reads: the target group and its health,
 # and the pods' network interfaces and subnets.
@@ -110,7 +114,9 @@ class LoadBalancerController(pulumi.ComponentResource):
                 "clusterName": args.cluster_name,
                 "region": args.region,
                 "vpcId": args.vpc_id,
-                "replicaCount": 2,
+                "replicaCount": REPLICAS,
+                # The chart renders its PDB only with more than one replica.
+                "podDisruptionBudget": DISRUPTION_BUDGET,
                 "serviceAccount": {
                     "create": True,
                     "name": SERVICE_ACCOUNT,

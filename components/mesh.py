@@ -17,10 +17,16 @@ the `gateway` that the ALB targets.
   `GATEWAY_API_VERSION`, installed before istiod so Istio serves them from the start, and one
   `Gateway` (`istio-ingress/carepath`, class `istio`) that Istio deploys as a ClusterIP
   Service `carepath-istio`, bound to the ALB's `gateway-api` target group the same way.
+- Node drains never take a component down: istiod and both gateways run at least
+  `MIN_REPLICAS` pods under a PodDisruptionBudget of `minAvailable: 1`. The charts render
+  theirs from values; for the Gateway API's Gateway, Istio renders the HPA and the PDB it
+  deploys from the ConfigMap the Gateway's `infrastructure.parametersRef` names (Istio
+  renders neither without it), so both live and die with the Gateway.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional, Sequence
 
@@ -44,7 +50,11 @@ GATEWAY_API_CRDS = f"https://github.com/kubernetes-sigs/gateway-api/releases/dow
 GATEWAY_API_BACKEND = "gateway-api"  # the edge's target group for the Gateway API's Gateway
 GATEWAY_API_NAME = "carepath"
 GATEWAY_API_SERVICE = f"{GATEWAY_API_NAME}-istio"  # Istio names the Service it deploys for a Gateway so
+GATEWAY_API_OPTIONS = f"{GATEWAY_API_NAME}-options"  # the ConfigMap Istio reads the Gateway's HPA and PDB from
 APP_NAMESPACE_LABEL = "carepath.io/app-namespace"  # on the stack's app namespaces: routes may attach from them
+MIN_REPLICAS = 2  # istiod and each gateway: one pod can be evicted while another serves
+DISRUPTION_BUDGET = {"minAvailable": 1}
+MAX_REPLICAS = 5  # the charts' own autoscaling ceiling
 
 
 @dataclass(frozen=True)
@@ -105,9 +115,9 @@ class IstioMesh(pulumi.ComponentResource):
             system,
             {
                 "base": no_flip,
-                "pilot": {"cni": {"enabled": True}, "autoscaleMin": 2},
+                "pilot": {"cni": {"enabled": True}, "autoscaleMin": MIN_REPLICAS, "pdb": DISRUPTION_BUDGET},
                 "meshConfig": {"accessLogFile": "/dev/stdout"},
-                "global": {"proxy": {"holdApplicationUntilProxyStarts": True}},
+                "global": {"proxy": {"holdApplicationUntilProxyStarts": True}, "defaultPodDisruptionBudget": {"enabled": True}},
             },
             [cni],
         )
@@ -121,7 +131,8 @@ class IstioMesh(pulumi.ComponentResource):
                 ingress,
                 {
                     "service": {"type": "ClusterIP", "ports": [{"name": "http", "port": GATEWAY_PORT, "targetPort": GATEWAY_PORT, "protocol": "TCP"}]},
-                    "autoscaling": {"minReplicas": 2},
+                    "autoscaling": {"minReplicas": MIN_REPLICAS},
+                    "podDisruptionBudget": DISRUPTION_BUDGET,
                 },
                 [self.control_plane, binding],
             )
@@ -140,6 +151,16 @@ class IstioMesh(pulumi.ComponentResource):
         self.gateway_api_ref: Optional[tuple[str, str]] = None  # its namespace and name, for routes' parentRefs
         if gateway_api_group is not None:
             binding = target_group_binding(GATEWAY_API_SERVICE, GATEWAY_NAMESPACE, GATEWAY_API_SERVICE, GATEWAY_PORT, gateway_api_group, after_controller)
+            # Overlays on the HPA and PDB Istio renders for the Gateway (JSON is YAML).
+            options = k8s.core.v1.ConfigMap(
+                GATEWAY_API_OPTIONS,
+                metadata={"name": GATEWAY_API_OPTIONS, "namespace": GATEWAY_NAMESPACE},
+                data={
+                    "horizontalPodAutoscaler": json.dumps({"spec": {"minReplicas": MIN_REPLICAS, "maxReplicas": MAX_REPLICAS}}),
+                    "podDisruptionBudget": json.dumps({"spec": DISRUPTION_BUDGET}),
+                },
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[ingress]),
+            )
             self.gateway_api = k8s.apiextensions.CustomResource(
                 "gateway-api-gateway",
                 api_version="gateway.networking.k8s.io/v1",
@@ -148,6 +169,7 @@ class IstioMesh(pulumi.ComponentResource):
                 metadata={"name": GATEWAY_API_NAME, "namespace": GATEWAY_NAMESPACE, "annotations": {"networking.istio.io/service-type": "ClusterIP"}},
                 spec={
                     "gatewayClassName": "istio",
+                    "infrastructure": {"parametersRef": {"group": "", "kind": "ConfigMap", "name": GATEWAY_API_OPTIONS}},
                     "listeners": [
                         {
                             "name": "http",
@@ -158,7 +180,7 @@ class IstioMesh(pulumi.ComponentResource):
                         }
                     ],
                 },
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.control_plane, binding, ingress]),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.control_plane, binding, ingress, options]),
             )
             self.gateway_api_ref = (GATEWAY_NAMESPACE, GATEWAY_API_NAME)
         self.register_outputs({"gateway": GATEWAY_NAME})

@@ -69,3 +69,10 @@ def test_chart_is_pinned_and_wired_to_the_role(plan):
     assert values["serviceAccount"]["annotations"] == {"eks.amazonaws.com/role-arn": plan.one("aws:iam/role:Role").outputs["arn"]}
     assert values["createIngressClassResource"] is False
     assert plan.one("aws:iam/rolePolicyAttachment:RolePolicyAttachment").urn in chart.options["dependsOn"]
+
+
+def test_two_replicas_under_the_charts_disruption_budget(plan):
+    values = plan.one("kubernetes:helm.sh/v4:Chart").inputs["values"]
+    # The chart renders its PDB only with more than one replica; one pod may go, one stays.
+    assert values["replicaCount"] == 2
+    assert values["podDisruptionBudget"] == {"maxUnavailable": 1}

@@ -2,6 +2,7 @@
 
 import pulumi
 import pytest
+import yaml
 
 from components.mesh import APP_NAMESPACE_LABEL, CHART_REPOSITORY, GATEWAY_API_VERSION, IstioMesh, IstioMeshArgs
 from tests.conftest import validate_kubernetes
@@ -11,6 +12,7 @@ GATEWAY_API_GROUP = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetg
 BINDING = "kubernetes:elbv2.k8s.aws/v1beta1:TargetGroupBinding"
 ISTIO_GATEWAY = "kubernetes:networking.istio.io/v1:Gateway"
 GATEWAY_API_GATEWAY = "kubernetes:gateway.networking.k8s.io/v1:Gateway"
+CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
 
 
 def build_mesh(run_component, target_group_arns):
@@ -83,7 +85,7 @@ def test_the_ingress_gateway_is_the_albs_target_and_serves_the_shared_istio_gate
     namespaces = {r.inputs["metadata"]["name"]: r.inputs["metadata"]["labels"] for r in plan.of_type("kubernetes:core/v1:Namespace")}
     assert namespaces["istio-ingress"]["elbv2.k8s.aws/pod-readiness-gate-inject"] == "enabled"
     assert namespaces["istio-system"]["pod-security.kubernetes.io/enforce"] == "privileged"
-    assert plan.of_type(GATEWAY_API_GATEWAY) == [] and plan.of_type("kubernetes:yaml/v2:ConfigFile") == []
+    assert plan.of_type(GATEWAY_API_GATEWAY) == [] and plan.of_type("kubernetes:yaml/v2:ConfigFile") == [] and plan.of_type(CONFIG_MAP) == []
 
 
 def test_the_gateway_api_crds_come_before_istiod_and_its_gateway_is_the_albs_target(gateway_api):
@@ -110,6 +112,43 @@ def test_without_a_backend_to_serve_only_the_control_plane(run_component):
     plan = build_mesh(run_component, {})
     assert set(_charts(plan)) == {"istio-base", "istio-cni", "istiod"}
     assert plan.of_type(BINDING) == [] and plan.of_type(ISTIO_GATEWAY) == [] and plan.of_type(GATEWAY_API_GATEWAY) == []
+    assert plan.of_type(CONFIG_MAP) == []
+
+
+def assert_drains_proceed(budget, replicas):
+    """A node drain may evict a pod (the budget never blocks all evictions) while one keeps serving."""
+    assert replicas >= 2
+    [(kind, count)] = budget.items()
+    evictable = count if kind == "maxUnavailable" else replicas - count
+    assert 1 <= evictable < replicas, (budget, replicas)
+
+
+def test_istiod_runs_two_replicas_under_its_charts_disruption_budget(plan):
+    values = _charts(plan)["istiod"].inputs["values"]
+    # The chart renders its PDB only with this on and more than one replica (autoscaleMin, autoscaling on by default).
+    assert values["global"]["defaultPodDisruptionBudget"] == {"enabled": True}
+    assert "autoscaleEnabled" not in values["pilot"] and "replicaCount" not in values["pilot"]
+    assert_drains_proceed(values["pilot"]["pdb"], values["pilot"]["autoscaleMin"])
+
+
+def test_the_ingress_gateway_runs_two_replicas_under_its_charts_disruption_budget(plan):
+    values = _charts(plan)["istio-ingressgateway"].inputs["values"]
+    assert values["autoscaling"] == {"minReplicas": 2}  # autoscaling stays on: the chart's PDB condition reads minReplicas
+    assert_drains_proceed(values["podDisruptionBudget"], values["autoscaling"]["minReplicas"])
+
+
+def test_the_gateway_api_gateway_gets_its_replicas_and_budget_from_istios_overlays(gateway_api):
+    gateway = gateway_api.one(GATEWAY_API_GATEWAY)
+    options = gateway_api.one(CONFIG_MAP)
+    assert options.inputs["metadata"]["namespace"] == gateway.inputs["metadata"]["namespace"]  # parametersRef is local
+    assert gateway.inputs["spec"]["infrastructure"] == {"parametersRef": {"group": "", "kind": "ConfigMap", "name": options.inputs["metadata"]["name"]}}
+    # Istio fails the Gateway if its ConfigMap is missing, and renders no HPA or PDB without these keys.
+    assert options.urn in gateway.options["dependsOn"]
+    overlays = {key: yaml.safe_load(value) for key, value in options.inputs["data"].items()}
+    assert set(overlays) == {"horizontalPodAutoscaler", "podDisruptionBudget"}
+    autoscaler = overlays["horizontalPodAutoscaler"]["spec"]
+    assert autoscaler["minReplicas"] <= autoscaler["maxReplicas"]
+    assert_drains_proceed(overlays["podDisruptionBudget"]["spec"], autoscaler["minReplicas"])
 
 
 def test_every_mesh_object_validates(plan, gateway_api, reference_schema):
