@@ -4,6 +4,7 @@ stack file (`release.stackfile`, values as YAML decodes them)."""
 
 from __future__ import annotations
 
+import difflib
 import json
 from typing import Any, Callable, Mapping
 
@@ -13,9 +14,33 @@ from core.settings import NAMESPACE
 def carepath_sections(config: Mapping[str, Any], decode: Callable[[Any], Any] = lambda value: value) -> dict[str, Any]:
     """The `carepath:` keys of `config` (`carepath:services` -> `services`), each value through
     `decode`; other namespaces' keys (`aws:region`) are left out, unknown `carepath:` keys kept
-    (so the settings catch a typo)."""
+    (so the settings catch a typo), and so are the keys of a misspelled namespace, whole
+    (`carepth:services`), since Pulumi would hand them to no one."""
     prefix = f"{NAMESPACE}:"
-    return {key[len(prefix):]: decode(value) for key, value in config.items() if key.startswith(prefix)}
+    sections = {key[len(prefix):]: decode(value) for key, value in config.items() if key.startswith(prefix)}
+    return sections | {key: decode(value) for key, value in config.items() if misspelled_namespace(key.partition(":")[0])}
+
+
+def misspelled_namespace(namespace: str) -> bool:
+    """Whether a config namespace reads as a typo of `carepath` (`carepth`, `care-path`, `CarePath`)."""
+    return namespace != NAMESPACE and difflib.SequenceMatcher(None, namespace.lower(), NAMESPACE).ratio() >= 0.8
+
+
+def secret_paths(config: Mapping[str, Any]) -> frozenset[str]:
+    """The `carepath:` keys of every value the stack file stores encrypted (`{secure: ...}`), as
+    `--path` keys (`carepath:secrets: {slackUrl: {secure: ...}}` -> `secrets.slackUrl`): which
+    values are encrypted, where the Pulumi runtime tells only which sections hold one."""
+
+    def walk(value: Any, path: str) -> list[str]:
+        if isinstance(value, Mapping) and set(value) == {"secure"}:
+            return [path]
+        if isinstance(value, Mapping):
+            return [found for key, item in value.items() for found in walk(item, f"{path}.{key}")]
+        if isinstance(value, list):
+            return [found for index, item in enumerate(value) for found in walk(item, f"{path}[{index}]")]
+        return []
+
+    return frozenset(found for section, value in carepath_sections(config).items() for found in walk(value, section))
 
 
 def runtime_value(text: Any) -> Any:

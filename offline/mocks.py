@@ -138,7 +138,7 @@ class CarePathMocks(pulumi.runtime.Mocks):
         "aws:ec2/securityGroup:SecurityGroup": _security_group,
         "aws:ecr/repository:Repository": _repository,
         "aws:kms/key:Key": _kms_key,
-        "aws:ec2/launchTemplate:LaunchTemplate": lambda self, name, inputs: {"id": f"lt-{_hex(name)}", "latestVersion": 1},
+        "aws:ec2/launchTemplate:LaunchTemplate": lambda self, name, inputs: {"latestVersion": 1},
         "aws:iam/role:Role": _role,
         "aws:iam/policy:Policy": _policy,
         "awsx:ec2:Vpc": _vpc,

@@ -10,6 +10,7 @@ another way (a new component, a hand edit, a provider default).
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass
 from typing import Any, Callable, Literal, Mapping, Optional, Sequence
@@ -27,6 +28,12 @@ DESTINATION_RULE = "kubernetes:networking.istio.io/v1:DestinationRule"
 HTTP_ROUTE = "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute"
 PDB = "kubernetes:policy/v1:PodDisruptionBudget"
 HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
+PROMETHEUS_RULE = "kubernetes:monitoring.coreos.com/v1:PrometheusRule"
+SECURITY_GROUP = "aws:ec2/securityGroup:SecurityGroup"
+INGRESS_RULE = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+# The ports Istio's sidecar and gateways listen on (as `core.settings.rules.ISTIO_PORTS`).
+ISTIO_PORTS = (15000, 15001, 15004, 15006, 15008, 15009, 15020, 15021, 15053, 15090)
+PUBLIC_PORTS = (80, 443)
 
 
 @dataclass(frozen=True)
@@ -262,10 +269,68 @@ def eks_cluster_hardening(kind: str, props: Props, stack: str) -> list[str]:
     if not props.get("encryptionConfigKeyArn"):
         problems.append("Kubernetes secrets are not encrypted with a KMS key")
     if stack in PRODUCTION_STACKS and props.get("endpointPublicAccess", True):
-        cidrs = props.get("publicAccessCidrs") or ["0.0.0.0/0"]
-        if "0.0.0.0/0" in cidrs or "::/0" in cidrs:
+        cidrs = props.get("publicAccessCidrs") or ["0.0.0.0/0"]  # EKS reads none as everyone
+        if _open_to_everyone(cidrs):
             problems.append("the public API endpoint is open to the internet in production")
     return problems
+
+
+def _open_to_everyone(cidrs: Sequence[str]) -> bool:
+    """Whether the blocks admit every address: `::/0`, or IPv4 blocks that together cover the
+    whole space (`0.0.0.0/1` and `128.0.0.0/1` do)."""
+    networks = []
+    for cidr in cidrs:
+        try:
+            networks.append(ipaddress.ip_network(cidr, strict=False))
+        except (TypeError, ValueError):  # not known yet in a preview, or not a block
+            continue
+    if any(n.version == 6 and n.prefixlen == 0 for n in networks):
+        return True
+    ipv4 = [n for n in networks if isinstance(n, ipaddress.IPv4Network)]
+    return ipaddress.IPv4Network("0.0.0.0/0") in ipaddress.collapse_addresses(ipv4)
+
+
+def _ingress(kind: str, props: Props) -> list[tuple[int, int, list[str]]]:
+    """A security group's ingress rules as (from port, to port, CIDRs), in either shape AWS has."""
+    if kind == SECURITY_GROUP:
+        return [(i.get("fromPort", 0), i.get("toPort", 65535), [*i.get("cidrBlocks", []), *i.get("ipv6CidrBlocks", [])]) for i in props.get("ingress") or []]
+    if kind == INGRESS_RULE:
+        cidrs = [c for c in (props.get("cidrIpv4"), props.get("cidrIpv6")) if c]
+        return [(props.get("fromPort", 0), props.get("toPort", 65535), cidrs)]
+    return []
+
+
+def no_open_test_ports_in_production(kind: str, props: Props, stack: str) -> list[str]:
+    if stack not in PRODUCTION_STACKS:
+        return []
+    return [
+        f"ingress on port {low}{'' if low == high else f'-{high}'} is open to every address in production"
+        for low, high, cidrs in _ingress(kind, props)
+        if cidrs and not (low == high and low in PUBLIC_PORTS) and _open_to_everyone(cidrs)
+    ]
+
+
+def mesh_ports_free(kind: str, props: Props, stack: str) -> list[str]:
+    if kind != DEPLOYMENT:
+        return []
+    return [
+        f"container {container.get('name')} listens on {port['containerPort']}, a port Istio's sidecar takes"
+        for container in _containers(props)
+        for port in container.get("ports", [])
+        if port.get("containerPort") in ISTIO_PORTS
+    ]
+
+
+def finite_alert_thresholds(kind: str, props: Props, stack: str) -> list[str]:
+    if kind != PROMETHEUS_RULE:
+        return []
+    rules = [rule for group in props.get("spec", {}).get("groups", []) for rule in group.get("rules", [])]
+    # Outside label matchers (`le="+Inf"` is a bucket's name): a NaN or Inf threshold never fires.
+    return [
+        f"rule {rule.get('alert') or rule.get('record')} compares with a NaN or infinite number"
+        for rule in rules
+        if re.search(r"(?i)\b(inf|nan)\b", re.sub(r'"[^"]*"', '""', str(rule.get("expr", ""))))
+    ]
 
 
 def https_listeners_in_production(kind: str, props: Props, stack: str) -> list[str]:
@@ -312,6 +377,12 @@ RULES: tuple[Rule, ...] = (
          "Use the Cluster component; on production set cluster.publicAccessCidrs or cluster.endpointPublicAccess false.", "mandatory", resource=eks_cluster_hardening),
     Rule("https-listeners-in-production", "Production ALB listeners serve HTTPS (plain HTTP only to redirect).",
          "Set edge.certificateArn on production.", "mandatory", resource=https_listeners_in_production),
+    Rule("no-open-test-ports-in-production", "In production, no security group admits every address on a port other than the public listeners' 80 and 443.",
+         "Set edge.testCidrs to the testers' and the pipeline's CIDRs on production.", "mandatory", resource=no_open_test_ports_in_production),
+    Rule("mesh-ports-free", "No container listens on a port Istio's sidecar or gateway takes (15000-15090).",
+         "Set services.<name>.port and services.<name>.metricsPort outside Istio's ports.", "mandatory", resource=mesh_ports_free),
+    Rule("finite-alert-thresholds", "Alert and recording rules compare with finite numbers (a NaN or Inf threshold never fires).",
+         "Set monitoring.thresholds and services.<name>.rollout.analysis.signals to finite numbers.", "mandatory", resource=finite_alert_thresholds),
     Rule("autoscaler-present", "Deployments have a HorizontalPodAutoscaler.", "Set services.<name>.autoscaling.enabled.", "advisory", stack=autoscaler_present),
     Rule("topology-spread", "Pods spread over availability zones.", "Render pods through the Track component.", "advisory", resource=topology_spread),
 )

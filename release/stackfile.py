@@ -35,9 +35,12 @@ SECRET_PLACEHOLDER = "[secret]"
 
 
 def settings_of(config: Mapping[str, Any], stack: str) -> Settings:
-    """A stack file's `carepath:` config as settings. Its `secrets` section is stored encrypted
-    (`pulumi config set --secret`) and read here as placeholders."""
-    return parse(config, stack, frozenset({"secrets"}), routers=TRAITS)
+    """A stack file's `carepath:` config as settings. Encrypted values (`pulumi config set
+    --secret`) read as placeholders, so each secret is checked on its own: one stored in plain
+    text is refused by name."""
+    secrets = config.get("secrets")
+    encrypted = frozenset(f"secrets.{name}" for name, value in secrets.items() if value == SECRET_PLACEHOLDER) if isinstance(secrets, Mapping) else frozenset()
+    return parse(config, stack, encrypted, routers=TRAITS)
 
 
 def apply_changes(config: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:

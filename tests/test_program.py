@@ -123,7 +123,7 @@ def test_secrets_count_only_when_stored_encrypted(run_stack):
     assert chart.inputs["values"]["alertmanager"]["config"] == "[secret]"
     with pytest.raises(ProgramFailed) as caught:
         run_stack("demo", {**receivers, "secrets.oncall": "https://hooks.slack.com/services/T0/B0/x"})
-    assert "carepath:secrets: set in plain text" in str(caught.value.cause)
+    assert "carepath:secrets.oncall: set in plain text" in str(caught.value.cause)
 
 
 def test_an_existing_vpc_is_used_as_is(run_stack):

@@ -23,6 +23,12 @@ Decisions, where the design leaves room:
 - `cluster.name` defaults to `carepath-<stack>` and a service's repository to
   `carepath-<service>`, so stacks sharing an account do not collide; a repository can be an
   existing one instead (`createRepository: false`).
+- Production is the stack named `production`, as the policy pack decides it (not a toggle such
+  as `cluster.deletionProtection`, which could opt a stack out): there the settings refuse one
+  replica, `maxUnavailable` other than 0, no `edge.certificateArn`, and an API endpoint or test
+  listener whose CIDRs together cover every IPv4 address. The pack keeps these as a second line.
+- CIDR lists are IPv4 only: the ALB's security group rules and EKS's public access list take
+  IPv4 blocks, so an IPv6 block (`::/0` the widest) is refused rather than half-applied.
 """
 
 from core.settings.errors import SettingsError

@@ -27,6 +27,7 @@ class SettingsError(ValueError):
 
 _TYPE_NAMES = {
     "int_type": "an integer",
+    "finite_number": "a finite number",
     "int_parsing": "an integer",
     "string_type": "a string",
     "bool_type": "true or false",

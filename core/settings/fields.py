@@ -19,7 +19,10 @@ from core.signals import PLACEHOLDERS, unknown_placeholders
 NAMESPACE = "carepath"
 
 # Config keys are camelCase only (`by_name=False` in `parse`); Python code builds sections by field name.
-SECTION = ConfigDict(extra="forbid", strict=True, alias_generator=to_camel, validate_by_name=True, validate_by_alias=True)
+# No NaN or Infinity in any decimal (YAML `.inf`): a threshold of Infinity renders an alert that never fires.
+SECTION = ConfigDict(
+    extra="forbid", strict=True, alias_generator=to_camel, validate_by_name=True, validate_by_alias=True, allow_inf_nan=False
+)
 
 
 def problem(message: str) -> PydanticCustomError:
@@ -64,9 +67,13 @@ def _image_tag(value: str) -> str:
 
 def _cidr(value: str) -> str:
     try:
-        ipaddress.ip_network(value, strict=True)
+        network = ipaddress.ip_network(value, strict=True)
     except ValueError:
         raise problem("is not a CIDR block such as 10.0.0.0/16") from None
+    # The ALB's security group rules (`cidr_blocks`) and EKS's public access list take IPv4 only:
+    # an IPv6 block (::/0 the widest) would fail the deploy, or need rules of its own to review.
+    if network.version != 4:
+        raise problem("is an IPv6 block; list IPv4 blocks only (the ALB's security group and EKS's public access list take IPv4)")
     return value
 
 
@@ -126,7 +133,7 @@ Quantity = Annotated[str, AfterValidator(_quantity)]
 Count = Annotated[int, between(1, 1000)]
 Port = Annotated[int, between(1, 65535)]
 ImageTag = Annotated[str, AfterValidator(_image_tag)]
-Cidr = Annotated[str, AfterValidator(_cidr)]
+Cidr = Annotated[str, AfterValidator(_cidr)]  # IPv4 only
 Surge = Annotated[Union[int, str], AfterValidator(_percent_or_count)]
 KubernetesVersion = Annotated[str, matching(r"1\.[0-9]{2}", "a Kubernetes minor version such as \"1.34\"")]
 InstanceType = Annotated[str, matching(r"[a-z][a-z0-9-]*\.[a-z0-9]+", "an EC2 instance type such as t3.large")]

@@ -5,6 +5,7 @@ so a typo in one never hides an error in another."""
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import json
 from dataclasses import fields
 from typing import Any, Mapping, Optional
@@ -18,6 +19,11 @@ from core.settings.platform import ClusterSettings, EdgeSettings, MeshSettings, 
 from core.settings.service import COLOURS, RolloutSettings, ServiceSettings, SignalSettings, repository_name
 from core.signals import catalogue
 
+PRODUCTION_STACKS = ("production",)
+# The ports Istio's sidecar and gateways listen on (docs: "Ports used by Istio"); refused whether
+# or not the mesh is on today, so turning it on never collides with a service.
+ISTIO_PORTS = (15000, 15001, 15004, 15006, 15008, 15009, 15020, 15021, 15053, 15090)
+
 
 def service_key(name: str, path: str = "") -> str:
     return f"{NAMESPACE}:services.{name}" + (f".{path}" if path else "")
@@ -27,19 +33,32 @@ def resolve_router(service: ServiceSettings, mesh: Optional[MeshSettings]) -> st
     return service.router or default_router(service.rollout.strategy, mesh.enabled if mesh else None)
 
 
-def cross_section_problems(parsed: Mapping[str, Any], routers: Mapping[str, RouterTraits]) -> list[str]:
+def is_production(stack: str) -> bool:
+    """Whether the production rules apply: by the stack's name, as the policy pack decides it
+    (`policy.rules.PRODUCTION_STACKS`), so the two lines agree and no toggle can opt out."""
+    return stack in PRODUCTION_STACKS
+
+
+def cross_section_problems(parsed: Mapping[str, Any], routers: Mapping[str, RouterTraits], stack: str) -> list[str]:
     problems: list[str] = []
+    production = is_production(stack)
     cluster: Optional[ClusterSettings] = parsed.get("cluster")
     if cluster is not None:
-        problems += _cluster_problems(cluster)
+        problems += _cluster_problems(cluster, production)
     services: Optional[Mapping[str, ServiceSettings]] = parsed.get("services")
     edge: Optional[EdgeSettings] = parsed.get("edge")
     mesh: Optional[MeshSettings] = parsed.get("mesh")
+    if edge is not None:
+        problems += _edge_problems(edge, production)
+    if production and edge is not None and edge.certificate_arn is None:
+        problems.append(f"{NAMESPACE}:edge.certificateArn is required on production: it serves HTTPS only (an ACM certificate ARN)")
     if edge is not None and edge.test_port in (80, 443):
         problems.append(f"{NAMESPACE}:edge.testPort: {edge.test_port} is taken by the production listener; use another port")
     if services is not None:
         for name, service in services.items():
             problems += _service_problems(name, service)
+            if production:
+                problems += _production_service_problems(name, service)
             problems += _router_problems(name, service, mesh, routers)
             if edge is not None and service.rollout.strategy == "blue-green" and not edge.test_cidrs:
                 problems.append(
@@ -60,8 +79,41 @@ def cross_section_problems(parsed: Mapping[str, Any], routers: Mapping[str, Rout
     return problems
 
 
-def _cluster_problems(cluster: ClusterSettings) -> list[str]:
+def _covers_everyone(cidrs: tuple[str, ...]) -> bool:
+    """Whether the blocks together cover every IPv4 address (`0.0.0.0/1` and `128.0.0.0/1` do)."""
+    networks = [ipaddress.IPv4Network(cidr) for cidr in cidrs]
+    return ipaddress.IPv4Network("0.0.0.0/0") in ipaddress.collapse_addresses(networks)
+
+
+def _open_to_everyone(key: str, cidrs: tuple[str, ...], what: str) -> list[str]:
+    if not _covers_everyone(cidrs):
+        return []
+    covers = "together cover" if len(cidrs) > 1 else "covers"
+    return [f"{NAMESPACE}:{key}: {json.dumps(list(cidrs))} {covers} every IPv4 address; on production {what}"]
+
+
+def _edge_problems(edge: EdgeSettings, production: bool) -> list[str]:
     problems: list[str] = []
+    if not edge.allowed_cidrs:
+        problems.append(f"{NAMESPACE}:edge.allowedCidrs: [] is empty: the public listeners would admit no one (0.0.0.0/0 is everyone)")
+    if production:
+        problems += _open_to_everyone("edge.testCidrs", edge.test_cidrs, "the test listener is open only to the testers' and the pipeline's CIDRs")
+    return problems
+
+
+def _cluster_problems(cluster: ClusterSettings, production: bool) -> list[str]:
+    problems: list[str] = []
+    if cluster.endpoint_public_access and not cluster.public_access_cidrs:
+        problems.append(
+            f"{NAMESPACE}:cluster.publicAccessCidrs: [] is empty, which EKS reads as 0.0.0.0/0: list the CIDRs that may reach "
+            "the public API endpoint, or set cluster.endpointPublicAccess false"
+        )
+    if production and cluster.endpoint_public_access:
+        problems += _open_to_everyone(
+            "cluster.publicAccessCidrs",
+            cluster.public_access_cidrs,
+            "the public API endpoint is open only to the operators' and the pipeline's CIDRs (or set cluster.endpointPublicAccess false)",
+        )
     if not cluster.min_nodes <= cluster.desired_nodes <= cluster.max_nodes:
         problems.append(
             f"{NAMESPACE}:cluster: node sizes must satisfy minNodes <= desiredNodes <= maxNodes, "
@@ -193,6 +245,13 @@ def _service_problems(name: str, service: ServiceSettings) -> list[str]:
         problems.append(f"{service_key(name, 'hosts')}: {json.dumps(list(service.hosts))} lists a host name twice")
     if len(service.hosts) > 3:
         problems.append(f"{service_key(name, 'hosts')}: {len(service.hosts)} host names; an ALB rule matches at most 3 besides the path (list 3 or fewer)")
+    for key in ("port", "metrics_port"):
+        port = getattr(service, key)
+        if port in ISTIO_PORTS:
+            problems.append(
+                f"{service_key(name, to_camel(key))}: {port} is one of the ports Istio's sidecar and gateway take "
+                f"({', '.join(map(str, ISTIO_PORTS))}); choose another"
+            )
     if service.metrics_port == service.port:
         problems.append(f"{service_key(name, 'metricsPort')}: {service.metrics_port} is {service_key(name, 'port')}; metrics need a port of their own")
     rollout = service.rollout
@@ -217,6 +276,21 @@ def _service_problems(name: str, service: ServiceSettings) -> list[str]:
         problems.append(
             f"{service_key(name, 'rollout.canary.tag')}: {rollout.canary.tag!r} is already the stable {service_key(name, 'tag')}; "
             "a canary must be a different version (promotion sets the tag and removes canary.tag)"
+        )
+    return problems
+
+
+def _production_service_problems(name: str, service: ServiceSettings) -> list[str]:
+    """What the policy pack's production-deployment-safety rule would stop, refused first here."""
+    problems: list[str] = []
+    key, floor = ("autoscaling.minReplicas", service.autoscaling.min_replicas) if service.autoscaling.enabled else ("replicas", service.replicas)
+    if floor < 2:
+        problems.append(f"{service_key(name, key)}: {floor} on production; at least 2, so losing a node or a pod never leaves the service without one")
+    unavailable = service.rollout.rolling.max_unavailable
+    if unavailable not in (0, "0%"):
+        problems.append(
+            f"{service_key(name, 'rollout.rolling.maxUnavailable')}: {json.dumps(unavailable)} on production must be 0: "
+            "a rollout keeps every serving pod until its replacement is ready"
         )
     return problems
 

@@ -83,11 +83,38 @@ def _validate(key: str, value: Any, problems: list[str]) -> Any:
         return None
 
 
+def _plaintext_secrets(secrets: Any, secret_keys: frozenset[str]) -> list[str]:
+    """Each value of `secrets` not stored encrypted, named by its key, never by its value.
+
+    `secret_keys` may name single values (`secrets.slackUrl`, as `core.stack_config.secret_paths`
+    reads them from the stack file): then each value is checked on its own. The Pulumi runtime
+    marks only whole sections (`secrets` is encrypted as soon as one value in it is): given only
+    that, one encrypted value vouches for the section, so callers that can read the stack file
+    pass the values' keys."""
+    if not isinstance(secrets, dict) or not secrets:
+        return []
+    by_value = any(key.startswith("secrets.") for key in secret_keys)
+    if not by_value and "secrets" in secret_keys:
+        return []
+    return [
+        f"{NAMESPACE}:secrets.{name}: set in plain text; use `pulumi config set --secret --path secrets.{name} <value>`"
+        for name in secrets
+        if f"secrets.{name}" not in secret_keys
+    ]
+
+
 def parse(raw: Mapping[str, Any], stack: str, secret_keys: frozenset[str] = frozenset(), *, routers: Mapping[str, RouterTraits]) -> Settings:
     """Validate a stack's `carepath:` config; `raw` maps section names to decoded JSON values,
-    `secret_keys` names the sections stored encrypted, `routers` the routers there are."""
+    `secret_keys` names what is stored encrypted: sections (`secrets`) or single values
+    (`secrets.slackUrl`); `routers` the routers there are."""
     problems: list[str] = []
     for key in sorted(set(raw) - set(SECTIONS)):
+        namespace, colon, section = key.partition(":")
+        if colon:  # a misspelled namespace's key, kept whole by `core.stack_config.carepath_sections`
+            hint = difflib.get_close_matches(section, SECTIONS, n=1)
+            meant = f"; did you mean '{NAMESPACE}:{hint[0]}'?" if hint else ""
+            problems.append(f"{key}: unknown namespace '{namespace}'{meant} (this program reads {NAMESPACE}: keys)")
+            continue
         hint = difflib.get_close_matches(key, SECTIONS, n=1)
         did_you_mean = f"; did you mean '{NAMESPACE}:{hint[0]}'?" if hint else ""
         problems.append(f"{NAMESPACE}:{key}: unknown key{did_you_mean} (allowed: {', '.join(SECTIONS)})")
@@ -113,9 +140,8 @@ def parse(raw: Mapping[str, Any], stack: str, secret_keys: frozenset[str] = froz
             section = _validate(key, value, problems)
             if section is not None:
                 parsed[key] = section
-    problems += cross_section_problems(parsed, routers)
-    if raw.get("secrets") and "secrets" not in secret_keys:
-        problems.append(f"{NAMESPACE}:secrets: set in plain text; use `pulumi config set --secret --path secrets.<name> <value>`")
+    problems += cross_section_problems(parsed, routers, stack)
+    problems += _plaintext_secrets(raw.get("secrets"), secret_keys)
     if problems:
         raise SettingsError(problems)
 

@@ -21,7 +21,7 @@ def blue_green(**blue_green_settings):
 
 @pytest.fixture(scope="module")
 def plan(run_router):
-    return run_router(BLUE_GREEN, stack="production", edge=EDGE)
+    return run_router(BLUE_GREEN, stack="bluegreen", edge=EDGE)
 
 
 def _rules(plan):
@@ -42,7 +42,7 @@ def test_one_binding_per_track_to_its_own_target_group(plan, reference_schema):
             "targetGroupARN": target_group_arn(f"chat-api-{colour}"),
             "targetType": "ip",
         }
-        assert binding.inputs["metadata"]["namespace"] == "carepath-production"
+        assert binding.inputs["metadata"]["namespace"] == "carepath-bluegreen"
         assert plan.one("carepath:test:Controller").urn in binding.options["dependsOn"]
         validate_crd(binding, reference_schema("elbv2-crd-schemas.json"))
 
@@ -79,20 +79,20 @@ def test_traffic_moves_only_to_ready_pods_and_leaves_before_a_scale_down(plan):
 
 
 def test_a_gradual_switch_splits_by_weight_and_keeps_clients_on_one_colour(run_router):
-    rules = _rules(run_router(blue_green(greenWeight=20), stack="production", edge=EDGE))
+    rules = _rules(run_router(blue_green(greenWeight=20), stack="bluegreen", edge=EDGE))
     forward = rules["chat-api-production"].inputs["actions"][0]["forward"]
     assert forward["targetGroups"] == _forward(("chat-api-blue", 80), ("chat-api-green", 20))[0]["forward"]["targetGroups"]
     assert forward["stickiness"] == {"enabled": True, "duration": STICKINESS_SECONDS}
 
 
 def test_no_test_rule_for_an_idle_colour_without_pods(run_router):
-    assert set(_rules(run_router(blue_green(idleReplicas=0), stack="production", edge=EDGE))) == {"chat-api-production"}
+    assert set(_rules(run_router(blue_green(idleReplicas=0), stack="bluegreen", edge=EDGE))) == {"chat-api-production"}
 
 
 def test_bindings_live_in_each_colours_namespace(run_router):
-    plan = run_router(blue_green(isolation="namespace"), stack="production", edge=EDGE)
+    plan = run_router(blue_green(isolation="namespace"), stack="bluegreen", edge=EDGE)
     namespaces = {r.inputs["metadata"]["name"]: r.inputs["metadata"]["namespace"] for r in plan.of_type(BINDING)}
-    assert namespaces == {"chat-api-blue": "carepath-production-blue", "chat-api-green": "carepath-production-green"}
+    assert namespaces == {"chat-api-blue": "carepath-bluegreen-blue", "chat-api-green": "carepath-bluegreen-green"}
 
 
 def test_rolling_forwards_everything_to_the_stable_track_on_the_services_hosts_and_path(run_router):
@@ -112,9 +112,9 @@ def test_rolling_forwards_everything_to_the_stable_track_on_the_services_hosts_a
 @pytest.mark.parametrize(
     "service, stack, expected",
     [
-        (BLUE_GREEN, "production", {"chat-api-blue", "chat-api-green"}),
+        (BLUE_GREEN, "bluegreen", {"chat-api-blue", "chat-api-green"}),
         # An idle colour without pods keeps its target group: switching back creates nothing.
-        (blue_green(idleReplicas=0), "production", {"chat-api-blue", "chat-api-green"}),
+        (blue_green(idleReplicas=0), "bluegreen", {"chat-api-blue", "chat-api-green"}),
         ({"tag": "v1.4.0", "rollout": {"strategy": "rolling"}}, "demo", {"chat-api-stable"}),
     ],
     ids=["blue-green", "idle-colour-without-pods", "rolling"],

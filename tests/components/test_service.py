@@ -50,7 +50,7 @@ def canary(run_component):
 
 @pytest.fixture(scope="module")
 def blue_green(run_component):
-    return build_service(run_component, BLUE_GREEN, stack="production", edge=EDGE)
+    return build_service(run_component, BLUE_GREEN, stack="bluegreen", edge=EDGE)
 
 
 def test_a_service_is_a_component_named_after_it_owning_its_parts(canary):

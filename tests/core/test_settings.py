@@ -6,16 +6,22 @@ from __future__ import annotations
 import copy
 import dataclasses
 import itertools
+import json
+import math
+import typing
 from typing import Any, Mapping, Optional
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import TypeAdapter
+from pydantic.alias_generators import to_camel
 
 from core import signals
 from core.routers import default_router
 from core.settings import SECTIONS, Settings, SettingsError, UnknownService
+from core.settings.errors import key_of
+from core.stack_config import carepath_sections, secret_paths
 from offline.harness import STACKS, apply_overrides, load_stack_config
 from tests.conftest import one_service, settings_from
 
@@ -198,7 +204,7 @@ BAD_INPUTS = [
     (with_(ROLLING, {"monitoring.receivers": [{"name": "oncall", "kind": "email", "secret": "x"}]}),
      "carepath:monitoring.receivers[0].kind: 'email' is not one of slack, webhook, pagerduty"),
     (with_(ROLLING, {"monitoring.receivers": [{"name": "oncall", "kind": "slack", "secret": "slackUrl"}]}), "carepath:monitoring.receivers[0].secret: 'slackUrl' is not set"),
-    ({**ROLLING, "secrets": {"slackUrl": "https://hooks.example/abc"}}, "carepath:secrets: set in plain text; use `pulumi config set --secret"),
+    ({**ROLLING, "secrets": {"slackUrl": "https://hooks.example/abc"}}, "carepath:secrets.slackUrl: set in plain text; use `pulumi config set --secret --path secrets.slackUrl <value>`"),
     ({**ROLLING, "secrets": {"slackUrl": 42}}, "carepath:secrets.slackUrl: '[secret]' is not a string"),
 ]
 
@@ -693,3 +699,196 @@ def test_a_release_id_is_accepted_exactly_when_6_to_32_lowercase_hex_digits(rele
         assert in_flight_of(raw).id == release_id
     else:
         assert any(p.startswith("carepath:services.chat-api.rollout.inFlight.id:") for p in problems(raw))
+
+
+# --- what a reviewer would refuse ---------------------------------------------
+
+
+def _float_keys(hint: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """The path of every decimal field under `hint` (a section's type), through nested
+    sections, the values of `services` (as chat-api) and the first item of a list."""
+    hint = next((a for a in typing.get_args(hint) if a is not type(None)), hint) if typing.get_origin(hint) is typing.Union else hint
+    origin = typing.get_origin(hint)
+    if hint is float:
+        return [path]
+    if origin is dict:
+        return _float_keys(typing.get_args(hint)[1], (*path, "chat-api"))
+    if origin is tuple:
+        return _float_keys(typing.get_args(hint)[0], (*path, 0))
+    if dataclasses.is_dataclass(hint):
+        hints = typing.get_type_hints(hint)
+        return [key for f in dataclasses.fields(hint) for key in _float_keys(hints[f.name], (*path, to_camel(f.name)))]
+    return []
+
+
+FLOAT_KEYS = [(section, path) for section, hint in SECTIONS.items() for path in _float_keys(hint)]
+
+
+def _set_at(raw: dict[str, Any], section: str, path: tuple[Any, ...], value: Any) -> dict[str, Any]:
+    """`raw` with `value` at `section`.`path`; a list index makes a one-item list."""
+    result = copy.deepcopy(raw)
+    node: Any = result.setdefault(section, {})
+    for part, following in itertools.pairwise((*path, None)):
+        if following is None:
+            node[part] = value
+        else:
+            empty: Any = [{}] if isinstance(following, int) else {}
+            node = node.setdefault(part, empty) if isinstance(node, dict) else node[part]
+    return result
+
+
+def test_every_decimal_setting_is_found():
+    keys = {".".join(str(p) for p in (section, *path)) for section, path in FLOAT_KEYS}
+    signal = "services.chat-api.rollout.analysis.signals.0"
+    assert keys == {
+        *(f"monitoring.thresholds.{k}" for k in ("errorRatio", "latencyP95Seconds", "canaryErrorMargin", "minRequestsPerSecond")),
+        *(f"services.chat-api.rollout.analysis.{k}" for k in ("alpha", "beta")),
+        *(f"{signal}.{k}" for k in ("quantile", "good", "bad", "bound", "weight", "minEvents")),
+    }
+
+
+@given(st.sampled_from(FLOAT_KEYS), st.sampled_from([math.inf, -math.inf, math.nan]))
+def test_no_decimal_setting_accepts_nan_or_infinity(key, value):
+    section, path = key
+    found = problems(_set_at(ROLLING, section, path, value))
+    where = key_of(section, path)
+    assert f"{where}: {json.dumps(value)} is not a finite number" in found, found
+
+
+def test_infinity_is_refused_with_its_key():
+    raw = with_(ROLLING, {f"{API}.rollout.analysis.signals": [{"name": "errors", "bad": math.inf}]})
+    assert problems(raw) == ["carepath:services.chat-api.rollout.analysis.signals[0].bad: Infinity is not a finite number"]
+
+
+WORLD_IN_HALVES = ["0.0.0.0/1", "128.0.0.0/1"]
+ENDPOINT_OPEN = "carepath:cluster.publicAccessCidrs: {} {} every IPv4 address; on production the public API endpoint is open only"
+TEST_OPEN = "carepath:edge.testCidrs: {} {} every IPv4 address; on production the test listener is open only"
+
+
+@pytest.mark.parametrize(
+    "overrides, expected",
+    [
+        ({"cluster.publicAccessCidrs": []}, "carepath:cluster.publicAccessCidrs: [] is empty, which EKS reads as 0.0.0.0/0"),
+        ({"edge.allowedCidrs": []}, "carepath:edge.allowedCidrs: [] is empty: the public listeners would admit no one"),
+        ({"edge.testCidrs": ["::/0"]}, "carepath:edge.testCidrs[0]: '::/0' is an IPv6 block; list IPv4 blocks only"),
+        ({"edge.allowedCidrs": ["2001:db8::/32"]}, "carepath:edge.allowedCidrs[0]: '2001:db8::/32' is an IPv6 block"),
+        ({"cluster.publicAccessCidrs": ["203.0.113.0/24", "::/0"]}, "carepath:cluster.publicAccessCidrs[1]: '::/0' is an IPv6 block"),
+    ],
+)
+def test_cidr_lists_that_limit_nothing_are_refused_on_every_stack(overrides, expected):
+    assert any(p.startswith(expected) for p in problems(with_(ROLLING, overrides))), expected
+
+
+@pytest.mark.parametrize(
+    "overrides, expected",
+    [
+        ({"cluster.publicAccessCidrs": WORLD_IN_HALVES}, ENDPOINT_OPEN.format(json.dumps(WORLD_IN_HALVES), "together cover")),
+        ({"cluster.publicAccessCidrs": ["0.0.0.0/0"]}, ENDPOINT_OPEN.format('["0.0.0.0/0"]', "covers")),
+        ({"cluster.publicAccessCidrs": ["0.0.0.0/2", "64.0.0.0/2", "128.0.0.0/1"]}, ENDPOINT_OPEN.format('["0.0.0.0/2", "64.0.0.0/2", "128.0.0.0/1"]', "together cover")),
+        ({"edge.testCidrs": WORLD_IN_HALVES}, TEST_OPEN.format(json.dumps(WORLD_IN_HALVES), "together cover")),
+        ({"edge.testCidrs": ["0.0.0.0/0"]}, TEST_OPEN.format('["0.0.0.0/0"]', "covers")),
+    ],
+)
+def test_production_refuses_its_endpoint_and_test_listener_open_to_every_address(overrides, expected):
+    config = apply_overrides(load_stack_config("production"), {f"carepath:{k}": v for k, v in overrides.items()})
+    found = problems(carepath_sections(config), "production")
+    assert any(p.startswith(expected) for p in found), found
+
+
+def test_production_may_open_what_it_closes_elsewhere():
+    # Close to the whole space is not the whole space; a private endpoint needs no list; other stacks may be open.
+    config = load_stack_config("production")
+    almost = apply_overrides(config, {"carepath:cluster.publicAccessCidrs": ["0.0.0.0/1", "128.0.0.0/2"], "carepath:edge.testCidrs": ["198.51.100.0/24"]})
+    assert settings_from(carepath_sections(almost), "production").cluster.public_access_cidrs == ("0.0.0.0/1", "128.0.0.0/2")
+    private = apply_overrides(config, {"carepath:cluster.endpointPublicAccess": False, "carepath:cluster.publicAccessCidrs": ["0.0.0.0/0"]})
+    assert settings_from(carepath_sections(private), "production").cluster.endpoint_public_access is False
+    assert settings_from(with_(ROLLING, {"edge.testCidrs": WORLD_IN_HALVES, "cluster.publicAccessCidrs": WORLD_IN_HALVES}), "demo")
+
+
+RECEIVERS = {"receivers": [{"name": "team", "kind": "slack", "secret": "slackUrl"}, {"name": "pager", "kind": "pagerduty", "secret": "pagerKey"}]}
+TWO_SECRETS = {**ROLLING, "monitoring": RECEIVERS, "secrets": {"slackUrl": "https://hooks.example/abc", "pagerKey": "k-123"}}
+
+
+def test_each_secret_is_checked_on_its_own():
+    # One encrypted value does not vouch for the other once the caller names the values.
+    with pytest.raises(SettingsError) as caught:
+        settings_from(TWO_SECRETS, "demo", frozenset({"secrets", "secrets.slackUrl"}))
+    assert caught.value.problems == ["carepath:secrets.pagerKey: set in plain text; use `pulumi config set --secret --path secrets.pagerKey <value>`"]
+    assert settings_from(TWO_SECRETS, "demo", frozenset({"secrets", "secrets.slackUrl", "secrets.pagerKey"})).secrets["pagerKey"] == "k-123"
+    # Nothing says either is encrypted: each is named.
+    assert [p.split(":")[1] for p in problems(TWO_SECRETS)] == ["secrets.slackUrl", "secrets.pagerKey"]
+
+
+def test_the_encrypted_values_are_read_from_the_stack_file():
+    config = {
+        "aws:region": "us-east-1",
+        "carepath:secrets": {"slackUrl": {"secure": "AAAB"}, "pagerKey": "k-123"},
+        "carepath:monitoring": {"receivers": [{"name": "x", "kind": "webhook", "secret": {"secure": "AAAC"}}]},
+    }
+    raw = {**TWO_SECRETS, "secrets": {"slackUrl": "[secret]", "pagerKey": "k-123"}}
+    with pytest.raises(SettingsError) as caught:
+        settings_from(raw, "demo", secret_paths(config) | {"secrets"})
+    assert [p.split(":")[1] for p in caught.value.problems] == ["secrets.pagerKey"]
+
+
+SECRET = "s3cr3t-Zq9"  # distinctive: found in a message only if a value was echoed
+
+
+@given(st.text(alphabet="abcdefXYZ0123456789-_/:.", min_size=4, max_size=30))
+def test_no_error_message_echoes_a_secret_value(tail):
+    value = SECRET + tail
+    malformed: list[Any] = [
+        value,  # the section as a string
+        [value],  # as a list
+        {"slackUrl": [value]},  # a value that is not a string
+        {"slackUrl": {"nested": value}},
+        {"slackUrl": 42, "pagerKey": value},
+        {"slackUrl": value, "pagerKey": value},  # set in plain text
+    ]
+    for secrets in malformed:
+        for keys in (frozenset(), frozenset({"secrets.other"})):
+            with pytest.raises(SettingsError) as caught:
+                settings_from({**ROLLING, "monitoring": RECEIVERS, "secrets": secrets}, "demo", keys)
+            assert SECRET not in str(caught.value), str(caught.value)
+            assert caught.value.problems and all(p.startswith("carepath:") for p in caught.value.problems)
+
+
+@pytest.mark.parametrize("key", ["port", "metricsPort"])
+@pytest.mark.parametrize("port", [15000, 15001, 15004, 15006, 15008, 15009, 15020, 15021, 15053, 15090])
+def test_a_port_istio_takes_is_refused_naming_the_key(key, port):
+    found = problems(with_(ROLLING, {f"{API}.{key}": port}))
+    ports = "15000, 15001, 15004, 15006, 15008, 15009, 15020, 15021, 15053, 15090"
+    assert f"carepath:services.chat-api.{key}: {port} is one of the ports Istio's sidecar and gateway take ({ports}); choose another" in found
+
+
+@pytest.mark.parametrize("port", [14999, 15002, 15010, 15091])
+def test_ports_next_to_istios_are_accepted(port):
+    assert settings_from(with_(ROLLING, {f"{API}.metricsPort": port}), "demo").service("chat-api").metrics_port == port
+
+
+def production(overrides: Optional[Mapping[str, Any]] = None, unset: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Production's stack file with `--path`-style overrides and keys removed, as the settings take it."""
+    config = apply_overrides(load_stack_config("production"), {f"carepath:{k}": v for k, v in (overrides or {}).items()}, unset=tuple(f"carepath:{k}" for k in unset))
+    return carepath_sections(config)
+
+
+@pytest.mark.parametrize(
+    "overrides, unset, expected",
+    [
+        ({f"{API}.replicas": 1}, (), "carepath:services.chat-api.replicas: 1 on production; at least 2"),
+        ({f"{API}.autoscaling": {"enabled": True, "minReplicas": 1}}, (), "carepath:services.chat-api.autoscaling.minReplicas: 1 on production; at least 2"),
+        ({f"{API}.rollout.rolling.maxUnavailable": 1}, (), "carepath:services.chat-api.rollout.rolling.maxUnavailable: 1 on production must be 0"),
+        ({f"{API}.rollout.rolling.maxUnavailable": "25%"}, (), 'carepath:services.chat-api.rollout.rolling.maxUnavailable: "25%" on production must be 0'),
+        ({}, ("edge.certificateArn",), "carepath:edge.certificateArn is required on production: it serves HTTPS only"),
+    ],
+)
+def test_production_refuses_what_the_policy_pack_would(overrides, unset, expected):
+    found = problems(production(overrides, unset), "production")
+    assert [p for p in found if p.startswith(expected)] == found, found
+    # The same config is another stack's to choose.
+    assert settings_from(production(overrides, unset), "staging")
+
+
+def test_the_stack_files_still_parse():
+    for stack in STACKS:
+        assert settings_from(carepath_sections(load_stack_config(stack)), stack).stack == stack

@@ -5,12 +5,21 @@ from __future__ import annotations
 
 import copy
 import re
+from typing import Any, cast
 
 import pytest
 
-from offline.harness import STACKS, Plan
+from core.settings import SettingsError
+from core.settings import rules as settings_rules
+from core.stack_config import carepath_sections
+from offline.harness import STACKS, Plan, apply_overrides, load_stack_config
 from policy.rules import (
+    DEPLOYMENT,
     HTTP_ROUTE,
+    INGRESS_RULE,
+    ISTIO_PORTS,
+    PRODUCTION_STACKS,
+    PROMETHEUS_RULE,
     RULES,
     VIRTUAL_SERVICE,
     Resource,
@@ -18,7 +27,10 @@ from policy.rules import (
     ecr_immutable_and_scanned,
     eks_cluster_hardening,
     evaluate,
+    finite_alert_thresholds,
     https_listeners_in_production,
+    mesh_ports_free,
+    no_open_test_ports_in_production,
     pinned_ecr_images,
     probes_and_resources,
     production_deployment_safety,
@@ -26,6 +38,7 @@ from policy.rules import (
     topology_spread,
     weighted_routes,
 )
+from tests.conftest import settings_from
 
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/carepath-chat-api:v1.4.0"
 IN_FLIGHT = {"services.chat-api.rollout.canary.tag": "v2.0.0", "services.chat-api.rollout.canary.weight": 10}
@@ -125,7 +138,8 @@ def test_https_listeners_in_production(run_stack):
 def test_production_deployment_safety(run_stack):
     found = resources(run_stack("production"))
     assert production_deployment_safety(found, "production") == []
-    unsafe = resources(run_stack("production", {"services.chat-api.rollout.rolling.maxUnavailable": 1, "services.chat-api.replicas": 1}))
+    unsafe = resources(run_stack("production"))  # the settings refuse this config on production: edit by hand
+    _deployment(unsafe, "chat-api-blue").update(replicas=1, strategy={"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 1}})
     problems = production_deployment_safety(unsafe, "production")
     assert any("maxUnavailable must be 0" in p for p in problems) and any("1 replica" in p for p in problems)
     no_budgets = [r for r in found if r.type != "kubernetes:policy/v1:PodDisruptionBudget"]
@@ -199,19 +213,42 @@ def test_every_stack_passes_every_mandatory_rule(run_stack, stack):
     assert evaluate(resources(run_stack(stack, {"services.chat-api.autoscaling.enabled": True})), stack, "advisory") == []
 
 
-@pytest.mark.parametrize(
-    "overrides, unset, rule",
-    [
-        ({"services.chat-api.rollout.rolling.maxUnavailable": 1}, (), "production-deployment-safety"),
-        ({"services.chat-api.replicas": 1}, (), "production-deployment-safety"),
-        ({"cluster.publicAccessCidrs": ["0.0.0.0/0"]}, (), "eks-cluster-hardening"),
-        ({}, ("edge.certificateArn",), "https-listeners-in-production"),
-    ],
-    ids=["maxUnavailable 1", "one replica", "open API endpoint", "plain HTTP"],
-)
-def test_unsafe_production_config_is_caught(run_stack, overrides, unset, rule):
-    violations = evaluate(resources(run_stack("production", overrides, unset)), "production", "mandatory")
-    assert {v[0] for v in violations} == {rule}
+def _props(found: list[Resource], kind: str, name: str | None = None) -> dict[str, Any]:
+    """A resource's inputs, to edit by hand (`resources` hands out copies)."""
+    return cast(dict[str, Any], one(found, kind, name).props)
+
+
+def _deployment(found: list[Resource], name: str) -> dict[str, Any]:
+    return _props(found, DEPLOYMENT, name)["spec"]
+
+
+UNSAFE_PRODUCTION = {
+    "maxUnavailable 1": (
+        {"services.chat-api.rollout.rolling.maxUnavailable": 1}, (),
+        lambda found: _deployment(found, "chat-api-blue")["strategy"]["rollingUpdate"].update(maxUnavailable=1), "production-deployment-safety",
+    ),
+    "one replica": ({"services.chat-api.replicas": 1}, (), lambda found: _deployment(found, "chat-api-blue").update(replicas=1), "production-deployment-safety"),
+    "open API endpoint": (
+        {"cluster.publicAccessCidrs": ["0.0.0.0/0"]}, (),
+        lambda found: _props(found, "eks:index:Cluster").update(publicAccessCidrs=["0.0.0.0/0"]), "eks-cluster-hardening",
+    ),
+    "plain HTTP": (
+        {}, ("edge.certificateArn",),
+        lambda found: _props(found, "aws:lb/listener:Listener").update(protocol="HTTP", defaultActions=[{"type": "forward"}]), "https-listeners-in-production",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", UNSAFE_PRODUCTION)
+def test_unsafe_production_config_is_refused_by_the_settings_and_caught_by_the_pack(run_stack, case):
+    overrides, unset, edit, rule = UNSAFE_PRODUCTION[case]
+    config = apply_overrides(load_stack_config("production"), {f"carepath:{k}": v for k, v in overrides.items()}, unset=[f"carepath:{k}" for k in unset])
+    with pytest.raises(SettingsError):
+        settings_from(carepath_sections(config), "production")
+    # The second line: the same thing reaching a resource another way (a hand edit).
+    found = resources(run_stack("production"))
+    edit(found)
+    assert {v[0] for v in evaluate(found, "production", "mandatory")} == {rule}
 
 
 def test_what_the_settings_refuse_the_pack_catches_too(run_stack):
@@ -240,16 +277,20 @@ def named(problems: list[str]) -> set[str]:
 
 
 @pytest.mark.parametrize(
-    "overrides, offending",
+    "edits, offending",
     [
-        ({"services.triage-api": {**TRIAGE, "replicas": 1}}, {"triage-api"}),
-        ({"services.triage-api": {**TRIAGE, "rollout": {"strategy": "rolling", "rolling": {"maxUnavailable": 1}}}}, {"triage-api"}),
-        ({"services.triage-api": TRIAGE, "services.chat-api.replicas": 1}, {"chat-api-blue", "chat-api-green"}),
+        ({"triage-api": {"replicas": 1}}, {"triage-api"}),
+        ({"triage-api": {"strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 1}}}}, {"triage-api"}),
+        ({"chat-api-blue": {"replicas": 1}, "chat-api-green": {"replicas": 1}}, {"chat-api-blue", "chat-api-green"}),
     ],
     ids=["triage-api on one replica", "triage-api with maxUnavailable 1", "chat-api on one replica"],
 )
-def test_production_deployment_safety_per_service(run_stack, overrides, offending):
-    problems = production_deployment_safety(resources(run_stack("production", overrides)), "production")
+def test_production_deployment_safety_per_service(run_stack, edits, offending):
+    # The settings refuse these on production; the pack names the Deployment they reach.
+    found = resources(run_stack("production", {"services.triage-api": TRIAGE}))
+    for name, spec in edits.items():
+        _deployment(found, name).update(spec)
+    problems = production_deployment_safety(found, "production")
     assert problems and named(problems) == offending
 
 
@@ -298,4 +339,57 @@ def test_autoscaler_advisory_per_service(run_stack):
     found = resources(run_stack("production", {"services.triage-api": TRIAGE, "services.chat-api.autoscaling.enabled": True}))
     assert evaluate(found, "production", "advisory") == [
         ("autoscaler-present", "production", "Deployment triage-api has no HorizontalPodAutoscaler")
+    ]
+
+
+# --- the settings' new refusals, as a second line ---------------------------------
+
+
+@pytest.mark.parametrize("cidrs", [["0.0.0.0/0"], ["0.0.0.0/1", "128.0.0.0/1"], ["::/0"], []])
+def test_eks_endpoint_open_to_every_address_in_production(run_stack, cidrs):
+    cluster = one(resources(run_stack("production")), "eks:index:Cluster")
+    props = {**cluster.props, "publicAccessCidrs": cidrs}
+    assert eks_cluster_hardening(cluster.type, props, "production") == ["the public API endpoint is open to the internet in production"]
+    narrow = {**cluster.props, "publicAccessCidrs": ["0.0.0.0/1", "128.0.0.0/2"]}
+    assert eks_cluster_hardening(cluster.type, narrow, "production") == []
+
+
+@pytest.mark.parametrize("cidrs", [["0.0.0.0/0"], ["0.0.0.0/1", "128.0.0.0/1"]])
+def test_no_open_test_ports_in_production(run_stack, cidrs):
+    group = one(resources(run_stack("production")), "aws:ec2/securityGroup:SecurityGroup", "edge")
+    assert no_open_test_ports_in_production(group.type, group.props, "production") == []  # 80 and 443 are open: they are public
+    ingress = [dict(rule, cidrBlocks=cidrs) if rule["fromPort"] == 8443 else rule for rule in group.props["ingress"]]
+    assert no_open_test_ports_in_production(group.type, {**group.props, "ingress": ingress}, "production") == [
+        "ingress on port 8443 is open to every address in production"
+    ]
+    assert no_open_test_ports_in_production(group.type, {**group.props, "ingress": ingress}, "staging") == []
+    rule = {"fromPort": 8443, "toPort": 8443, "cidrIpv6": "::/0"}
+    assert no_open_test_ports_in_production(INGRESS_RULE, rule, "production") == ["ingress on port 8443 is open to every address in production"]
+
+
+@pytest.mark.parametrize("port", ISTIO_PORTS)
+def test_mesh_ports_free(run_stack, port):
+    deployment = one(resources(run_stack("staging")), DEPLOYMENT, "chat-api")
+    assert mesh_ports_free(deployment.type, deployment.props, "staging") == []
+    props = with_container(deployment, ports=[{"name": "http", "containerPort": port}])
+    assert mesh_ports_free(deployment.type, props, "staging") == [f"container chat-api listens on {port}, a port Istio's sidecar takes"]
+
+
+def test_the_pack_and_the_settings_agree_on_istios_ports():
+    assert ISTIO_PORTS == settings_rules.ISTIO_PORTS and PRODUCTION_STACKS == settings_rules.PRODUCTION_STACKS
+
+
+def test_finite_alert_thresholds(run_stack):
+    found = resources(run_stack("demo"))
+    rules = one(found, PROMETHEUS_RULE)
+    assert finite_alert_thresholds(rules.type, rules.props, "demo") == []
+    props = copy.deepcopy(dict(rules.props))
+    props["spec"]["groups"][0]["rules"] += [
+        {"alert": "Bucketed", "expr": 'histogram_quantile(0.95, sum by (le) (rate(x_bucket{le="+Inf"}[5m]))) > 2.5'},
+        {"alert": "NeverFires", "expr": "carepath:errors:ratio5m > +Inf"},
+        {"alert": "NotANumber", "expr": "carepath:errors:ratio5m > NaN"},
+    ]
+    assert finite_alert_thresholds(rules.type, props, "demo") == [
+        "rule NeverFires compares with a NaN or infinite number",
+        "rule NotANumber compares with a NaN or infinite number",
     ]

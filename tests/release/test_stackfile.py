@@ -13,9 +13,10 @@ from hypothesis import strategies as st
 
 from core import actions
 from core.paths import UNSET
+from core.settings import SettingsError
 from core.stack_config import carepath_sections
 from offline.harness import ROOT, STACKS, load_stack_config
-from release.stackfile import SECRET_PLACEHOLDER, StackFile, apply_changes
+from release.stackfile import SECRET_PLACEHOLDER, StackFile, apply_changes, settings_of
 from tests.conftest import settings_from
 
 RELEASE_ID = "a1b2c3d4e5f6"
@@ -235,3 +236,12 @@ def test_apply_changes_sets_and_removes_nested_keys():
     assert apply_changes(config, changes) == {
         "services": {"chat-api": {"rollout": {"strategy": "canary", "canary": {"weight": 0}, "inFlight": {"id": RELEASE_ID, "tag": "v2.0.0"}}, "tag": "v2.0.0"}},
     }
+
+
+def test_each_secret_of_a_stack_file_is_checked_on_its_own():
+    config = {"services": {"chat-api": {"tag": "v1.4.0", "rollout": {"strategy": "rolling"}}}}
+    assert settings_of({**config, "secrets": {"slackUrl": SECRET_PLACEHOLDER}}, "demo").secrets == {"slackUrl": SECRET_PLACEHOLDER}
+    with pytest.raises(SettingsError) as refused:
+        settings_of({**config, "secrets": {"slackUrl": SECRET_PLACEHOLDER, "pagerKey": "hunter2-plain"}}, "demo")
+    assert refused.value.problems == ["carepath:secrets.pagerKey: set in plain text; use `pulumi config set --secret --path secrets.pagerKey <value>`"]
+    assert "hunter2" not in str(refused.value)
