@@ -91,7 +91,9 @@ class HeaderSettings:
 @dataclass(frozen=True, config=SECTION)
 class MirrorSettings:
     """Shadow traffic: a share of the requests on read-only paths is copied to the canary;
-    its answers are discarded. Writes are never mirrored: list read-only paths only."""
+    its answers are discarded. Only reads are copied: the mirror routes match GET and HEAD on
+    the listed paths, so a write on them still reaches its track but is never copied; `/x/*`
+    covers `/x` and every path under it."""
 
     percent: Percent
     paths: MirrorPaths
