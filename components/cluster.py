@@ -107,6 +107,11 @@ def volume_key_policy(key_arn: pulumi.Input[str]) -> pulumi.Output[str]:
     return pulumi.Output.from_input(key_arn).apply(render)
 
 
+def _rotating_key(name: str, description: str, opts: pulumi.ResourceOptions) -> aws.kms.Key:
+    """A KMS key the stack owns, rotated yearly, with the longest deletion window."""
+    return aws.kms.Key(name, description=description, enable_key_rotation=True, deletion_window_in_days=30, opts=opts)
+
+
 class Cluster(pulumi.ComponentResource):
     cluster_name: pulumi.Output[str]
     kubeconfig: pulumi.Output[str]
@@ -121,13 +126,7 @@ class Cluster(pulumi.ComponentResource):
         config = args.config
         child = pulumi.ResourceOptions(parent=self)
 
-        secrets_key = aws.kms.Key(
-            f"{name}-secrets",
-            description=f"Envelope encryption of Kubernetes secrets in EKS cluster {args.cluster_name}",
-            enable_key_rotation=True,
-            deletion_window_in_days=30,
-            opts=child,
-        )
+        secrets_key = _rotating_key(f"{name}-secrets", f"Envelope encryption of Kubernetes secrets in EKS cluster {args.cluster_name}", child)
         node_role = aws.iam.Role(
             f"{name}-node",
             assume_role_policy=json.dumps(
@@ -239,13 +238,7 @@ class Cluster(pulumi.ComponentResource):
 
         self.provider = k8s.Provider(f"{name}-k8s", kubeconfig=cluster.kubeconfig_json, opts=child)
 
-        volumes_key = aws.kms.Key(
-            f"{name}-volumes",
-            description=f"Encryption of the persistent volumes of EKS cluster {args.cluster_name}",
-            enable_key_rotation=True,
-            deletion_window_in_days=30,
-            opts=child,
-        )
+        volumes_key = _rotating_key(f"{name}-volumes", f"Encryption of the persistent volumes of EKS cluster {args.cluster_name}", child)
         ebs_role = aws.iam.Role(
             f"{name}-ebs-csi",
             assume_role_policy=irsa_trust_policy(
