@@ -10,7 +10,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 OVERRIDES := $(foreach s,$(SET),--set $(s)) $(foreach u,$(UNSET),--unset $(u))
 
-.PHONY: setup plan plan-json diff lint test bench bench-release preview deploy status start advance promote switch abort release clean
+.PHONY: setup plan plan-json diff lint test checkov bench bench-release preview deploy status start advance promote switch abort release clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -44,7 +44,14 @@ lint: setup
 
 test: setup lint
 	@scripts/ensure-prometheus
+	@scripts/ensure-checkov
 	$(PY) -m pytest
+
+## checkov over every Kubernetes object of every stack and of a release in flight (tests/test_checkov.py):
+## passed, failed and excepted checks per variant; policy/checkov-exceptions.yaml says why each exception holds.
+checkov: setup
+	@scripts/ensure-checkov
+	$(PY) -m pytest -o addopts="" -q -s tests/test_checkov.py
 
 bench: setup
 	@scripts/ensure-prometheus
@@ -59,7 +66,7 @@ preview: setup
 	pulumi preview --diff --stack $(STACK)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) .venv-checkov .pytest_cache .hypothesis
 
 ## Release actions: each is the release driver's command (python -m release), the one implementation
 ## the CLI, these targets and the workflows share. SERVICE= names the service they release (default:

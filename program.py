@@ -6,29 +6,42 @@ from __future__ import annotations
 from typing import Any
 
 import pulumi
+from pydantic.alias_generators import to_camel
 
+from components.certificates import BackendTls, BackendTlsArgs
 from components.cluster import Cluster, ClusterArgs
 from components.edge import Edge, EdgeArgs
 from components.load_balancer_controller import LoadBalancerController, LoadBalancerControllerArgs
 from components.mesh import IstioMesh, IstioMeshArgs
 from components.monitoring import Monitoring, MonitoringArgs
 from components.namespace import AppNamespace, AppNamespaceArgs
-from components.network import ExistingVpc, Network, NetworkArgs
+from components.network import AVAILABILITY_ZONES, ExistingVpc, Network, NetworkArgs
 from components.routers.factory import ROUTERS, TRAITS
 from components.routers.router import EdgeEntry, PlatformParts
 from components.service import Service, ServiceArgs, SignalsArgs
 from core.drain import drain_timings
 from core.edge import entry_rules
+from core.network_policy import alb_blocks, service_policies
 from core.release import plan_release, release_states
 from core.settings import Settings, parse
 from core.stack_config import carepath_sections, runtime_value
 
 
+def provider_keys() -> dict[str, frozenset[str]]:
+    """The config keys of each provider whose package lists them (`aws` -> `region`,
+    `defaultTags`, ...): pulumi_aws's `config` module has one property per key, in snake case.
+    The other providers' packages list none, so their namespaces go unchecked."""
+    from pulumi_aws.config import vars as aws_config  # through the package: it loads lazily
+
+    return {"aws": frozenset(to_camel(name) for name, member in vars(aws_config._ExportableConfig).items() if isinstance(member, property))}
+
+
 def raw_config() -> dict[str, Any]:
-    """Every `carepath:` key of the stack, decoded, unknown ones included (so typos are caught)."""
+    """Every `carepath:` key of the stack, decoded, unknown ones included (so typos are caught),
+    and the providers' unknown keys."""
     config = pulumi.runtime.config
     keys = set(config.CONFIG.get()) | set(config.get_config_env())
-    return carepath_sections({key: config.get_config(key) for key in keys}, runtime_value)
+    return carepath_sections({key: config.get_config(key) for key in keys}, runtime_value, provider_keys())
 
 
 def secret_sections() -> frozenset[str]:
@@ -39,7 +52,7 @@ def secret_sections() -> frozenset[str]:
 
 
 def load_settings() -> Settings:
-    return parse(raw_config(), pulumi.get_stack(), secret_sections(), routers=TRAITS)
+    return parse(raw_config(), pulumi.get_stack(), secret_sections(), routers=TRAITS, providers=provider_keys())
 
 
 def build(settings: Settings) -> dict[str, Any]:
@@ -49,7 +62,9 @@ def build(settings: Settings) -> dict[str, Any]:
     cluster_config, edge_config = settings.cluster, settings.edge
     plans = {name: plan_release(settings, name) for name in settings.services}
     routers = {name: ROUTERS[traits.name] for name, traits in settings.routers.items()}
-    backends = {backend.name: backend for name, router in routers.items() for backend in router.backends(plans[name], settings.services[name])}
+    service_backends = {name: router.backends(plans[name], settings.services[name]) for name, router in routers.items()}
+    backends = {backend.name: backend for name in routers for backend in service_backends[name]}
+    network_policies = service_policies(settings, plans, service_backends, alb_blocks(cluster_config, AVAILABILITY_ZONES))
 
     existing = (
         ExistingVpc(cluster_config.vpc_id, cluster_config.public_subnet_ids, cluster_config.private_subnet_ids)
@@ -58,7 +73,7 @@ def build(settings: Settings) -> dict[str, Any]:
     )
     network = Network(
         "network",
-        NetworkArgs(cidr_block=cluster_config.vpc_cidr, nat_gateways=cluster_config.nat_gateways, existing=existing),
+        NetworkArgs(cidr_block=cluster_config.vpc_cidr, nat_gateways=cluster_config.nat_gateways, name=settings.cluster_name, existing=existing),
     )
     cluster = Cluster(
         "cluster",
@@ -85,6 +100,11 @@ def build(settings: Settings) -> dict[str, Any]:
             # Blue/green tests the idle colour through a listener of its own, while it has pods.
             test_port=edge_config.test_port if any(plan.test_track is not None for plan in plans.values()) else None,
             test_cidrs=edge_config.test_cidrs,
+            name=settings.cluster_name,
+            access_log_retention_days=edge_config.access_logs.retention_days,
+            deletion_protection=edge_config.deletion_protection,
+            waf=edge_config.waf.enabled,
+            waf_log_retention_days=edge_config.waf.log_retention_days,
         ),
     )
     controller = LoadBalancerController(
@@ -100,8 +120,18 @@ def build(settings: Settings) -> dict[str, Any]:
         ),
         opts=on_cluster,
     )
+    # The ALB reaches its targets over TLS: the pods' proxies outside the mesh, the mesh's gateways.
+    backend_tls = BackendTls(
+        "backend-tls", BackendTlsArgs(proxy_image_cache=any(not traits.mesh for traits in settings.routers.values()), node_role=cluster.node_role_name), opts=on_cluster
+    )
     mesh = (
-        IstioMesh("mesh", IstioMeshArgs(version=settings.mesh.istio_version, controller=controller.chart, target_group_arns=edge.target_group_arns), opts=on_cluster)
+        IstioMesh(
+            "mesh",
+            IstioMeshArgs(
+                version=settings.mesh.istio_version, controller=controller.chart, target_group_arns=edge.target_group_arns, issuer=backend_tls.issuer
+            ),
+            opts=on_cluster,
+        )
         if settings.mesh_enabled
         else None
     )
@@ -114,6 +144,8 @@ def build(settings: Settings) -> dict[str, Any]:
         mesh=mesh.control_plane if mesh else None,
         gateway=mesh.gateway_api_ref if mesh else None,
         gateway_resource=mesh.gateway_api if mesh else None,
+        issuer=backend_tls.issuer,
+        proxy_image_cache=backend_tls.image_cache,
     )
     outputs: dict[str, Any] = {}
     signals = None
@@ -143,6 +175,7 @@ def build(settings: Settings) -> dict[str, Any]:
                 ),
                 platform=platform,
                 drain=drain_timings(edge_config.deregistration_delay_seconds, service.shutdown_seconds),
+                network_policy=network_policies[name],
                 signals=signals,
             ),
             opts=on_cluster,
@@ -164,5 +197,8 @@ def build(settings: Settings) -> dict[str, Any]:
 
 
 def main() -> None:
-    for key, value in build(load_settings()).items():
+    settings = load_settings()
+    for warning in settings.warnings:
+        pulumi.log.warn(warning)
+    for key, value in build(settings).items():
         pulumi.export(key, value)

@@ -118,6 +118,7 @@ class Cluster(pulumi.ComponentResource):
     oidc_provider_arn: pulumi.Output[str]
     oidc_provider_url: pulumi.Output[str]
     node_security_group_id: pulumi.Output[str]
+    node_role_name: pulumi.Output[str]
     provider: k8s.Provider
     storage_class: k8s.storage.v1.StorageClass
 
@@ -194,6 +195,9 @@ class Cluster(pulumi.ComponentResource):
             f"{name}-vpc-cni",
             cluster_name=args.cluster_name,
             service_account_role_arn=cni_role.arn,
+            # Its network policy agent enforces the NetworkPolicies (`components.network_policy`);
+            # without it they would be accepted and ignored.
+            enable_network_policy=True,
             resolve_conflicts_on_create=eks.ResolveConflictsOnCreate.OVERWRITE,
             resolve_conflicts_on_update=eks.ResolveConflictsOnUpdate.OVERWRITE,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[cluster, cni_policy]),
@@ -277,6 +281,7 @@ class Cluster(pulumi.ComponentResource):
         self.oidc_provider_arn = cluster.oidc_provider_arn
         self.oidc_provider_url = cluster.oidc_provider_url
         self.node_security_group_id = cluster.node_security_group_id
+        self.node_role_name = node_role.name
         self.register_outputs(
             {
                 "clusterName": self.cluster_name,

@@ -1,14 +1,22 @@
 """Edge: the one public entrypoint, an ALB that Pulumi owns and every service shares.
 
 It has a target group per backend the services' routers ask for (`target_type = "ip"`: the
-load balancer controller registers pod IPs into it through a TargetGroupBinding), the
-production listener (and, while a blue-green service has an idle colour to test, the test
-listener on `edge.testPort`), each answering 404 by default: the services' routers add their
-own rules.
+load balancer controller registers pod IPs into it through a TargetGroupBinding; HTTPS to
+the pods' TLS proxies or the mesh's gateways, `core.edge.Backend`), the production listener
+(and, while a blue-green service has an idle colour to test, the test listener on
+`edge.testPort`), each answering 404 by default: the services' routers add their own rules.
 
 Security groups let the public reach the production listener ports (80, and 443 with a
 certificate) from `allowed_cidrs`, the test port from `test_cidrs` only, and let the ALB reach
 pods on the backends' ports and nothing more.
+
+Hardening: the ALB drops requests with invalid header fields, writes access logs to a private
+bucket of its own (`components.access_logs`), runs AWS WAF's managed rules when `waf` is set
+(`components.firewall`) and is protected from deletion unless `deletion_protection` is off.
+To destroy a stack, set `carepath:edge.deletionProtection` false, `pulumi up`, then
+`pulumi destroy`. The destroy then
+stops at the access log bucket while it holds logs (it never deletes them itself): empty it
+once the logs may go, or keep it and drop it from the state (`pulumi state delete <urn>`).
 """
 
 from __future__ import annotations
@@ -19,8 +27,10 @@ from typing import Optional, Sequence
 import pulumi
 import pulumi_aws as aws
 
+from components.access_logs import AccessLogBucket, AccessLogBucketArgs
+from components.firewall import WebFirewall, WebFirewallArgs
 from components.listeners import listener, redirect_to_https
-from core.edge import Backend
+from core.edge import TARGET_PROTOCOL, Backend
 
 TARGET_GROUP_PREFIX = "cp-"
 
@@ -35,6 +45,11 @@ class EdgeArgs:
     deregistration_delay_seconds: int
     idle_timeout_seconds: int
     backends: Sequence[Backend]  # one target group each
+    name: str  # unique per account and Region (the cluster's): names the web ACL and its log group
+    access_log_retention_days: int
+    deletion_protection: bool  # off only to destroy the stack: set it false, `pulumi up`, then `pulumi destroy`
+    waf: bool  # AWS WAF on the ALB (`components.firewall`); off on demo only
+    waf_log_retention_days: int
     test_port: Optional[int] = None  # set: a test listener on it, open to `test_cidrs`
     test_cidrs: Sequence[str] = ()
 
@@ -82,16 +97,25 @@ class Edge(pulumi.ComponentResource):
                 description="CarePath ALB to pods",
                 opts=child,
             )
+        logs = AccessLogBucket(f"{name}-access-logs", AccessLogBucketArgs(retention_days=args.access_log_retention_days), opts=child)
         load_balancer = aws.lb.LoadBalancer(
             name,
             load_balancer_type="application",
             internal=False,
             subnets=args.public_subnet_ids,
             security_groups=[security_group.id],
-            drop_invalid_header_fields=True,
+            drop_invalid_header_fields=True,  # malformed headers never reach the pods
             idle_timeout=args.idle_timeout_seconds,
-            opts=child,
+            access_logs={"bucket": logs.bucket, "prefix": logs.prefix, "enabled": True},
+            enable_deletion_protection=args.deletion_protection,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[logs.policy]),
         )
+        if args.waf:
+            WebFirewall(
+                f"{name}-waf",
+                WebFirewallArgs(name=args.name, load_balancer_arn=load_balancer.arn, log_retention_days=args.waf_log_retention_days),
+                opts=child,
+            )
         self.target_group_arns = {}
         for backend in args.backends:
             target_group = aws.lb.TargetGroup(
@@ -101,14 +125,14 @@ class Edge(pulumi.ComponentResource):
                 name_prefix=TARGET_GROUP_PREFIX,
                 tags={"carepath:backend": backend.name},
                 port=backend.port,
-                protocol="HTTP",
+                protocol=TARGET_PROTOCOL,
                 target_type="ip",
                 vpc_id=args.vpc_id,
                 deregistration_delay=args.deregistration_delay_seconds,
                 health_check={
                     "path": backend.health_path,
                     "port": str(backend.health_port) if backend.health_port else "traffic-port",
-                    "protocol": "HTTP",
+                    "protocol": backend.health_protocol,
                     "matcher": "200-399",
                     "interval": 10,
                     "timeout": 5,

@@ -9,14 +9,17 @@ the `gateway` that the ALB targets.
   NET_ADMIN and NET_RAW: injected pods still meet the "restricted" standard. The CNI
   node agent itself is privileged, so `istio-system` is a privileged namespace.
 - The ingress gateway (when an istio-routed service needs it) runs in `istio-ingress` as a
-  ClusterIP Service on port 80, with one Istio `Gateway` (`istio-ingress/edge`, any host)
-  that the services' VirtualServices bind to; a TargetGroupBinding hands its pods to the
-  ALB's target group, created before the gateway's pods so they get the ALB readiness gate.
-  The ALB stays the one entrypoint.
+  ClusterIP Service on port 443, with one Istio `Gateway` (`istio-ingress/edge`, any host,
+  terminating the ALB's TLS with a certificate from the in-cluster CA,
+  `components.certificates`) that the services' VirtualServices bind to; a
+  TargetGroupBinding hands its pods to the ALB's target group, created before the gateway's
+  pods so they get the ALB readiness gate. The ALB stays the one entrypoint.
 - The Gateway API (when a gateway-api-routed service needs it): its standard-channel CRDs at
   `GATEWAY_API_VERSION`, installed before istiod so Istio serves them from the start, and one
-  `Gateway` (`istio-ingress/carepath`, class `istio`) that Istio deploys as a ClusterIP
-  Service `carepath-istio`, bound to the ALB's `gateway-api` target group the same way.
+  `Gateway` (`istio-ingress/carepath`, class `istio`, an HTTPS listener with a certificate of
+  its own) that Istio deploys as a ClusterIP Service `carepath-istio`, bound to the ALB's
+  `gateway-api` target group the same way. From either gateway on, traffic is Istio's mutual
+  TLS; their status port (`GATEWAY_HEALTH_PORT`, the ALB's health check) speaks plain HTTP.
 - Node drains never take a component down: istiod and both gateways run at least
   `MIN_REPLICAS` pods under a PodDisruptionBudget of `minAvailable: 1`. The charts render
   theirs from values; for the Gateway API's Gateway, Istio renders the HPA and the PDB it
@@ -33,14 +36,17 @@ from typing import Any, Mapping, Optional, Sequence
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.certificates import certificate
 from components.load_balancer_controller import target_group_binding
+from core.edge import TLS_CIPHERS
 
 CHART_REPOSITORY = "https://blob.istio.io/istio-release/charts"
 SYSTEM_NAMESPACE = "istio-system"
 GATEWAY_NAMESPACE = "istio-ingress"
 GATEWAY_NAME = "istio-ingressgateway"  # the chart labels its pods istio: ingressgateway
 GATEWAY_SELECTOR = {"istio": "ingressgateway"}
-GATEWAY_PORT = 80
+GATEWAY_PORT = 443  # HTTPS, from the ALB
+GATEWAY_API_LISTENER = "https"  # the Gateway API gateway's listener: the routes' sectionName
 GATEWAY_HEALTH_PORT = 15021  # the gateway's status port
 GATEWAY_HEALTH_PATH = "/healthz/ready"
 GATEWAY_BACKEND = "gateway"  # the edge's target group for the ingress gateway
@@ -51,6 +57,9 @@ GATEWAY_API_BACKEND = "gateway-api"  # the edge's target group for the Gateway A
 GATEWAY_API_NAME = "carepath"
 GATEWAY_API_SERVICE = f"{GATEWAY_API_NAME}-istio"  # Istio names the Service it deploys for a Gateway so
 GATEWAY_API_OPTIONS = f"{GATEWAY_API_NAME}-options"  # the ConfigMap Istio reads the Gateway's HPA and PDB from
+# The gateways' certificates' Secrets, in GATEWAY_NAMESPACE, as each gateway names them.
+GATEWAY_CERTIFICATE = f"{GATEWAY_NAME}-tls"
+GATEWAY_API_CERTIFICATE = f"{GATEWAY_API_NAME}-gateway-tls"
 APP_NAMESPACE_LABEL = "carepath.io/app-namespace"  # on the stack's app namespaces: routes may attach from them
 MIN_REPLICAS = 2  # istiod and each gateway: one pod can be evicted while another serves
 DISRUPTION_BUDGET = {"minAvailable": 1}
@@ -63,6 +72,7 @@ class IstioMeshArgs:
     controller: pulumi.Resource  # the load balancer controller (TargetGroupBinding CRD and webhook)
     # The edge's target groups by backend: `gateway` and `gateway-api` bring up what serves them.
     target_group_arns: Mapping[str, pulumi.Input[str]]
+    issuer: pulumi.Resource  # the CA ClusterIssuer of the gateways' certificates
 
 
 class IstioMesh(pulumi.ComponentResource):
@@ -122,6 +132,16 @@ class IstioMesh(pulumi.ComponentResource):
             [cni],
         )
         after_controller = pulumi.ResourceOptions(parent=self, depends_on=[args.controller, ingress])
+
+        def gateway_certificate(secret: str, service: str) -> k8s.apiextensions.CustomResource:
+            return certificate(
+                secret,
+                GATEWAY_NAMESPACE,
+                secret,
+                [f"{service}.{GATEWAY_NAMESPACE}.svc", f"{service}.{GATEWAY_NAMESPACE}.svc.cluster.local"],
+                pulumi.ResourceOptions(parent=self, depends_on=[args.issuer, ingress]),
+            )
+
         gateway_group = args.target_group_arns.get(GATEWAY_BACKEND)
         if gateway_group is not None:
             binding = target_group_binding(GATEWAY_NAME, GATEWAY_NAMESPACE, GATEWAY_NAME, GATEWAY_PORT, gateway_group, after_controller)
@@ -130,7 +150,7 @@ class IstioMesh(pulumi.ComponentResource):
                 "gateway",
                 ingress,
                 {
-                    "service": {"type": "ClusterIP", "ports": [{"name": "http", "port": GATEWAY_PORT, "targetPort": GATEWAY_PORT, "protocol": "TCP"}]},
+                    "service": {"type": "ClusterIP", "ports": [{"name": "https", "port": GATEWAY_PORT, "targetPort": GATEWAY_PORT, "protocol": "TCP"}]},
                     "autoscaling": {"minReplicas": MIN_REPLICAS},
                     "podDisruptionBudget": DISRUPTION_BUDGET,
                 },
@@ -143,9 +163,15 @@ class IstioMesh(pulumi.ComponentResource):
                 metadata={"name": MESH_GATEWAY.split("/")[1], "namespace": GATEWAY_NAMESPACE},
                 spec={
                     "selector": GATEWAY_SELECTOR,
-                    "servers": [{"port": {"number": GATEWAY_PORT, "name": "http", "protocol": "HTTP"}, "hosts": ["*/*"]}],
+                    "servers": [
+                        {
+                            "port": {"number": GATEWAY_PORT, "name": "https", "protocol": "HTTPS"},
+                            "hosts": ["*/*"],
+                            "tls": {"mode": "SIMPLE", "credentialName": GATEWAY_CERTIFICATE, "minProtocolVersion": "TLSV1_2", "cipherSuites": TLS_CIPHERS.split(":")},
+                        }
+                    ],
                 },
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.control_plane, ingress]),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.control_plane, ingress, gateway_certificate(GATEWAY_CERTIFICATE, GATEWAY_NAME)]),
             )
         self.gateway_api: Optional[k8s.apiextensions.CustomResource] = None
         self.gateway_api_ref: Optional[tuple[str, str]] = None  # its namespace and name, for routes' parentRefs
@@ -172,15 +198,18 @@ class IstioMesh(pulumi.ComponentResource):
                     "infrastructure": {"parametersRef": {"group": "", "kind": "ConfigMap", "name": GATEWAY_API_OPTIONS}},
                     "listeners": [
                         {
-                            "name": "http",
+                            "name": GATEWAY_API_LISTENER,
                             "port": GATEWAY_PORT,
-                            "protocol": "HTTP",
+                            "protocol": "HTTPS",
+                            "tls": {"mode": "Terminate", "certificateRefs": [{"group": "", "kind": "Secret", "name": GATEWAY_API_CERTIFICATE}]},
                             # Routes attach from the stack's app namespaces only.
                             "allowedRoutes": {"namespaces": {"from": "Selector", "selector": {"matchLabels": {APP_NAMESPACE_LABEL: "true"}}}},
                         }
                     ],
                 },
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.control_plane, binding, ingress, options]),
+                opts=pulumi.ResourceOptions(
+                    parent=self, depends_on=[self.control_plane, binding, ingress, options, gateway_certificate(GATEWAY_API_CERTIFICATE, GATEWAY_API_SERVICE)]
+                ),
             )
             self.gateway_api_ref = (GATEWAY_NAMESPACE, GATEWAY_API_NAME)
         self.register_outputs({"gateway": GATEWAY_NAME})

@@ -7,6 +7,10 @@ readiness gates, so a rolling update waits until the ALB sees each new pod healt
 removes an old one. Sidecars are not a namespace's choice: a service whose router routes in
 the mesh labels its own pods for injection and requires mutual TLS for them
 (`components.service`), so services on the ALB and in the mesh can share a namespace.
+
+Its pods get no traffic and reach nothing but cluster DNS unless a policy allows it: a
+`default-deny` NetworkPolicy over every pod, both directions, and `allow-dns`; each service
+opens exactly what it needs (`components.network_policy`).
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.mesh import APP_NAMESPACE_LABEL
+from components.network_policy import policy_spec
+from core.network_policy import namespace_allows
 
 
 @dataclass(frozen=True)
@@ -49,4 +55,11 @@ class AppNamespace(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.name = namespace.metadata.apply(lambda metadata: metadata["name"])
+        for policy, spec in (("default-deny", policy_spec({}, [], [])), ("allow-dns", policy_spec({}, None, namespace_allows()))):
+            k8s.networking.v1.NetworkPolicy(
+                f"{name}-{policy}",
+                metadata={"name": policy, "namespace": self.name},
+                spec=spec,  # pyright: ignore[reportArgumentType]
+                opts=pulumi.ResourceOptions(parent=self),
+            )
         self.register_outputs({"name": self.name})

@@ -11,7 +11,10 @@ that take production traffic, then the production route, then the other tracks, 
 route (see `components.routers.router`). The listener rules the router sets are the service's
 children, so a change of router updates them in place. A service routed in the mesh labels its
 own pods for sidecar injection and requires mutual TLS for them (a PeerAuthentication per
-namespace it runs in, selecting its pods only).
+namespace it runs in, selecting its pods only); outside the mesh the ALB's targets are its pods,
+which terminate the ALB's TLS in a proxy of their own (`components.track.TlsProxy`), with a
+certificate from the in-cluster CA and the proxy's config in each namespace it runs in. Its pods' NetworkPolicy
+(`components.network_policy`) comes before any of them.
 """
 
 from __future__ import annotations
@@ -22,11 +25,14 @@ from typing import Mapping, Optional, Sequence
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.certificates import certificate, proxy_image
+from components.network_policy import ServiceNetworkPolicy, ServiceNetworkPolicyArgs
 from components.registry import Registry, RegistryArgs
 from components.release_signals import ReleaseSignals, ReleaseSignalsArgs
 from components.routers.router import EdgeEntry, PlatformParts, Router, RouterArgs
-from components.track import Track, TrackArgs
+from components.track import TlsProxy, Track, TrackArgs, tls_proxy_config_map, tls_proxy_names
 from core.drain import DrainTimings
+from core.network_policy import ServicePolicy
 from core.release import ReleasePlan, TrackSpec
 from core.settings import ServiceSettings, ThresholdSettings
 from core.signals import catalogue
@@ -48,6 +54,7 @@ class ServiceArgs:
     edge: EdgeEntry
     platform: PlatformParts
     drain: DrainTimings
+    network_policy: ServicePolicy
     signals: Optional[SignalsArgs] = None  # unset: monitoring is off
 
 
@@ -60,6 +67,8 @@ class Service(pulumi.ComponentResource):
         settings, plan = args.settings, args.plan
         child = pulumi.ResourceOptions(parent=self)
         registry = Registry(name, RegistryArgs(repository=args.repository, create=settings.create_repository, keep_releases=settings.keep_releases), opts=child)
+        # Before any pod: under the namespace's default deny, a pod without it would never pass the ALB's health check.
+        network = ServiceNetworkPolicy(name, ServiceNetworkPolicyArgs(policy=args.network_policy, namespaces=args.namespaces), opts=child)
         in_mesh = args.router.traits.mesh
         if in_mesh:
             assert args.platform.mesh is not None, "the settings turn the mesh on for a service routed in it"
@@ -72,6 +81,26 @@ class Service(pulumi.ComponentResource):
                     spec={"selector": {"matchLabels": {"app.kubernetes.io/name": name}}, "mtls": {"mode": "STRICT"}},
                     opts=pulumi.ResourceOptions(parent=self, depends_on=[args.platform.mesh]),
                 )
+        tls_proxy: Optional[TlsProxy] = None
+        proxy_ready: list[pulumi.Resource] = []
+        if not in_mesh:
+            platform = args.platform
+            assert platform.issuer is not None and platform.proxy_image_cache is not None, "the program sets up backend TLS for pods the ALB targets"
+            tls_proxy = TlsProxy(image=registry.repository_url.apply(proxy_image))
+            _, secret = tls_proxy_names(name)
+            proxy_ready.append(platform.proxy_image_cache)
+            # Named by namespace, never by role: a blue/green switch of namespaces replaces nothing.
+            for namespace in plan.namespaces:
+                proxy_ready += [
+                    tls_proxy_config_map(f"{name}-tls-proxy-{namespace}", name, settings, args.namespaces[namespace], child),
+                    certificate(
+                        f"{name}-tls-{namespace}",
+                        args.namespaces[namespace],
+                        secret,
+                        [f"{name}.{namespace}.svc", f"{name}.{namespace}.svc.cluster.local"],
+                        pulumi.ResourceOptions(parent=self, depends_on=[platform.issuer]),
+                    ),
+                ]
         router = args.router(
             name,
             RouterArgs(service=name, settings=settings, plan=plan, namespaces=args.namespaces, edge=args.edge, platform=args.platform, rule_parent=self),
@@ -89,7 +118,8 @@ class Service(pulumi.ComponentResource):
                     settings=settings,
                     drain=args.drain,
                     mesh=in_mesh,
-                    deployment_after=[*router.deployment_after(track.track), *after],
+                    deployment_after=[*router.deployment_after(track.track), network, *proxy_ready, *after],
+                    tls_proxy=tls_proxy,
                 ),
                 opts=child,
             ).deployment

@@ -2,7 +2,11 @@
 optional HorizontalPodAutoscaler, all named after the track's Deployment.
 
 Pods meet the "restricted" Pod Security Standard, spread over zones, and drain
-without cutting requests (see `core.drain`). The Service and the selector are
+without cutting requests (see `core.drain`). Where the ALB's targets are the pods (outside the
+mesh), each pod runs a TLS proxy (`TlsProxy`) as a native sidecar: an init container with
+`restartPolicy: Always`, started before the app and stopped after it, that terminates the
+ALB's TLS on `TLS_PROXY_PORT` and forwards to the app on loopback; the track's Service
+exposes it as `https` on `TLS_SERVICE_PORT`. The Service and the selector are
 fixed per track, so a new tag only rolls the Deployment's pods; `pulumi up` waits
 for the rollout (the provider's await) and fails if it never becomes ready.
 """
@@ -18,12 +22,42 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from core.drain import DrainTimings
+from core.edge import TLS_PROXY_DIR, TLS_SERVICE_PORT, tls_proxy_config
 from core.release import SERVICE_PORT, TrackSpec
 from core.settings import ServiceSettings
+from core.settings.rules import TLS_PROXY_PORT
 
 METRICS_LABEL = "carepath.io/metrics"  # Services that their service's ServiceMonitor scrapes
 RUN_AS = 10001  # any non-root uid; the image must not need a particular one
 PROBE_PERIOD_SECONDS = 5
+PROXY_CONFIG = "/etc/nginx/carepath"  # nginx.conf, from the service's ConfigMap
+# Mounted over the image's own, so the read-only root filesystem never needs writing.
+PROXY_WRITABLE = ("/tmp", "/var/cache/nginx")
+
+
+def tls_proxy_names(service: str) -> tuple[str, str]:
+    """The ConfigMap and the certificate's Secret a service's proxies use, in each of its namespaces."""
+    return f"{service}-tls-proxy", f"{service}-tls"
+
+
+def tls_proxy_config_map(
+    resource_name: str, service: str, settings: ServiceSettings, namespace: pulumi.Input[str], opts: pulumi.ResourceOptions
+) -> k8s.core.v1.ConfigMap:
+    """The proxies' nginx.conf for `service` (to its `port`), one per namespace it runs in."""
+    config_map, _ = tls_proxy_names(service)
+    return k8s.core.v1.ConfigMap(
+        resource_name,
+        metadata={"name": config_map, "namespace": namespace},
+        data={"nginx.conf": tls_proxy_config(settings.port)},
+        opts=opts,
+    )
+
+
+@dataclass(frozen=True)
+class TlsProxy:
+    """The pod's TLS proxy: its image, and the ConfigMap and Secret named by `tls_proxy_names`."""
+
+    image: pulumi.Input[str]
 
 
 @dataclass(frozen=True)
@@ -37,6 +71,45 @@ class TrackArgs:
     # What the Deployment waits for: the TargetGroupBinding (the ALB readiness gate is injected only
     # into pods created after it), and for a track leaving traffic, the listener that moved it away.
     deployment_after: Sequence[pulumi.Resource] = ()
+    tls_proxy: Optional[TlsProxy] = None  # set where the ALB's targets are the pods
+
+
+_RESTRICTED_CONTAINER = {
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+    "runAsNonRoot": True,
+    "capabilities": {"drop": ["ALL"]},
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+
+
+def _tls_proxy(proxy: TlsProxy, service: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The proxy's init container (a native sidecar) and its volumes."""
+    config_map, secret = tls_proxy_names(service)
+    writable = [(f"proxy-{path.rsplit('/', 1)[1]}", path) for path in PROXY_WRITABLE]
+    container = {
+        "name": "tls-proxy",
+        "image": proxy.image,
+        "restartPolicy": "Always",
+        # nginx itself, not the image's entrypoint (which rewrites files under /etc/nginx).
+        "command": ["nginx", "-c", f"{PROXY_CONFIG}/nginx.conf", "-g", "daemon off;"],
+        "ports": [{"name": "https", "containerPort": TLS_PROXY_PORT, "protocol": "TCP"}],
+        "resources": {"requests": {"cpu": "50m", "memory": "32Mi"}, "limits": {"cpu": "500m", "memory": "128Mi"}},
+        "readinessProbe": {"tcpSocket": {"port": "https"}, "periodSeconds": PROBE_PERIOD_SECONDS, "timeoutSeconds": 2, "failureThreshold": 2},
+        "securityContext": _RESTRICTED_CONTAINER,
+        "volumeMounts": [
+            {"name": "proxy-config", "mountPath": PROXY_CONFIG, "readOnly": True},
+            {"name": "proxy-tls", "mountPath": TLS_PROXY_DIR, "readOnly": True},
+            *({"name": volume, "mountPath": path} for volume, path in writable),
+        ],
+    }
+    volumes = [
+        {"name": "proxy-config", "configMap": {"name": config_map}},
+        # Mounted in the proxy only, readable by the pod's user and group (fsGroup), no one else.
+        {"name": "proxy-tls", "secret": {"secretName": secret, "defaultMode": 0o440}},
+        *({"name": volume, "emptyDir": {"sizeLimit": "64Mi"}} for volume, _ in writable),
+    ]
+    return container, volumes
 
 
 def _probe(path: str, period: int, failures: int) -> dict[str, Any]:
@@ -66,7 +139,7 @@ def pod_spec(args: TrackArgs) -> dict[str, Any]:
     service, drain = args.settings, args.drain
     resources = service.resources
     selector = args.spec.selector
-    return {
+    spec: dict[str, Any] = {
         "automountServiceAccountToken": False,
         "terminationGracePeriodSeconds": drain.termination_grace_seconds,
         "securityContext": {
@@ -104,18 +177,17 @@ def pod_spec(args: TrackArgs) -> dict[str, Any]:
                 "readinessProbe": _probe(service.health_path, PROBE_PERIOD_SECONDS, 2),
                 "livenessProbe": _probe(service.health_path, 10, 3),
                 "lifecycle": {"preStop": {"sleep": {"seconds": drain.pre_stop_sleep_seconds}}},
-                "securityContext": {
-                    "allowPrivilegeEscalation": False,
-                    "readOnlyRootFilesystem": True,
-                    "runAsNonRoot": True,
-                    "capabilities": {"drop": ["ALL"]},
-                    "seccompProfile": {"type": "RuntimeDefault"},
-                },
+                "securityContext": _RESTRICTED_CONTAINER,
                 "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
             }
         ],
         "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}}],
     }
+    if args.tls_proxy is not None:
+        proxy, volumes = _tls_proxy(args.tls_proxy, args.spec.service)
+        spec["initContainers"] = [proxy]
+        spec["volumes"] += volumes
+    return spec
 
 
 class Track(pulumi.ComponentResource):
@@ -138,6 +210,11 @@ class Track(pulumi.ComponentResource):
                 "ports": [
                     {"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP", "appProtocol": "http"},
                     {"name": "metrics", "port": args.settings.metrics_port, "targetPort": "metrics", "protocol": "TCP", "appProtocol": "http"},
+                    *(
+                        [{"name": "https", "port": TLS_SERVICE_PORT, "targetPort": "https", "protocol": "TCP", "appProtocol": "https"}]
+                        if args.tls_proxy is not None
+                        else []
+                    ),
                 ],
             },
             opts=child,

@@ -1,7 +1,8 @@
 """The shared edge, as the services and their routers ask for it (pure).
 
 - A `Backend` is a target group a router needs: what it forwards to, on which port, and how
-  the ALB checks it. Routers declare theirs (`Router.backends`); two services that need the
+  the ALB checks it. The ALB reaches every backend over TLS (`TARGET_PROTOCOL`): the pods' TLS
+  proxy or the mesh's gateways. Routers declare theirs (`Router.backends`); two services that need the
   same backend (the mesh's ingress gateway) share its target group.
 - Each service gets a listener rule on the production listener (and, with a test route, on
   the test listener) matching its `hosts` and `pathPrefix`; the service that names neither
@@ -21,10 +22,62 @@ from dataclasses import dataclass
 from typing import Mapping, Optional
 
 from core.settings import ServiceSettings
+from core.settings.rules import TLS_PROXY_PORT
 
 DEFAULT_PRIORITY = 50000  # the ALB's last priority: the default service's rule
 _RANKS = {"host-and-path": 1, "host": 10001, "path": 20001}
 _RANK_SIZE = 10000
+
+
+TARGET_PROTOCOL = "HTTPS"
+TLS_SERVICE_PORT = 443  # a proxied track's Service port to the proxy (the TargetGroupBinding's)
+TLS_PROXY_DIR = "/etc/nginx/tls"  # the pod's certificate, `tls.crt` and `tls.key`
+# ECDSA keys (cert-manager's, `components.certificates`) with AEAD ciphers only; TLS 1.3 brings its own.
+TLS_CIPHERS = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305"
+
+
+def tls_proxy_config(app_port: int) -> str:
+    """nginx.conf of the pod's TLS proxy: TLS 1.2 and 1.3 on `TLS_PROXY_PORT`, to the app on
+    loopback. It runs as the pod's non-root user on a read-only root: everything it writes is
+    under /tmp. Answers stream through unbuffered (an LLM writes them token by token); the
+    ALB's idle timeout, not the proxy's, bounds a quiet connection."""
+    temp_paths = "\n".join(f"    {kind}_temp_path /tmp/{kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    return f"""worker_processes 1;
+pid /tmp/nginx.pid;
+error_log /dev/stderr warn;
+events {{
+    worker_connections 1024;
+}}
+http {{
+    access_log off;  # the ALB and the app log requests
+    server_tokens off;
+{temp_paths}
+    upstream app {{
+        server 127.0.0.1:{app_port};
+        keepalive 16;
+    }}
+    server {{
+        listen {TLS_PROXY_PORT} ssl;
+        ssl_certificate {TLS_PROXY_DIR}/tls.crt;
+        ssl_certificate_key {TLS_PROXY_DIR}/tls.key;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_ciphers {TLS_CIPHERS};
+        ssl_prefer_server_ciphers on;
+        ssl_session_cache shared:tls:1m;
+        client_max_body_size 0;  # the app sets its own limits
+        location / {{
+            proxy_pass http://app;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $host;
+            proxy_buffering off;
+            proxy_request_buffering off;
+            proxy_read_timeout 3600s;
+            proxy_send_timeout 3600s;
+        }}
+    }}
+}}
+"""
 
 
 @dataclass(frozen=True)
@@ -35,6 +88,12 @@ class Backend:
     port: int
     health_path: str
     health_port: Optional[int] = None  # unset: the traffic port
+
+    @property
+    def health_protocol(self) -> str:
+        """TLS on the traffic port; a port of its own is a status port (the mesh gateways'
+        15021), which speaks plain HTTP and carries no request."""
+        return "HTTP" if self.health_port else TARGET_PROTOCOL
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,10 @@ route, and what it needs from the shared platform. Each router component declare
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import TYPE_CHECKING, Callable, Optional
+
+if TYPE_CHECKING:  # core.settings reads the traits: a type only, never an import cycle
+    from core.settings.service import ServiceSettings
 
 
 @dataclass(frozen=True)
@@ -18,6 +21,11 @@ class RouterTraits:
     # Whether services on it can share a host, told apart by path prefix behind it (Istio merges
     # the VirtualServices of one gateway host in creation order: one could shadow another).
     path_routing: bool = True
+    # A cap on the matches of one service's route object (the Gateway API: 128 per HTTPRoute), and
+    # how many the router renders for a service at its largest (a canary in flight), counted on
+    # the router's own rendering; the settings refuse a service over the cap.
+    match_limit: Optional[int] = None
+    route_matches: Optional[Callable[["ServiceSettings"], int]] = None
 
 
 def default_router(strategy: str, mesh_enabled: Optional[bool]) -> str:

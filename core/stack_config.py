@@ -6,19 +6,31 @@ from __future__ import annotations
 
 import difflib
 import json
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Collection, Mapping, Optional
 
 from core.settings import NAMESPACE
 
 
-def carepath_sections(config: Mapping[str, Any], decode: Callable[[Any], Any] = lambda value: value) -> dict[str, Any]:
+def carepath_sections(
+    config: Mapping[str, Any], decode: Callable[[Any], Any] = lambda value: value, providers: Optional[Mapping[str, Collection[str]]] = None
+) -> dict[str, Any]:
     """The `carepath:` keys of `config` (`carepath:services` -> `services`), each value through
     `decode`; other namespaces' keys (`aws:region`) are left out, unknown `carepath:` keys kept
-    (so the settings catch a typo), and so are the keys of a misspelled namespace, whole
-    (`carepth:services`), since Pulumi would hand them to no one."""
+    (so the settings catch a typo), and so are, whole, the keys of a misspelled namespace
+    (`carepth:services`), since Pulumi would hand them to no one, and the keys `providers`
+    (namespace -> the keys its provider reads) does not know (`aws:regoin`), which the
+    provider would ignore."""
     prefix = f"{NAMESPACE}:"
     sections = {key[len(prefix):]: decode(value) for key, value in config.items() if key.startswith(prefix)}
-    return sections | {key: decode(value) for key, value in config.items() if misspelled_namespace(key.partition(":")[0])}
+    return sections | {
+        key: decode(value) for key, value in config.items() if misspelled_namespace(key.partition(":")[0]) or unknown_provider_key(key, providers or {})
+    }
+
+
+def unknown_provider_key(key: str, providers: Mapping[str, Collection[str]]) -> bool:
+    """Whether `key` (`aws:regoin`) is in a provider's namespace but not one of its keys."""
+    namespace, _, name = key.partition(":")
+    return namespace in providers and name not in providers[namespace]
 
 
 def misspelled_namespace(namespace: str) -> bool:
@@ -29,7 +41,8 @@ def misspelled_namespace(namespace: str) -> bool:
 def secret_paths(config: Mapping[str, Any]) -> frozenset[str]:
     """The `carepath:` keys of every value the stack file stores encrypted (`{secure: ...}`), as
     `--path` keys (`carepath:secrets: {slackUrl: {secure: ...}}` -> `secrets.slackUrl`): which
-    values are encrypted, where the Pulumi runtime tells only which sections hold one."""
+    values are encrypted, where the Pulumi runtime tells only which sections hold one (the
+    release driver's `settings_of` reads them so)."""
 
     def walk(value: Any, path: str) -> list[str]:
         if isinstance(value, Mapping) and set(value) == {"secure"}:

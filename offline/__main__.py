@@ -7,7 +7,8 @@ Keys are `--path` style (`services.chat-api.rollout.canary.weight`), in the `car
 namespace unless prefixed (`aws:region`); a JSON object sets a whole mapping, such as a
 new service (`--set 'services.triage-api={"tag": "v0.3.0", "pathPrefix": "/triage",
 "rollout": {"strategy": "rolling"}}'`).
-Exit code 2 on bad config, with every problem listed.
+Exit code 2 on bad config, with every problem listed; warnings (keys that have no effect)
+go to stderr, each prefixed `warning:`, so `--json` output stays valid.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     overrides = dict(args.overrides)
     try:
         head = run_stack(args.stack, overrides, args.unset)
+        for warning in head.warnings:  # on stderr, so `--json` output stays valid
+            print(f"warning: {warning}", file=sys.stderr)
         if args.command == "plan":
             print(render_json(head) if args.json else render_tree(head))
         else:

@@ -20,7 +20,7 @@ import yaml
 from google.protobuf import json_format
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
-from pulumi.runtime.proto import resource_pb2
+from pulumi.runtime.proto import engine_pb2, resource_pb2
 from pulumi.runtime.stack import run_in_stack
 from pulumi.runtime.sync_await import _sync_await
 
@@ -56,6 +56,7 @@ class Plan:
     stack: str
     resources: tuple[Registration, ...]
     outputs: Mapping[str, Any]
+    warnings: tuple[str, ...] = ()  # what the program logged as warnings (`pulumi.log.warn`), in order
 
     def of_type(self, type_: str) -> list[Registration]:
         return [r for r in self.resources if r.type == type_]
@@ -168,17 +169,33 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         return super().RegisterResourceOutputs(request)
 
 
+class RecordingEngine(pulumi_mocks.MockEngine):
+    """The SDK's mock engine, keeping the program's warnings for the plan rather than logging
+    them, so each caller shows them its own way (the offline CLI on stderr)."""
+
+    def __init__(self) -> None:
+        super().__init__(None)
+        self.warnings: list[str] = []
+
+    def Log(self, request):
+        if request.severity == engine_pb2.WARNING:
+            self.warnings.append(request.message)
+        else:
+            super().Log(request)
+
+
 def run_program(
     stack: str, config: Mapping[str, str], program: Callable[[], None], secret_keys: Sequence[str] = ()
 ) -> Plan:
     """Run `program` as stack `stack` with runtime config `config` (key -> string)."""
     region = config.get("aws:region", "us-east-1")
     monitor = RecordingMonitor(CarePathMocks(region))
+    engine = RecordingEngine()
 
     def plan() -> Plan:
         # Registration order depends on the event loop; sort so plans of one config are identical.
         ordered = sorted(monitor.registrations, key=lambda r: (r.parent != "", r.urn))
-        return Plan(stack=stack, resources=tuple(ordered), outputs=dict(monitor.stack_outputs))
+        return Plan(stack=stack, resources=tuple(ordered), outputs=dict(monitor.stack_outputs), warnings=tuple(engine.warnings))
 
     def run() -> Plan:
         pulumi.runtime.set_all_config(dict(config), list(secret_keys))
@@ -187,7 +204,7 @@ def run_program(
             pulumi_mocks.MockSettings(
                 monitor=monitor,
                 monitor_features=set(monitor.GetDeploymentInfo(None).supportedFeatures),
-                engine=pulumi_mocks.MockEngine(None),
+                engine=engine,
                 project=PROJECT,
                 stack=stack,
                 dry_run=False,

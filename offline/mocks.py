@@ -127,6 +127,10 @@ class CarePathMocks(pulumi.runtime.Mocks):
         group = f"sg-{_hex(name)}"
         return {"id": group, "arn": self.arn("ec2", f"security-group/{group}")}
 
+    def _web_acl(self, name: str, inputs: dict) -> dict:
+        acl_id = _hex(name, "web-acl")
+        return {"id": acl_id, "arn": self.arn("wafv2", f"regional/webacl/{inputs.get('name', name)}/{acl_id}")}
+
     def _random_password(self, name: str, inputs: dict) -> dict:
         return {"result": _hex(name, "password", length=int(inputs.get("length", 32)))}
 
@@ -136,6 +140,7 @@ class CarePathMocks(pulumi.runtime.Mocks):
         "aws:lb/targetGroup:TargetGroup": _target_group,
         "aws:lb/listener:Listener": _listener,
         "aws:ec2/securityGroup:SecurityGroup": _security_group,
+        "aws:wafv2/webAcl:WebAcl": _web_acl,
         "aws:ecr/repository:Repository": _repository,
         "aws:kms/key:Key": _kms_key,
         "aws:ec2/launchTemplate:LaunchTemplate": lambda self, name, inputs: {"latestVersion": 1},

@@ -17,6 +17,9 @@ from typing import Any, Callable, Literal, Mapping, Optional, Sequence
 
 Props = Mapping[str, Any]
 PRODUCTION_STACKS = ("production",)
+# Stacks that serve patients: no plain HTTP on their listeners, whatever their config says
+# (as `core.settings.rules.PATIENT_FACING_STACKS`; other stacks may opt in by name).
+PATIENT_FACING_STACKS = ("staging", *PRODUCTION_STACKS)
 ECR_IMAGE = re.compile(
     r"\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com/[a-z0-9][a-z0-9._/-]*"
     r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?(?:@(?P<digest>sha256:[0-9a-f]{64}))?"
@@ -31,6 +34,8 @@ HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
 PROMETHEUS_RULE = "kubernetes:monitoring.coreos.com/v1:PrometheusRule"
 SECURITY_GROUP = "aws:ec2/securityGroup:SecurityGroup"
 INGRESS_RULE = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+LOAD_BALANCER = "aws:lb/loadBalancer:LoadBalancer"
+WAF_ASSOCIATION = "aws:wafv2/webAclAssociation:WebAclAssociation"
 # The ports Istio's sidecar and gateways listen on (as `core.settings.rules.ISTIO_PORTS`).
 ISTIO_PORTS = (15000, 15001, 15004, 15006, 15008, 15009, 15020, 15021, 15053, 15090)
 PUBLIC_PORTS = (80, 443)
@@ -310,6 +315,17 @@ def no_open_test_ports_in_production(kind: str, props: Props, stack: str) -> lis
     ]
 
 
+def web_firewall_on_patient_facing_albs(resources: Sequence[Resource], stack: str) -> list[str]:
+    """Each internet-facing ALB has a web ACL association. Counted, not matched by ARN: a new
+    ALB's ARN is not known in a preview, so the association's `resourceArn` is not either."""
+    if stack not in PATIENT_FACING_STACKS:
+        return []
+    public = [r for r in _of(resources, LOAD_BALANCER) if r.props.get("loadBalancerType", "application") == "application" and not r.props.get("internal")]
+    if len(_of(resources, WAF_ASSOCIATION)) >= len(public):
+        return []
+    return [f"LoadBalancer {r.name}: no AWS WAF web ACL is associated on {stack}, which serves patients" for r in public]
+
+
 def mesh_ports_free(kind: str, props: Props, stack: str) -> list[str]:
     if kind != DEPLOYMENT:
         return []
@@ -333,14 +349,23 @@ def finite_alert_thresholds(kind: str, props: Props, stack: str) -> list[str]:
     ]
 
 
-def https_listeners_in_production(kind: str, props: Props, stack: str) -> list[str]:
-    if kind != "aws:lb/listener:Listener" or stack not in PRODUCTION_STACKS:
-        return []
+def _serves_plain_http(props: Props) -> bool:
     actions = props.get("defaultActions", [])
     redirects_only = actions and all(a.get("type") == "redirect" and a.get("redirect", {}).get("protocol") == "HTTPS" for a in actions)
-    if props.get("protocol") != "HTTPS" and not redirects_only:
-        return [f"listener on port {props.get('port')} serves {props.get('protocol')} in production"]
-    return []
+    return props.get("protocol") != "HTTPS" and not redirects_only
+
+
+def https_listeners_in_production(kind: str, props: Props, stack: str) -> list[str]:
+    if kind != "aws:lb/listener:Listener" or stack not in PRODUCTION_STACKS or not _serves_plain_http(props):
+        return []
+    return [f"listener on port {props.get('port')} serves {props.get('protocol')} in production"]
+
+
+def no_plain_http_for_patients(kind: str, props: Props, stack: str) -> list[str]:
+    # Production's listeners are `https-listeners-in-production`'s: one violation, one rule.
+    if kind != "aws:lb/listener:Listener" or stack not in PATIENT_FACING_STACKS or stack in PRODUCTION_STACKS or not _serves_plain_http(props):
+        return []
+    return [f"listener on port {props.get('port')} serves {props.get('protocol')} on {stack}, which serves patients"]
 
 
 def autoscaler_present(resources: Sequence[Resource], stack: str) -> list[str]:
@@ -377,8 +402,14 @@ RULES: tuple[Rule, ...] = (
          "Use the Cluster component; on production set cluster.publicAccessCidrs or cluster.endpointPublicAccess false.", "mandatory", resource=eks_cluster_hardening),
     Rule("https-listeners-in-production", "Production ALB listeners serve HTTPS (plain HTTP only to redirect).",
          "Set edge.certificateArn on production.", "mandatory", resource=https_listeners_in_production),
+    Rule("no-plain-http-for-patients", "On the patient-facing stacks other than production (staging), ALB listeners serve HTTPS "
+         "(plain HTTP only to redirect); stacks that serve no patients may opt in to plain HTTP by name.",
+         "Set edge.certificateArn and remove edge.allowPlainHttp.", "mandatory", resource=no_plain_http_for_patients),
     Rule("no-open-test-ports-in-production", "In production, no security group admits every address on a port other than the public listeners' 80 and 443.",
          "Set edge.testCidrs to the testers' and the pipeline's CIDRs on production.", "mandatory", resource=no_open_test_ports_in_production),
+    Rule("web-firewall-on-patient-facing-albs", "On the stacks that serve patients (staging, production), every internet-facing ALB has AWS WAF "
+         "(a web ACL association).", "Remove edge.waf.enabled: false; the Edge component associates the WebFirewall with its ALB.",
+         "mandatory", stack=web_firewall_on_patient_facing_albs),
     Rule("mesh-ports-free", "No container listens on a port Istio's sidecar or gateway takes (15000-15090).",
          "Set services.<name>.port and services.<name>.metricsPort outside Istio's ports.", "mandatory", resource=mesh_ports_free),
     Rule("finite-alert-thresholds", "Alert and recording rules compare with finite numbers (a NaN or Inf threshold never fires).",

@@ -20,6 +20,14 @@ two services can be released at once, and commits every change of the stack file
 ledger. Exit codes: 0 done; 1 the release failed or stopped (rolled back, `up` failed, the
 stack file moved under it); 2 bad input (an unknown stack or service, ...), or a command the
 service or its state does not allow; 3 another driver holds the lease; 130 interrupted.
+
+`start` and `run` (of a release not yet in flight) first vet the candidate image, before
+they take the lease or change anything: the tag must be in the service's ECR repository (in
+the stack's `aws:region`) and its scan finished with no finding at or above
+`services.<name>.imageScan.blockAt` (CRITICAL unless set); a refusal lists the findings and
+exits 2. The driver vets it again right before its first write, and the audit log records
+the digest it started on. Offline, the rehearsal's registry has every tag, clean, except tags ending in
+`-critical`, `-scanning` or `-unpushed` (`rehearsal.images`).
 """
 
 from __future__ import annotations
@@ -40,11 +48,11 @@ from core.release import DEFAULT_SERVICE, plan_release, release_state
 from core.settings import Settings, SettingsError, UnknownService
 from offline.harness import ROOT, ProgramFailed, stack_names
 from release.audit import AuditLog, who
-from release.driver import Driver
+from release.driver import Driver, vet_image
 from release.judge import Ratio
 from release.lease import FileLeaseStore, GitRefLeaseStore, Lease, LeaseHeld, LeaseKeeper, LeaseLost, LeaseStore, LeaseStoreError
 from release.ledger import GitLedger, LedgerError
-from release.ports import MetricsError, StackError
+from release.ports import Images, MetricsError, StackError
 from release.stackfile import settings_of
 from release.status import report
 
@@ -150,6 +158,8 @@ def _main(args: argparse.Namespace) -> int:
             print("\n".join(_status(stack.name, {service: (None, applied.get(service), _live(stores(service))) for service in services})))
         print(f"stack {stack.name}: {error}", file=sys.stderr)
         return 2
+    for warning in settings.warnings:  # keys with no effect: said, never a refusal
+        print(f"warning: {warning}", file=sys.stderr)
     try:
         if args.command == "status":
             return _show_status(args, stack, stores, settings)
@@ -158,11 +168,17 @@ def _main(args: argparse.Namespace) -> int:
     except (Refused, UnknownService) as error:
         raise Usage(str(error)) from None
     service = DEFAULT_SERVICE if args.command == "deploy" else args.service
+    images = _images(args, project)
+    if args.command in ("start", "run") and not _resumable(stack, service, args.tag):
+        try:
+            vet_image(images, settings, service, args.tag)  # before the lease: a refused release takes nothing
+        except Refused as error:
+            raise Usage(str(error)) from None
     try:
         leased = list(settings.services) if args.command == "deploy" else [service]
         with _leases(args, stores, leased, run_id) as lease, _metrics(args, stack, service, scenario) as metrics:
             options = {"abort_on_failure": getattr(args, "abort_on_failure", False), "test_url": getattr(args, "test_url", None)} | metrics
-            driver = Driver(stack, audit=audit, service=service, lease=lease, ledger=ledger, run_id=run_id, **options)
+            driver = Driver(stack, audit=audit, images=images, service=service, lease=lease, ledger=ledger, run_id=run_id, **options)
             return _command(args, driver, audit)
     except LeaseHeld as error:
         if args.command == "deploy":
@@ -207,6 +223,18 @@ def _open(args: argparse.Namespace, project: Path, scenario: Optional[str]) -> t
         raise
     except LedgerError as error:
         raise Usage(str(error)) from None
+
+
+def _images(args: argparse.Namespace, project: Path) -> Images:
+    """The registry the candidate is vetted in: ECR in the stack's region, or the rehearsal's."""
+    if args.offline:
+        from rehearsal.images import RehearsalImages
+
+        return RehearsalImages()
+    from release.ecr import EcrImages, region_of
+    from release.stacks import stack_file_path
+
+    return EcrImages.in_region(region_of(stack_file_path(project, args.stack)))
 
 
 def _resumable(stack: Any, service: str, tag: str) -> bool:

@@ -40,6 +40,12 @@ strategy; what differs is who is compared with whom (`Comparison`):
   version against the old one by `version` label while both serve, then against the
   baseline; roll back to the previous tag on a rollback.
 
+Before a release starts (`start`, and `run` of a release not yet in flight) the candidate
+image is vetted (`vet`, the rule `core.images.vet` over the `Images` port): the tag must be in
+the service's ECR repository and its scan finished with no finding at or above the service's
+`imageScan.blockAt`; otherwise `ImageRefused`, listing the findings, before anything is
+written. A resumed release is not vetted again: its image was, when it started.
+
 Faults: no usable data for a critical signal, NaN, or a failed or malformed metrics
 answer holds (inconclusive, never a pass); `maxInconclusiveSeconds` of it aborts with
 that reason. A failed `up` stops with the error and leaves traffic where it is (or
@@ -61,6 +67,7 @@ from typing import Any, Callable, Optional
 
 from core import actions
 from core.actions import Action, Refused
+from core.images import ImageReport, Vetting, vet
 from core.paths import UNSET
 from core.release import DEFAULT_SERVICE, idle_colour, next_weight, plan_release, release_state, release_states
 from core.settings import COLOURS, ServiceSettings, Settings
@@ -71,7 +78,7 @@ from release.judge import start as judging_from
 from release.lease import LeaseLost
 from release.ledger import Ledger, NoLedger
 from release.pacing import Pacing, Progress, after_check
-from release.ports import Metrics, MetricsError, Stack, StackError
+from release.ports import Images, ImagesError, Metrics, MetricsError, Stack, StackError
 from release.record import Observation, ReleaseRun
 from release.stackfile import apply_changes, settings_of
 
@@ -100,6 +107,11 @@ class _Unguarded:
         return None
 
 
+class ImageRefused(Refused):
+    """The candidate image is not in the service's repository, could not be vetted, or its
+    scan has findings at or above the service's threshold; nothing was written."""
+
+
 class Drift(StackError):
     """The stack file's release keys changed under a release (a merge, a hand edit, another
     driver): the driver stops before writing over them."""
@@ -111,6 +123,7 @@ class Driver:
         stack: Stack,
         metrics: Metrics,
         audit: AuditLog,
+        images: Images,
         service: str = DEFAULT_SERVICE,
         clock: Clock = time.monotonic,
         sleep: Sleep = time.sleep,
@@ -124,7 +137,7 @@ class Driver:
         run_id: Optional[str] = None,
         test_url: Optional[str] = None,
     ):
-        self.stack, self.metrics, self.audit, self.service = stack, metrics, audit, service
+        self.stack, self.metrics, self.audit, self.images, self.service = stack, metrics, audit, images, service
         self.clock, self.sleep, self.show, self.wall_clock = clock, sleep, show, wall_clock
         self.abort_on_failure = abort_on_failure
         self.http_get = http_get or http_status
@@ -229,9 +242,24 @@ class Driver:
 
     # --- one action each (a command runs `reconcile` first; `run` calls them mid-release) ---
 
+    def vet(self, tag: str) -> ImageReport:
+        """`vet_image` of the service's candidate, its answer recorded in the audit log."""
+        try:
+            report = vet_image(self.images, self.settings(), self.service, tag)
+        except ImageRefused as refused:
+            self._record("vet", event="refused", tag=tag, reason=str(refused))
+            raise
+        self._record("vet", event="passed", tag=tag, image=report.image, digest=report.digest, scan=report.scan_status)
+        return report
+
     def start(self, tag: str, first_weight: Optional[int] = None) -> None:
         """canary: the first step (`first_weight`, default the ladder's first; 0 with a mirror);
-        blue-green: the candidate on the idle colour; rolling: the new tag."""
+        blue-green: the candidate on the idle colour; rolling: the new tag. Only on a vetted image."""
+        self.release_id = self.release_id or uuid.uuid4().hex[:12]  # the vetting is the release's first audit line
+        self.vet(tag)
+        self._start(tag, first_weight)
+
+    def _start(self, tag: str, first_weight: Optional[int] = None) -> None:
         settings = self.settings()
         rollout = self.config(settings).rollout
         first = 0 if rollout.canary.mirror else (first_weight or rollout.canary.steps[0])
@@ -313,6 +341,8 @@ class Driver:
         if in_flight is not None:
             run.release_id = in_flight.id
         self.release_id = run.release_id
+        if in_flight is None:
+            self.vet(tag)
         self._record("release", event="started", tag=tag, strategy=run.strategy, resumed=in_flight is not None)
         try:
             if run.strategy == "canary":
@@ -424,7 +454,7 @@ class Driver:
 
         canary = rollout.canary
         if canary.tag is None:
-            self.start(run.tag, weight_after(0))
+            self._start(run.tag, weight_after(0))
         elif canary.tag != run.tag:
             raise Refused(f"stack {settings.stack}, service {self.service}: another canary ({canary.tag}) is deployed: promote or abort it first")
         else:
@@ -445,7 +475,7 @@ class Driver:
     def _run_blue_green(self, run: ReleaseRun) -> None:
         settings = self.settings()
         if self.config(settings).rollout.in_flight is None:
-            self.start(run.tag)
+            self._start(run.tag)
             settings = self.settings()
         rollout = self.config(settings).rollout
         candidate = next(c for c in COLOURS if getattr(rollout.blue_green, c).tag == run.tag)
@@ -518,7 +548,7 @@ class Driver:
             self.show(f"no baseline for {previous} ({error}): judging against its live numbers while both serve")
             history = {}
         if in_flight is None:
-            self.start(run.tag)
+            self._start(run.tag)
         else:
             self.show(f"resuming {run.tag} (replacing {previous}): baking")
         bake = self._guarded(lambda: self._analysis_loop(run, comparison, history, "bake", bake_seconds=config.rollout.analysis.bake_seconds))
@@ -532,6 +562,23 @@ class Driver:
             if self.abort_on_failure and not isinstance(error, Drift):
                 self.abort(f"pulumi up failed: {error}")
             raise
+
+
+def vet_image(images: Images, settings: Settings, service: str, tag: str) -> ImageReport:
+    """The report of the service's image `tag`, when a release may start on it; else ImageRefused,
+    saying why and listing every finding at or above the service's `imageScan.blockAt`."""
+    repository, block_at = settings.repository(service), settings.service(service).image_scan.block_at
+    try:
+        report = images.describe(repository, tag)
+    except ImagesError as error:
+        vetting = Vetting(f"image {repository}:{tag} could not be vetted: {error}")
+    else:
+        vetting = vet(report, block_at)
+        if vetting.passed:
+            return report
+    threshold = f" (threshold: carepath:services.{service}.imageScan.blockAt = {block_at})" if vetting.blocking else ""
+    said = [f"stack {settings.stack}, service {service}: not started: {vetting.reason}{threshold}", *(f"  {f.describe()}" for f in vetting.blocking)]
+    raise ImageRefused("\n".join(said))
 
 
 def request_rate(history: dict[str, list[Reading]], step_seconds: float) -> float:

@@ -6,13 +6,15 @@ service its last successful update applied: `AutomationStack` drives the real on
 Automation API; `OfflineStack` keeps a workspace copy, applies every change with the
 offline plan engine and checks the design's invariants (the test double, and
 `--offline` rehearsals). `Metrics` is Prometheus: `PrometheusMetrics` over its
-HTTP API, or a scripted one in tests.
+HTTP API, or a scripted one in tests. `Images` is the registry: `release.ecr.EcrImages` on
+ECR, or `rehearsal.images.RehearsalImages` offline.
 """
 
 from __future__ import annotations
 
 from typing import Any, Mapping, Protocol, Sequence
 
+from core.images import ImageReport
 from core.release import ReleaseState
 from core.signals import Signal
 from release.judge import Check, Reading
@@ -28,6 +30,10 @@ class StackLocked(StackError):
 
 class MetricsError(RuntimeError):
     """Prometheus could not be asked, or did not answer."""
+
+
+class ImagesError(RuntimeError):
+    """The registry could not be asked, or did not answer."""
 
 
 class Stack(Protocol):
@@ -65,4 +71,11 @@ class Metrics(Protocol):
 
     def history(self, namespaces: Sequence[str], signals: Sequence[Signal], by: str, group: str, seconds: float, step_seconds: float, now: float) -> dict[str, list[Reading]]:
         """One group's readings per step over the last `seconds`: the baseline. Raises MetricsError."""
+        ...
+
+
+class Images(Protocol):
+    def describe(self, repository: str, tag: str) -> ImageReport:
+        """The tag in the repository: whether it is there, its scan's state and every finding.
+        Raises ImagesError."""
         ...

@@ -28,19 +28,20 @@ from ruamel.yaml.tokens import CommentToken
 
 from components.routers.factory import TRAITS
 from core.paths import UNSET, set_path
-from core.settings import Settings, parse
-from core.stack_config import carepath_sections, config_path
+from core.settings import NAMESPACE, Settings, parse
+from core.stack_config import carepath_sections, config_path, secret_paths
+from program import provider_keys
 
 SECRET_PLACEHOLDER = "[secret]"
 
 
 def settings_of(config: Mapping[str, Any], stack: str) -> Settings:
-    """A stack file's `carepath:` config as settings. Encrypted values (`pulumi config set
-    --secret`) read as placeholders, so each secret is checked on its own: one stored in plain
-    text is refused by name."""
-    secrets = config.get("secrets")
-    encrypted = frozenset(f"secrets.{name}" for name, value in secrets.items() if value == SECRET_PLACEHOLDER) if isinstance(secrets, Mapping) else frozenset()
-    return parse(config, stack, encrypted, routers=TRAITS)
+    """A stack file's `carepath:` config as settings. Which values the file stores encrypted
+    (`pulumi config set --secret`, `{secure: ...}`) is read from it by `secret_paths`; they parse
+    as placeholders, so each secret is checked on its own: one stored in plain text is refused
+    by name."""
+    encrypted = secret_paths({f"{NAMESPACE}:{section}": value for section, value in config.items()})
+    return parse(_plain(config, opened=True), stack, encrypted, routers=TRAITS, providers=provider_keys())
 
 
 def apply_changes(config: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
@@ -52,15 +53,16 @@ def apply_changes(config: Mapping[str, Any], changes: Mapping[str, Any]) -> dict
     return result
 
 
-def _plain(value: Any) -> Any:
-    """ruamel's round-trip containers as plain dicts and lists; `{secure: ...}` as a placeholder
-    (the driver never needs a secret's value)."""
+def _plain(value: Any, opened: bool = False) -> Any:
+    """ruamel's round-trip containers as plain dicts and lists; each `{secure: ...}` without its
+    ciphertext (the driver never needs a secret's value): `{secure: [secret]}`, which still
+    tells an encrypted value from a plain one, or, `opened`, the placeholder alone."""
     if isinstance(value, Mapping):
         if set(value) == {"secure"}:
-            return SECRET_PLACEHOLDER
-        return {str(k): _plain(v) for k, v in value.items()}
+            return SECRET_PLACEHOLDER if opened else {"secure": SECRET_PLACEHOLDER}
+        return {str(k): _plain(v, opened) for k, v in value.items()}
     if isinstance(value, list):
-        return [_plain(v) for v in value]
+        return [_plain(v, opened) for v in value]
     return value
 
 
@@ -82,8 +84,9 @@ class StackFile:
         return _round_trip().load(self.path.read_text(encoding="utf-8")) or {}
 
     def config(self) -> dict[str, Any]:
-        """The `carepath:` sections: section name -> decoded value."""
-        return carepath_sections(self._load().get("config") or {}, _plain)
+        """The `carepath:` sections: section name -> decoded value (and, whole, a provider's
+        unknown keys, for the settings to refuse)."""
+        return carepath_sections(self._load().get("config") or {}, _plain, provider_keys())
 
     def write(self, changes: Mapping[str, Any]) -> None:
         """Apply every change (`services.chat-api.rollout.canary.weight` -> 25, or UNSET) in one

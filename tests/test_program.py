@@ -52,11 +52,37 @@ COMMON_TYPES = {
     "kubernetes:apps/v1:Deployment",
     "kubernetes:core/v1:Service",
     "kubernetes:policy/v1:PodDisruptionBudget",
+    "kubernetes:networking.k8s.io/v1:NetworkPolicy",
+    "carepath:network:ServiceNetworkPolicy",
+    "aws:ec2/flowLog:FlowLog",
+    "aws:cloudwatch/logGroup:LogGroup",
+    "carepath:edge:AccessLogBucket",
+    "aws:s3/bucket:Bucket",
+    "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
+    "aws:s3/bucketOwnershipControls:BucketOwnershipControls",
+    "aws:s3/bucketPolicy:BucketPolicy",
+    "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
+    "carepath:certificates:BackendTls",
+    "kubernetes:cert-manager.io/v1:Certificate",
+    "kubernetes:cert-manager.io/v1:ClusterIssuer",
 }
-ROUTER_TYPES = {
-    "demo": {"carepath:router:AlbRouter"},
-    "production": {"carepath:router:AlbRouter"},
-    "staging": {
+# The alb router's pods pull their TLS proxy through the stack's cache of ECR Public.
+ALB_TYPES = {
+    "carepath:router:AlbRouter",
+    "aws:ecr/pullThroughCacheRule:PullThroughCacheRule",
+    "aws:ecr/repositoryCreationTemplate:RepositoryCreationTemplate",
+}
+WAF_TYPES = {
+    "carepath:edge:WebFirewall",
+    "aws:wafv2/webAcl:WebAcl",
+    "aws:wafv2/webAclAssociation:WebAclAssociation",
+    "aws:wafv2/webAclLoggingConfiguration:WebAclLoggingConfiguration",
+}
+STACK_TYPES = {
+    "demo": ALB_TYPES,
+    "production": ALB_TYPES | WAF_TYPES,
+    "staging": WAF_TYPES
+    | {
         "carepath:router:IstioRouter",
         "carepath:mesh:IstioMesh",
         "kubernetes:networking.istio.io/v1:Gateway",
@@ -72,7 +98,7 @@ IN_FLIGHT = {"services.chat-api.rollout.canary.tag": "v2.0.0", "services.chat-ap
 @pytest.mark.parametrize("stack", STACKS)
 def test_each_stack_evaluates_offline(run_stack, stack):
     plan = run_stack(stack)
-    assert {r.type for r in plan.managed} == COMMON_TYPES | ROUTER_TYPES[stack]
+    assert {r.type for r in plan.managed} == COMMON_TYPES | STACK_TYPES[stack]
     assert plan.one("eks:index:Cluster").inputs["name"] == f"carepath-{stack}"
     assert plan.outputs["namespace"] == f"carepath-{stack}"
     assert plan.outputs["kubeconfig"] == "[secret]"
@@ -275,7 +301,7 @@ def test_namespace_isolation_puts_each_colour_in_its_own_namespace(run_stack):
 def test_staging_with_a_canary_in_flight(run_stack, reference_schema):
     plan = run_stack("staging", IN_FLIGHT)
     charts = {r.inputs["chart"] for r in plan.of_type("kubernetes:helm.sh/v4:Chart")}
-    assert {"base", "cni", "istiod", "gateway", "aws-load-balancer-controller", "kube-prometheus-stack"} == charts
+    assert {"base", "cni", "istiod", "gateway", "aws-load-balancer-controller", "kube-prometheus-stack", "cert-manager"} == charts
     namespace = plan.one("kubernetes:core/v1:Namespace", "carepath-staging")
     assert "istio-injection" not in namespace.inputs["metadata"]["labels"]
     deployments = {r.inputs["metadata"]["name"]: r.inputs["spec"] for r in plan.of_type("kubernetes:apps/v1:Deployment")}
@@ -301,10 +327,10 @@ def test_staging_with_a_canary_in_flight(run_stack, reference_schema):
 def test_the_mesh_edge_targets_the_gateway_and_checks_its_readiness(run_stack):
     plan = run_stack("staging")
     [group] = plan.of_type("aws:lb/targetGroup:TargetGroup")
-    assert group.name == "edge-gateway" and group.inputs["port"] == 80
+    assert group.name == "edge-gateway" and (group.inputs["port"], group.inputs["protocol"]) == (443, "HTTPS")
     assert group.inputs["healthCheck"]["port"] == "15021" and group.inputs["healthCheck"]["path"] == "/healthz/ready"
     ports = sorted(r.inputs["fromPort"] for r in plan.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"))
-    assert ports == [80, 15021]
+    assert ports == [443, 15021]
 
 
 @pytest.mark.parametrize("stack", STACKS)

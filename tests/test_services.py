@@ -124,9 +124,9 @@ def test_two_istio_services_share_the_gateways_target_group(three):
     assert set(groups) == {"edge-gateway", "edge-db-api-stable"}
     for name in ("chat-api", "triage-api"):
         assert three.one(RULE, f"{name}-production").inputs["actions"][0]["forward"]["targetGroups"] == [{"arn": groups["edge-gateway"], "weight": 100}]
-    # The ALB reaches pods on what the backends need: the gateway (80, readiness 15021) and db-api (8080).
+    # The ALB reaches pods on what the backends need: the gateway (443, readiness 15021) and db-api's TLS proxy (8443).
     egress = three.one("aws:ec2/securityGroup:SecurityGroup").inputs["egress"]
-    assert sorted(r["fromPort"] for r in egress) == [80, 8080, 15021]
+    assert sorted(r["fromPort"] for r in egress) == [443, 8443, 15021]
 
 
 def test_each_added_service_gets_its_signals(three):

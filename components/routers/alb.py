@@ -1,7 +1,8 @@
 """AlbRouter: traffic split at the ALB, one target group per track.
 
 Each track's Service is bound to its own target group by a TargetGroupBinding (the
-controller registers that Service's pod IPs); the service's listener rules say how much
+controller registers that Service's pod IPs, on the port of their TLS proxy: the ALB speaks
+TLS to the pods, `components.track.TlsProxy`); the service's listener rules say how much
 each target group gets. Used by the rolling strategy (one track) and by blue/green (a target
 group per colour: Services and selectors never swap, so the ALB readiness gates stay valid,
 and a switch is an update of the service's two rules).
@@ -24,10 +25,11 @@ import pulumi_kubernetes as k8s
 from components.listeners import forward
 from components.load_balancer_controller import target_group_binding
 from components.routers.router import RouterArgs, service_rule
-from core.edge import Backend
-from core.release import SERVICE_PORT, ReleasePlan
+from core.edge import TLS_SERVICE_PORT, Backend
+from core.release import ReleasePlan
 from core.routers import RouterTraits
 from core.settings import COLOURS, ServiceSettings
+from core.settings.rules import TLS_PROXY_PORT
 
 
 class AlbRouter(pulumi.ComponentResource):
@@ -40,7 +42,7 @@ class AlbRouter(pulumi.ComponentResource):
         """A target group per track; blue/green has both colours' always, so a switch never
         creates one."""
         tracks = COLOURS if plan.strategy == "blue-green" else tuple(t.track for t in plan.tracks)
-        return tuple(Backend(f"{plan.service}-{track}", service.port, service.health_path) for track in tracks)
+        return tuple(Backend(f"{plan.service}-{track}", TLS_PROXY_PORT, service.health_path) for track in tracks)
 
     def __init__(self, name: str, args: RouterArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("carepath:router:AlbRouter", name, None, opts)
@@ -51,7 +53,7 @@ class AlbRouter(pulumi.ComponentResource):
                 track.deployment,
                 args.namespaces[track.namespace],
                 track.deployment,
-                SERVICE_PORT,
+                TLS_SERVICE_PORT,  # the pods' TLS proxy (`components.track.TlsProxy`)
                 self._target_group(track.track),
                 pulumi.ResourceOptions(parent=self, depends_on=[args.platform.controller]),
             )

@@ -32,10 +32,10 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.listeners import forward
-from components.mesh import GATEWAY_API_BACKEND, GATEWAY_HEALTH_PATH, GATEWAY_HEALTH_PORT, GATEWAY_PORT
+from components.mesh import GATEWAY_API_BACKEND, GATEWAY_API_LISTENER, GATEWAY_HEALTH_PATH, GATEWAY_HEALTH_PORT, GATEWAY_PORT
 from components.routers.router import RouterArgs, service_rule
 from core.edge import Backend
-from core.release import SERVICE_PORT, ReleasePlan, deployment_name
+from core.release import SERVICE_PORT, ReleasePlan, TrackSpec, deployment_name
 from core.routers import RouterTraits
 from core.routing import Match, Route, canary_routes, path_prefix, pin_regex, set_pin_cookie
 from core.settings import ServiceSettings
@@ -96,8 +96,32 @@ def http_route_rules(routes: Sequence[Route], service: str) -> list[dict[str, An
     return rules
 
 
+# HTTPRoute (gateway.networking.k8s.io/v1) `spec.rules`: "While 16 rules and 64 matches per rule
+# are allowed, the total number of matches across all rules in a route must be less than 128"
+# (its CEL rule sums them `<= 128`); the API server refuses a route over it.
+HTTP_ROUTE_MATCH_LIMIT = 128
+
+
+def route_matches(service: ServiceSettings) -> int:
+    """The matches of the service's HTTPRoute at its largest, with a canary in flight (a rolling
+    service's route is the split alone), counted on the rules this router renders."""
+    canary, strategy = service.rollout.canary, service.rollout.strategy
+    tracks = tuple(TrackSpec("service", track, track, 1, "") for track in ("stable", "canary"))
+    largest = ReleasePlan("service", strategy, tracks, (("stable", 50), ("canary", 50)), header_track="canary" if strategy == "canary" else None)
+    rules = http_route_rules(canary_routes(largest, canary.header, canary.stickiness, canary.mirror), "service")
+    return sum(len(rule.get("matches", ())) for rule in rules)
+
+
 class GatewayApiRouter(pulumi.ComponentResource):
-    traits: ClassVar[RouterTraits] = RouterTraits("gateway-api", strategies=("rolling", "canary"), mesh=True, gateway_api=True, path_routing=False)
+    traits: ClassVar[RouterTraits] = RouterTraits(
+        "gateway-api",
+        strategies=("rolling", "canary"),
+        mesh=True,
+        gateway_api=True,
+        path_routing=False,
+        match_limit=HTTP_ROUTE_MATCH_LIMIT,
+        route_matches=route_matches,
+    )
     http_route: k8s.apiextensions.CustomResource
 
     @staticmethod
@@ -127,7 +151,7 @@ class GatewayApiRouter(pulumi.ComponentResource):
         namespace = args.plan.serving.namespace
         spec: dict[str, Any] = {
             "parentRefs": [
-                {"group": "gateway.networking.k8s.io", "kind": "Gateway", "namespace": gateway_namespace, "name": gateway_name, "sectionName": "http"},
+                {"group": "gateway.networking.k8s.io", "kind": "Gateway", "namespace": gateway_namespace, "name": gateway_name, "sectionName": GATEWAY_API_LISTENER},
                 {"group": "", "kind": "Service", "name": service, "port": SERVICE_PORT},
             ],
             "rules": http_route_rules(canary_routes(args.plan, canary.header, canary.stickiness, canary.mirror), service),

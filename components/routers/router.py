@@ -49,6 +49,10 @@ class PlatformParts:
     mesh: Optional[pulumi.Resource] = None  # istiod: sidecar injection and the Istio CRDs
     gateway: Optional[tuple[str, str]] = None  # the Gateway API Gateway: namespace, name
     gateway_resource: Optional[pulumi.Resource] = None
+    # `components.certificates.BackendTls`: the CA ClusterIssuer that signs the backends'
+    # certificates, and the pull-through cache rule the pods' TLS proxy image comes through.
+    issuer: Optional[pulumi.Resource] = None
+    proxy_image_cache: Optional[pulumi.Resource] = None
 
 
 @dataclass(frozen=True)

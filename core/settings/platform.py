@@ -27,6 +27,7 @@ from core.settings.fields import (
     check_istio_version,
     check_vpc_cidr,
     matching,
+    problem,
 )
 
 
@@ -51,11 +52,39 @@ class ClusterSettings:
     deletion_protection: bool = False
 
 
+# The retention periods CloudWatch Logs accepts (PutRetentionPolicy), in days.
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
+
+
+def check_log_retention(value: int) -> int:
+    if value not in LOG_RETENTION_DAYS:
+        raise problem(f"is not a retention CloudWatch Logs accepts ({', '.join(map(str, LOG_RETENTION_DAYS))})")
+    return value
+
+
+@dataclass(frozen=True, config=SECTION)
+class AccessLogSettings:
+    """`carepath:edge.accessLogs`: the ALB's access logs in S3 (`components.access_logs`)."""
+
+    retention_days: Annotated[int, between(1, 3650)] = 90  # then S3 deletes them
+
+
+@dataclass(frozen=True, config=SECTION)
+class WafSettings:
+    """`carepath:edge.waf`: AWS WAF on the ALB (`components.firewall`); staging and production refuse it off."""
+
+    enabled: bool = True
+    log_retention_days: Annotated[int, AfterValidator(check_log_retention)] = 90
+
+
 @dataclass(frozen=True, config=SECTION)
 class EdgeSettings:
     """`carepath:edge`: the public ALB."""
 
     certificate_arn: Optional[CertificateArn] = None
+    # Plain HTTP on the public listener when no certificate is set: refused unless the stack opts
+    # in by this name, and never on a patient-facing stack (`core.settings.rules.PATIENT_FACING_STACKS`).
+    allow_plain_http: bool = False
     test_port: Port = 8443
     test_cidrs: tuple[Cidr, ...] = ()  # who may reach the test listener; required for blue-green
     allowed_cidrs: tuple[Cidr, ...] = ("0.0.0.0/0",)  # who may reach the public listeners
@@ -63,6 +92,10 @@ class EdgeSettings:
     deregistration_delay_seconds: Annotated[int, between(0, 120)] = 30
     idle_timeout_seconds: Annotated[int, between(1, 4000)] = 120
     controller_chart_version: Annotated[str, matching(r"\d+\.\d+\.\d+", "a chart version such as 1.17.0")] = "1.17.0"
+    access_logs: AccessLogSettings = field(default_factory=AccessLogSettings)
+    # Off only to destroy the stack: set it false, `pulumi up`, then `pulumi destroy`.
+    deletion_protection: bool = True
+    waf: WafSettings = field(default_factory=WafSettings)
 
 
 @dataclass(frozen=True, config=SECTION)

@@ -20,9 +20,15 @@ from core.settings.service import COLOURS, RolloutSettings, ServiceSettings, Sig
 from core.signals import catalogue
 
 PRODUCTION_STACKS = ("production",)
+# Stacks that serve patients: their public listener is HTTPS only, whatever the stack file says
+# (`policy.rules.PLAIN_HTTP_STACKS` names the others, which may opt in to plain HTTP).
+PATIENT_FACING_STACKS = ("staging", *PRODUCTION_STACKS)
 # The ports Istio's sidecar and gateways listen on (docs: "Ports used by Istio"); refused whether
 # or not the mesh is on today, so turning it on never collides with a service.
 ISTIO_PORTS = (15000, 15001, 15004, 15006, 15008, 15009, 15020, 15021, 15053, 15090)
+# The pod's TLS proxy for the ALB (alb router: `core.edge.tls_proxy_config`); refused for every
+# service, so a change of router never collides with one.
+TLS_PROXY_PORT = 8443
 
 
 def service_key(name: str, path: str = "") -> str:
@@ -52,8 +58,16 @@ def cross_section_problems(parsed: Mapping[str, Any], routers: Mapping[str, Rout
         problems += _edge_problems(edge, production)
     if production and edge is not None and edge.certificate_arn is None:
         problems.append(f"{NAMESPACE}:edge.certificateArn is required on production: it serves HTTPS only (an ACM certificate ARN)")
+    if edge is not None:
+        problems += _plain_http_problems(edge, stack)
     if edge is not None and edge.test_port in (80, 443):
         problems.append(f"{NAMESPACE}:edge.testPort: {edge.test_port} is taken by the production listener; use another port")
+    # The policy pack's `web-firewall-on-patient-facing-albs` is the second line.
+    if edge is not None and not edge.waf.enabled and stack in PATIENT_FACING_STACKS:
+        problems.append(
+            f"{NAMESPACE}:edge.waf.enabled: false is refused on {stack}, which serves patients "
+            f"({', '.join(PATIENT_FACING_STACKS)} keep AWS WAF on the ALB): remove the key"
+        )
     if services is not None:
         for name, service in services.items():
             problems += _service_problems(name, service)
@@ -66,6 +80,7 @@ def cross_section_problems(parsed: Mapping[str, Any], routers: Mapping[str, Rout
                     "(testers, CI) that may reach the test listener on edge.testPort"
                 )
         problems += _name_problems(services)
+        problems += _call_problems(services)
         problems += _entry_problems(services, mesh, routers)
     monitoring: Optional[MonitoringSettings] = parsed.get("monitoring")
     secrets: Optional[dict[str, str]] = parsed.get("secrets")
@@ -101,6 +116,21 @@ def _edge_problems(edge: EdgeSettings, production: bool) -> list[str]:
     return problems
 
 
+def _plain_http_problems(edge: EdgeSettings, stack: str) -> list[str]:
+    """Plain HTTP on the internet only by a named opt-in, and never where patients are."""
+    patient_facing = stack in PATIENT_FACING_STACKS
+    if edge.allow_plain_http and patient_facing:
+        return [
+            f"{NAMESPACE}:edge.allowPlainHttp: true is refused on {stack}, which serves patients "
+            f"({', '.join(PATIENT_FACING_STACKS)} serve HTTPS only): remove it and set edge.certificateArn to an ACM certificate ARN"
+        ]
+    # Production's own rule (above) already asks for the certificate.
+    if edge.certificate_arn is None and not edge.allow_plain_http and stack not in PRODUCTION_STACKS:
+        allowed = "" if patient_facing else f", or on this {stack} stack opt in to plain HTTP with edge.allowPlainHttp: true"
+        return [f"{NAMESPACE}:edge.certificateArn is required: the public listener would serve plain HTTP; set an ACM certificate ARN{allowed}"]
+    return []
+
+
 def _cluster_problems(cluster: ClusterSettings, production: bool) -> list[str]:
     problems: list[str] = []
     if cluster.endpoint_public_access and not cluster.public_access_cidrs:
@@ -128,6 +158,25 @@ def _cluster_problems(cluster: ClusterSettings, production: bool) -> list[str]:
                     f"{NAMESPACE}:cluster.{key}: {json.dumps(list(ids))} must list at least 2 subnets "
                     "in different availability zones when cluster.vpcId reuses a VPC"
                 )
+    return problems
+
+
+def _call_problems(services: Mapping[str, ServiceSettings]) -> list[str]:
+    """`calls` opens the network from a service's pods to another's (`core.network_policy`):
+    it must name another service of the stack, once."""
+    problems: list[str] = []
+    for name, service in services.items():
+        others = [other for other in services if other != name]
+        for index, callee in enumerate(service.calls):
+            key = service_key(name, f"calls[{index}]")
+            if callee == name:
+                problems.append(f"{key}: {callee!r} is the service itself; list the other services it calls")
+            elif callee not in services:
+                hint = difflib.get_close_matches(callee, others, n=1)
+                also = f"; did you mean {hint[0]!r}?" if hint else ""
+                problems.append(f"{key}: {callee!r} is not a service of this stack (its others: {', '.join(others) or 'none'}){also}")
+            elif callee in service.calls[:index]:
+                problems.append(f"{key}: {callee!r} is listed twice")
     return problems
 
 
@@ -170,6 +219,19 @@ def _router_problems(name: str, service: ServiceSettings, mesh: Optional[MeshSet
     if traits.mesh and mesh is not None and mesh.enabled is False:
         chosen = f"is {router!r}" if service.router else f"defaults to {router!r} for the {strategy} strategy"
         problems.append(f"{NAMESPACE}:mesh.enabled: false, but {service_key(name, 'router')} {chosen}, which routes in the Istio mesh")
+    if traits.match_limit is not None and traits.route_matches is not None:
+        # Only the mirror's paths grow the route: each is matched once per read method, and again
+        # by each rule that matches headers alone (the tester header, the pins).
+        count = traits.route_matches(service)
+        if count > traits.match_limit:
+            mirror = service.rollout.canary.mirror
+            paths = len(mirror.paths) if mirror is not None else 0
+            sticky = "with" if service.rollout.canary.stickiness else "without"
+            problems.append(
+                f"{service_key(name, 'rollout.canary.mirror.paths')}: {paths} paths {sticky} stickiness make {count} matches in the "
+                f"{router} router's route while a canary is in flight, above its limit of {traits.match_limit}: list fewer paths "
+                "(a `/x/*` path covers every path under /x)"
+            )
     return problems
 
 
@@ -254,6 +316,9 @@ def _service_problems(name: str, service: ServiceSettings) -> list[str]:
             )
     if service.metrics_port == service.port:
         problems.append(f"{service_key(name, 'metricsPort')}: {service.metrics_port} is {service_key(name, 'port')}; metrics need a port of their own")
+    for key in ("port", "metrics_port"):
+        if getattr(service, key) == TLS_PROXY_PORT:
+            problems.append(f"{service_key(name, to_camel(key))}: {TLS_PROXY_PORT} is the port of the pods' TLS proxy for the ALB; choose another")
     rollout = service.rollout
     problems += _rollout_problems(name, rollout)
     idle = rollout.blue_green.idle_replicas
@@ -374,3 +439,25 @@ def _signal_problems(name: str, entries: tuple[SignalSettings, ...]) -> list[str
         if kind == "ratio" and bound is not None and bound >= 1:
             problems.append(f"{key}.bound: {bound:g} is not a share between 0 and 1")
     return problems
+
+
+# The sections of `rollout` that one strategy alone reads (`core.release.plan_release`, the routers,
+# `core.actions`); not `rolling`: the Deployments of every strategy update by it.
+STRATEGY_SECTIONS = {"canary": "canary", "blueGreen": "blue-green"}
+
+
+def unused_section_warnings(raw_services: Any, services: Mapping[str, ServiceSettings]) -> list[str]:
+    """Keys set in another strategy's section (`rollout.canary` on a rolling service), which have
+    no effect: warned of, not refused, so a team can prepare its next strategy's keys."""
+    warnings: list[str] = []
+    for name, service in services.items():
+        rollout = raw_services[name]["rollout"]  # parsed, so a mapping with a strategy
+        strategy = service.rollout.strategy
+        for section, reader in STRATEGY_SECTIONS.items():
+            keys = rollout.get(section)
+            if reader != strategy and isinstance(keys, Mapping) and keys:
+                warnings.append(
+                    f"{service_key(name, f'rollout.{section}')} ({', '.join(map(str, keys))}): no effect on the {strategy} strategy, "
+                    f"which reads none of it; it applies with {service_key(name, 'rollout.strategy')}: {reader}"
+                )
+    return warnings

@@ -6,10 +6,13 @@ import typing
 from dataclasses import field
 from typing import Annotated, Literal, Optional
 
+from pydantic import AfterValidator
 from pydantic.dataclasses import dataclass
 
+from core.images import Severity
 from core.settings.fields import (
     SECTION,
+    Cidr,
     Count,
     Fraction,
     HeaderName,
@@ -20,15 +23,18 @@ from core.settings.fields import (
     MirrorPaths,
     PathPrefix,
     Percent,
+    Port,
     Positive,
     Quantity,
     RepositoryName,
+    ServiceName,
     SignalName,
     Steps,
     Surge,
     Template,
     between,
     matching,
+    problem,
 )
 
 Strategy = Literal["rolling", "canary", "blue-green"]
@@ -96,6 +102,8 @@ class MirrorSettings:
     covers `/x` and every path under it."""
 
     percent: Percent
+    # On the gateway-api router each path takes matches in the HTTPRoute, which holds at most 128:
+    # at most 12 paths with stickiness (10 matches a path, 3 more), 31 without (4 a path, 1 more).
     paths: MirrorPaths
 
 
@@ -201,6 +209,29 @@ class RolloutSettings:
 
 
 @dataclass(frozen=True, config=SECTION)
+class ImageScanSettings:
+    """`imageScan`: the release driver starts a release only on an image whose ECR scan has
+    finished with no finding at or above `blockAt` (`core.images`)."""
+
+    block_at: Severity = "CRITICAL"
+
+
+def _listed(value: tuple) -> tuple:
+    if not value:
+        raise problem("is empty: list at least one")
+    return value
+
+
+@dataclass(frozen=True, config=SECTION)
+class EgressSettings:
+    """One entry of `egress`: a destination outside the cluster the service's pods may reach
+    (an LLM provider's HTTPS API), as IPv4 blocks and TCP ports; everything else stays denied."""
+
+    cidrs: Annotated[tuple[Cidr, ...], AfterValidator(_listed)]
+    ports: Annotated[tuple[Port, ...], AfterValidator(_listed)]
+
+
+@dataclass(frozen=True, config=SECTION)
 class ServiceSettings:
     """`carepath:services.<name>`: one service, its ECR repository, its release and its route.
 
@@ -225,6 +256,11 @@ class ServiceSettings:
     router: Optional[RouterName] = None
     hosts: tuple[Hostname, ...] = ()
     path_prefix: Optional[PathPrefix] = None
+    # Its pods' only connections besides the edge, Prometheus, DNS and istiod (NetworkPolicy):
+    # `calls` names the stack's services it calls (on their port), `egress` what it reaches outside the cluster.
+    calls: tuple[ServiceName, ...] = ()
+    egress: tuple[EgressSettings, ...] = ()
+    image_scan: ImageScanSettings = field(default_factory=ImageScanSettings)
 
     @property
     def entry_kind(self) -> EntryKind:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import difflib
 import json
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from types import MappingProxyType
+from typing import Any, Collection, Mapping
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -14,7 +15,7 @@ from core.routers import RouterTraits
 from core.settings.errors import SettingsError, format_error
 from core.settings.fields import NAMESPACE, ServiceName
 from core.settings.platform import ClusterSettings, EdgeSettings, MeshSettings, MonitoringSettings
-from core.settings.rules import cross_section_problems, resolve_router
+from core.settings.rules import cross_section_problems, resolve_router, unused_section_warnings
 from core.settings.service import ServiceSettings, repository_name
 
 SECTIONS: dict[str, Any] = {
@@ -46,6 +47,10 @@ class Settings:
     services: Mapping[str, ServiceSettings]
     routers: Mapping[str, RouterTraits]
     secrets: dict[str, str] = field(default_factory=dict, repr=False)
+    # What parses but a reviewer would question (each with its full key and why); the program and
+    # both CLIs print them, none stops a deploy. They say how the config is written, not what it
+    # means, so two configs of the same meaning compare equal.
+    warnings: tuple[str, ...] = field(default=(), compare=False)
 
     def service(self, name: str) -> ServiceSettings:
         if name not in self.services:
@@ -103,13 +108,26 @@ def _plaintext_secrets(secrets: Any, secret_keys: frozenset[str]) -> list[str]:
     ]
 
 
-def parse(raw: Mapping[str, Any], stack: str, secret_keys: frozenset[str] = frozenset(), *, routers: Mapping[str, RouterTraits]) -> Settings:
+def parse(
+    raw: Mapping[str, Any],
+    stack: str,
+    secret_keys: frozenset[str] = frozenset(),
+    *,
+    routers: Mapping[str, RouterTraits],
+    providers: Mapping[str, Collection[str]] = MappingProxyType({}),
+) -> Settings:
     """Validate a stack's `carepath:` config; `raw` maps section names to decoded JSON values,
     `secret_keys` names what is stored encrypted: sections (`secrets`) or single values
-    (`secrets.slackUrl`); `routers` the routers there are."""
+    (`secrets.slackUrl`); `routers` the routers there are; `providers` the keys each provider
+    namespace has (`aws` -> `region`, ...), which the shell reads from the installed packages."""
     problems: list[str] = []
     for key in sorted(set(raw) - set(SECTIONS)):
         namespace, colon, section = key.partition(":")
+        if colon and namespace in providers:  # a provider's unknown key, kept whole by `core.stack_config.carepath_sections`
+            hint = difflib.get_close_matches(section, providers[namespace], n=1)
+            meant = f"; did you mean {namespace}:{hint[0]}?" if hint else f" (its keys: {', '.join(sorted(providers[namespace]))})"
+            problems.append(f"{key}: unknown key of the {namespace} provider{meant}")
+            continue
         if colon:  # a misspelled namespace's key, kept whole by `core.stack_config.carepath_sections`
             hint = difflib.get_close_matches(section, SECTIONS, n=1)
             meant = f"; did you mean '{NAMESPACE}:{hint[0]}'?" if hint else ""
@@ -155,4 +173,5 @@ def parse(raw: Mapping[str, Any], stack: str, secret_keys: frozenset[str] = froz
         services=services,
         routers={name: routers[resolve_router(service, parsed["mesh"])] for name, service in services.items()},
         secrets=parsed["secrets"],
+        warnings=tuple(unused_section_warnings(raw["services"], services)),
     )

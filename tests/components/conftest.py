@@ -34,6 +34,8 @@ def stand_in_platform() -> PlatformParts:
         mesh=pulumi.CustomResource("carepath:test:Istiod", "istiod", {}),
         gateway=GATEWAY_API_GATEWAY,
         gateway_resource=pulumi.CustomResource("carepath:test:Gateway", "gateway", {}),
+        issuer=pulumi.CustomResource("carepath:test:ClusterIssuer", "issuer", {}),
+        proxy_image_cache=pulumi.CustomResource("carepath:test:PullThroughCacheRule", "proxy-image-cache", {}),
     )
 
 

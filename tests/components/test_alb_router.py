@@ -38,7 +38,7 @@ def test_one_binding_per_track_to_its_own_target_group(plan, reference_schema):
     for colour in ("blue", "green"):
         binding = bindings[f"chat-api-{colour}"]
         assert binding.inputs["spec"] == {
-            "serviceRef": {"name": f"chat-api-{colour}", "port": 80},
+            "serviceRef": {"name": f"chat-api-{colour}", "port": 443},  # the pods' TLS proxy
             "targetGroupARN": target_group_arn(f"chat-api-{colour}"),
             "targetType": "ip",
         }
@@ -106,7 +106,7 @@ def test_rolling_forwards_everything_to_the_stable_track_on_the_services_hosts_a
     assert rule.inputs["priority"] == expected.priority
     assert rule.inputs["conditions"] == [{"hostHeader": {"values": ["api.example.org"]}}, {"pathPattern": {"values": ["/triage", "/triage/*"]}}]
     [binding] = plan.of_type(BINDING)
-    assert binding.inputs["spec"]["serviceRef"] == {"name": "triage-api", "port": 80}
+    assert binding.inputs["spec"]["serviceRef"] == {"name": "triage-api", "port": 443}
 
 
 @pytest.mark.parametrize(
@@ -123,4 +123,5 @@ def test_backends_are_a_target_group_per_track_on_the_pods_port(service, stack, 
     settings = settings_from(one_service({**service, "port": 9000, "healthPath": "/ready"}, edge=EDGE), stack)
     backends = AlbRouter.backends(plan_release(settings, "chat-api"), settings.service("chat-api"))
     assert {b.name for b in backends} == expected
-    assert {(b.port, b.health_path, b.health_port) for b in backends} == {(9000, "/ready", None)}
+    # The pods' TLS proxy, whatever the app's port; checked through it, over TLS.
+    assert {(b.port, b.health_path, b.health_port, b.health_protocol) for b in backends} == {(8443, "/ready", None, "HTTPS")}

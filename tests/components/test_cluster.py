@@ -188,3 +188,11 @@ def test_kubernetes_provider_is_built_from_the_cluster_kubeconfig(plan):
     kubeconfig = json.loads(provider.inputs["kubeconfig"])
     assert kubeconfig["clusters"][0]["name"] == "carepath-test"
     assert provider.inputs["kubeconfig"] == plan.one("eks:index:Cluster").outputs["kubeconfigJson"]
+
+
+def test_vpc_cni_enforces_network_policies(plan, reference_schema):
+    # Without the agent, NetworkPolicies are accepted and ignored: every default deny would be void.
+    addon = plan.one("eks:index:VpcCniAddon")
+    assert addon.inputs["enableNetworkPolicy"] is True
+    options = reference_schema("pulumi-eks-schema-subset.json")["types"]["eks:index:VpcCniOptions"]["properties"]
+    assert options["enableNetworkPolicy"]["type"] == "boolean"

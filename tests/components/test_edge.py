@@ -11,10 +11,11 @@ CERTIFICATE = "arn:aws:acm:us-east-1:123456789012:certificate/0f0e0d0c-0b0a-0908
 NODE_SG = "sg-0123456789abcdef0"
 STABLE = Backend("chat-api-stable", 8080, "/healthz")
 GATEWAY = Backend("gateway", 80, "/healthz/ready", 15021)
+WAF_ASSOCIATION = "aws:wafv2/webAclAssociation:WebAclAssociation"
 NOT_FOUND = [{"type": "fixed-response", "fixedResponse": {"contentType": "text/plain", "messageBody": "no service here", "statusCode": "404"}}]
 
 
-def build_edge(run_component, certificate=None, backends=(STABLE,), test_port=None, inspect=lambda edge: None):
+def build_edge(run_component, certificate=None, backends=(STABLE,), test_port=None, inspect=lambda edge: None, waf=True, deletion_protection=True):
     return run_component(
         lambda: inspect(
             Edge(
@@ -30,6 +31,11 @@ def build_edge(run_component, certificate=None, backends=(STABLE,), test_port=No
                     backends=backends,
                     test_port=test_port,
                     test_cidrs=["198.51.100.0/24"] if test_port else [],
+                    name="carepath-test",
+                    access_log_retention_days=90,
+                    deletion_protection=deletion_protection,
+                    waf=waf,
+                    waf_log_retention_days=30,
                 ),
             )
         )
@@ -63,10 +69,13 @@ def test_a_target_group_per_backend_registers_pod_ips_with_a_short_drain(run_com
     groups = {r.name: r.inputs for r in plan.of_type("aws:lb/targetGroup:TargetGroup")}
     assert set(groups) == {"edge-chat-api-stable", "edge-gateway"}
     for group in groups.values():
-        assert group["targetType"] == "ip" and group["protocol"] == "HTTP"
+        # The ALB reaches every target over TLS.
+        assert group["targetType"] == "ip" and group["protocol"] == "HTTPS"
         assert group["deregistrationDelay"] == 30 < 300
     stable, gateway = groups["edge-chat-api-stable"], groups["edge-gateway"]
     assert stable["port"] == 8080 and stable["healthCheck"]["path"] == "/healthz" and stable["healthCheck"]["port"] == "traffic-port"
+    assert stable["healthCheck"]["protocol"] == "HTTPS", "checked over TLS on the traffic port"
+    assert gateway["healthCheck"]["protocol"] == "HTTP", "a status port speaks plain HTTP and carries no request"
     # The gateway routes by Host, which health checks lack: it is checked on its own readiness port.
     assert gateway["port"] == 80 and gateway["healthCheck"]["path"] == "/healthz/ready" and gateway["healthCheck"]["port"] == "15021"
 
@@ -125,7 +134,7 @@ def test_every_aws_input_is_in_the_providers_schema(http, https, reference_schem
     schema = reference_schema("pulumi-aws-schema-subset.json")
     for plan in (http, https):
         checked = [r for r in plan.managed if r.type in schema["resources"]]
-        assert {r.type for r in checked} >= {"aws:lb/loadBalancer:LoadBalancer", "aws:lb/targetGroup:TargetGroup", "aws:lb/listener:Listener"}
+        assert {r.type for r in checked} >= {"aws:lb/loadBalancer:LoadBalancer", "aws:lb/targetGroup:TargetGroup", "aws:lb/listener:Listener", WAF_ASSOCIATION}
         for resource in checked:
             assert unknown_inputs(resource, schema) == [], resource.urn
 
@@ -137,3 +146,42 @@ def test_target_groups_are_named_by_prefix_so_a_long_service_name_fits_awss_32_c
     assert {g.inputs["tags"]["carepath:backend"] for g in groups} == {"chat-api-stable", f"{long_name}-stable"}
     for group in groups:
         assert "name" not in group.inputs and len(group.inputs["namePrefix"]) <= 6
+
+
+def test_access_logs_go_to_the_edges_own_bucket_once_its_policy_lets_the_alb_write(http):
+    alb = http.one("aws:lb/loadBalancer:LoadBalancer")
+    logs = http.one("carepath:edge:AccessLogBucket")
+    assert logs.parent == http.one("carepath:edge:Edge").urn
+    policy = http.one("aws:s3/bucketPolicy:BucketPolicy")
+    assert alb.inputs["accessLogs"] == {"bucket": policy.inputs["bucket"], "prefix": "alb", "enabled": True}
+    # Turning logging on fails unless the bucket policy already lets the ALB write.
+    assert policy.urn in alb.options["dependsOn"]
+    lifecycle = http.one("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration")
+    assert lifecycle.inputs["rules"][0]["expiration"] == {"days": 90}
+
+
+def test_deletion_protection_follows_the_setting(http, run_component):
+    assert http.one("aws:lb/loadBalancer:LoadBalancer").inputs["enableDeletionProtection"] is True
+    unprotected = build_edge(run_component, deletion_protection=False)
+    assert unprotected.one("aws:lb/loadBalancer:LoadBalancer").inputs["enableDeletionProtection"] is False
+
+
+def test_the_web_firewall_guards_the_alb_unless_turned_off(http, run_component):
+    firewall = http.one("carepath:edge:WebFirewall")
+    assert firewall.parent == http.one("carepath:edge:Edge").urn
+    association = http.one(WAF_ASSOCIATION)
+    assert association.inputs["resourceArn"] == http.one("aws:lb/loadBalancer:LoadBalancer").outputs["arn"]
+    assert http.one("aws:wafv2/webAcl:WebAcl").inputs["name"] == "carepath-test"
+    without = build_edge(run_component, waf=False)
+    assert [r for r in without.managed if r.type.startswith("aws:wafv2/") or r.type == "carepath:edge:WebFirewall"] == []
+
+
+def test_staging_and_production_albs_have_the_waf_and_demo_has_none(run_stack):
+    for stack in ("staging", "production"):
+        plan = run_stack(stack)
+        association = plan.one(WAF_ASSOCIATION)
+        assert association.inputs["resourceArn"] == plan.one("aws:lb/loadBalancer:LoadBalancer").outputs["arn"], stack
+        assert plan.one("aws:wafv2/webAcl:WebAcl").inputs["name"] == f"carepath-{stack}"
+    assert run_stack("demo").of_type(WAF_ASSOCIATION) == []
+    # demo turns it off in its stack file; on by default
+    assert run_stack("demo", {"edge.waf.enabled": True}).one(WAF_ASSOCIATION)

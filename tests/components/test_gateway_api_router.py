@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from components.routers.gateway_api import GatewayApiRouter
+from components.routers.gateway_api import GatewayApiRouter, route_matches
 from core.release import plan_release
 from core.routing import PIN_COOKIE, canary_routes, pin_regex, route_for
 from tests.components.conftest import PRODUCTION_LISTENER, target_group_arn
@@ -50,7 +50,7 @@ def test_the_route_hangs_on_the_gateway_and_on_the_services_own_service(run_rout
     # The Service parent is the Gateway API's mesh binding: a caller in the mesh gets the split too.
     spec = route_spec(run_router, canary())
     assert spec["parentRefs"] == [
-        {"group": "gateway.networking.k8s.io", "kind": "Gateway", "namespace": "istio-ingress", "name": "carepath", "sectionName": "http"},
+        {"group": "gateway.networking.k8s.io", "kind": "Gateway", "namespace": "istio-ingress", "name": "carepath", "sectionName": "https"},
         {"group": "", "kind": "Service", "name": "chat-api", "port": 80},
     ]
     assert "hostnames" not in spec
@@ -191,4 +191,30 @@ def test_the_route_moves_after_its_pods_and_the_alb_sends_the_service_to_the_gat
 def test_the_edge_backend_is_the_gateways_proxy_checked_on_its_readiness_port():
     settings = settings_from(one_service(canary()))
     [backend] = GatewayApiRouter.backends(plan_release(settings, "chat-api"), settings.service("chat-api"))
-    assert (backend.name, backend.port, backend.health_path, backend.health_port) == ("gateway-api", 80, "/healthz/ready", 15021)
+    assert (backend.name, backend.port, backend.health_path, backend.health_port) == ("gateway-api", 443, "/healthz/ready", 15021)
+
+
+def mirror_paths(count):
+    return {"percent": 10, "paths": [f"/v1/read-{index}" for index in range(count)]}
+
+
+@pytest.mark.parametrize(("stickiness", "largest"), [(True, 12), (False, 31)])
+def test_the_largest_mirror_the_settings_allow_renders_a_route_the_api_server_takes(run_router, reference_schema, stickiness, largest):
+    # HTTPRoute's CEL rule on spec.rules: the matches of all rules together `<= 128`.
+    route = run_router(canary(stickiness=stickiness, mirror=mirror_paths(largest))).one(HTTP_ROUTE)
+    rules = route.inputs["spec"]["rules"]
+    assert 128 - 10 < sum(len(rule.get("matches", [])) for rule in rules) <= 128
+    validate_kubernetes(route, reference_schema)  # and each rule's own `maxItems: 64`
+    with pytest.raises(ValueError) as refused:
+        settings_from(one_service(canary(stickiness=stickiness, mirror=mirror_paths(largest + 1))), "staging")
+    sticky = "with" if stickiness else "without"
+    assert refused.value.args and f"carepath:services.chat-api.rollout.canary.mirror.paths: {largest + 1} paths {sticky} stickiness make" in str(refused.value)
+    assert "above its limit of 128" in str(refused.value)
+
+
+@pytest.mark.parametrize("stickiness", [True, False])
+@pytest.mark.parametrize("mirror", [None, MIRROR])
+def test_the_count_the_settings_check_is_the_rendered_routes(run_router, stickiness, mirror):
+    service = canary(stickiness=stickiness, **({"mirror": mirror} if mirror else {}))  # a canary in flight: the route at its largest
+    rules = route_spec(run_router, service)["rules"]
+    assert route_matches(settings_from(one_service(service), "staging").service("chat-api")) == sum(len(rule.get("matches", [])) for rule in rules)

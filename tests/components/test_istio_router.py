@@ -132,4 +132,4 @@ def test_routes_move_only_after_the_deployments_and_the_alb_sends_the_service_to
 def test_the_edge_backend_is_the_ingress_gateway_checked_on_its_readiness_port():
     settings = settings_from(one_service(IN_FLIGHT))
     [backend] = IstioRouter.backends(plan_release(settings, "chat-api"), settings.service("chat-api"))
-    assert (backend.name, backend.port, backend.health_path, backend.health_port) == ("gateway", 80, "/healthz/ready", 15021)
+    assert (backend.name, backend.port, backend.health_path, backend.health_port) == ("gateway", 443, "/healthz/ready", 15021)

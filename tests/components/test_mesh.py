@@ -13,12 +13,26 @@ BINDING = "kubernetes:elbv2.k8s.aws/v1beta1:TargetGroupBinding"
 ISTIO_GATEWAY = "kubernetes:networking.istio.io/v1:Gateway"
 GATEWAY_API_GATEWAY = "kubernetes:gateway.networking.k8s.io/v1:Gateway"
 CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
+CERTIFICATE = "kubernetes:cert-manager.io/v1:Certificate"
+
+
+def gateway_certificate(plan, secret: str, service: str):
+    """The gateway's certificate: from the CA issuer, in istio-ingress, before the gateway."""
+    [found] = [r for r in plan.of_type(CERTIFICATE) if r.inputs["metadata"]["name"] == secret]
+    assert found.inputs["metadata"]["namespace"] == "istio-ingress"
+    spec = found.inputs["spec"]
+    assert spec["secretName"] == secret and spec["dnsNames"] == [f"{service}.istio-ingress.svc", f"{service}.istio-ingress.svc.cluster.local"]
+    assert spec["issuerRef"] == {"group": "cert-manager.io", "kind": "ClusterIssuer", "name": "carepath-ca"}
+    assert spec["privateKey"] == {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"}
+    assert plan.one("carepath:test:ClusterIssuer").urn in found.options["dependsOn"]
+    return found
 
 
 def build_mesh(run_component, target_group_arns):
     def build():
         controller = pulumi.CustomResource("carepath:test:Controller", "controller", {})
-        IstioMesh("mesh", IstioMeshArgs(version="1.30.5", controller=controller, target_group_arns=target_group_arns))
+        issuer = pulumi.CustomResource("carepath:test:ClusterIssuer", "issuer", {})
+        IstioMesh("mesh", IstioMeshArgs(version="1.30.5", controller=controller, target_group_arns=target_group_arns, issuer=issuer))
 
     return run_component(build)
 
@@ -74,14 +88,30 @@ def test_webhook_does_not_flip_flop_and_sidecars_use_cni(plan):
 
 def test_the_ingress_gateway_is_the_albs_target_and_serves_the_shared_istio_gateway(plan, reference_schema):
     gateway = _charts(plan)["istio-ingressgateway"]
-    assert gateway.inputs["values"]["service"]["type"] == "ClusterIP"
+    assert gateway.inputs["values"]["service"] == {"type": "ClusterIP", "ports": [{"name": "https", "port": 443, "targetPort": 443, "protocol": "TCP"}]}
     binding = plan.one(BINDING)
-    assert binding.inputs["spec"] == {"serviceRef": {"name": "istio-ingressgateway", "port": 80}, "targetGroupARN": GATEWAY_GROUP, "targetType": "ip"}
+    assert binding.inputs["spec"] == {"serviceRef": {"name": "istio-ingressgateway", "port": 443}, "targetGroupARN": GATEWAY_GROUP, "targetType": "ip"}
     assert plan.one("carepath:test:Controller").urn in binding.options["dependsOn"]
     edge = plan.one(ISTIO_GATEWAY)
     assert edge.inputs["metadata"] == {"name": "edge", "namespace": "istio-ingress"}
-    assert edge.inputs["spec"] == {"selector": {"istio": "ingressgateway"}, "servers": [{"port": {"number": 80, "name": "http", "protocol": "HTTP"}, "hosts": ["*/*"]}]}
-    assert _charts(plan)["istiod"].urn in edge.options["dependsOn"]
+    # The ALB's TLS ends at the gateway, with the in-cluster CA's certificate.
+    assert edge.inputs["spec"] == {
+        "selector": {"istio": "ingressgateway"},
+        "servers": [
+            {
+                "port": {"number": 443, "name": "https", "protocol": "HTTPS"},
+                "hosts": ["*/*"],
+                "tls": {
+                    "mode": "SIMPLE",
+                    "credentialName": "istio-ingressgateway-tls",
+                    "minProtocolVersion": "TLSV1_2",
+                    "cipherSuites": ["ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-ECDSA-CHACHA20-POLY1305"],
+                },
+            }
+        ],
+    }
+    assert {_charts(plan)["istiod"].urn, gateway_certificate(plan, "istio-ingressgateway-tls", "istio-ingressgateway").urn} <= set(edge.options["dependsOn"])
+    validate_kubernetes(edge, reference_schema)
     namespaces = {r.inputs["metadata"]["name"]: r.inputs["metadata"]["labels"] for r in plan.of_type("kubernetes:core/v1:Namespace")}
     assert namespaces["istio-ingress"]["elbv2.k8s.aws/pod-readiness-gate-inject"] == "enabled"
     assert namespaces["istio-system"]["pod-security.kubernetes.io/enforce"] == "privileged"
@@ -99,12 +129,13 @@ def test_the_gateway_api_crds_come_before_istiod_and_its_gateway_is_the_albs_tar
     assert gateway.inputs["metadata"] == {"name": "carepath", "namespace": "istio-ingress", "annotations": {"networking.istio.io/service-type": "ClusterIP"}}
     [listener] = gateway.inputs["spec"]["listeners"]
     assert gateway.inputs["spec"]["gatewayClassName"] == "istio"
-    assert (listener["name"], listener["port"], listener["protocol"]) == ("http", 80, "HTTP")
+    assert (listener["name"], listener["port"], listener["protocol"]) == ("https", 443, "HTTPS")
+    assert listener["tls"] == {"mode": "Terminate", "certificateRefs": [{"group": "", "kind": "Secret", "name": "carepath-gateway-tls"}]}
     assert listener["allowedRoutes"] == {"namespaces": {"from": "Selector", "selector": {"matchLabels": {APP_NAMESPACE_LABEL: "true"}}}}
     binding = gateway_api.one(BINDING)
     # Istio names the Service it deploys for a Gateway `<gateway>-<class>`.
-    assert binding.inputs["spec"] == {"serviceRef": {"name": "carepath-istio", "port": 80}, "targetGroupARN": GATEWAY_API_GROUP, "targetType": "ip"}
-    assert {charts["istiod"].urn, binding.urn} <= set(gateway.options["dependsOn"])
+    assert binding.inputs["spec"] == {"serviceRef": {"name": "carepath-istio", "port": 443}, "targetGroupARN": GATEWAY_API_GROUP, "targetType": "ip"}
+    assert {charts["istiod"].urn, binding.urn, gateway_certificate(gateway_api, "carepath-gateway-tls", "carepath-istio").urn} <= set(gateway.options["dependsOn"])
     assert gateway_api.of_type(ISTIO_GATEWAY) == []
 
 
@@ -112,7 +143,7 @@ def test_without_a_backend_to_serve_only_the_control_plane(run_component):
     plan = build_mesh(run_component, {})
     assert set(_charts(plan)) == {"istio-base", "istio-cni", "istiod"}
     assert plan.of_type(BINDING) == [] and plan.of_type(ISTIO_GATEWAY) == [] and plan.of_type(GATEWAY_API_GATEWAY) == []
-    assert plan.of_type(CONFIG_MAP) == []
+    assert plan.of_type(CONFIG_MAP) == [] and plan.of_type(CERTIFICATE) == []
 
 
 def assert_drains_proceed(budget, replicas):

@@ -6,6 +6,7 @@ import pytest
 from components.routers.factory import ROUTERS
 from components.service import Service, ServiceArgs, SignalsArgs
 from core.drain import drain_timings
+from core.network_policy import service_policies
 from core.release import plan_release
 from tests.components.conftest import stand_in_edge, stand_in_platform
 from tests.conftest import one_service, settings_from, validate_kubernetes
@@ -22,6 +23,7 @@ def build_service(run_component, service, name="triage-api", stack="staging", si
     plan = plan_release(settings, name)
     router = ROUTERS[settings.routers[name].name]
     backends = router.backends(plan, settings.service(name))
+    network_policy = service_policies(settings, {name: plan}, {name: backends}, ("10.0.32.0/20",))[name]
 
     def build():
         monitoring = pulumi.CustomResource("carepath:test:Monitoring", "monitoring", {})
@@ -36,6 +38,7 @@ def build_service(run_component, service, name="triage-api", stack="staging", si
                 edge=stand_in_edge(settings, name, backends),
                 platform=stand_in_platform(),
                 drain=drain_timings(30, 15),
+                network_policy=network_policy,
                 signals=SignalsArgs(monitoring=monitoring, thresholds=settings.monitoring.thresholds) if signals else None,
             ),
         )
@@ -65,6 +68,7 @@ def test_a_service_is_a_component_named_after_it_owning_its_parts(canary):
         ("carepath:monitoring:ReleaseSignals", "triage-api"),
         ("aws:lb/listenerRule:ListenerRule", "triage-api-production"),
         (PEER_AUTHENTICATION, "triage-api-mtls"),
+        ("carepath:network:ServiceNetworkPolicy", "triage-api"),
     }
 
 
@@ -106,6 +110,14 @@ def test_on_the_alb_its_pods_have_no_sidecar_and_no_mutual_tls(blue_green):
     assert blue_green.of_type(PEER_AUTHENTICATION) == []
     for deployment in blue_green.of_type(DEPLOYMENT):
         assert "sidecar.istio.io/inject" not in deployment.inputs["spec"]["template"]["metadata"]["labels"]
+
+
+def test_no_pod_starts_before_its_network_policy(blue_green):
+    # Under the namespace's default deny, a pod without its allow would fail the ALB's health check.
+    policies = {r.urn for r in blue_green.of_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")}
+    assert policies
+    for deployment in blue_green.of_type(DEPLOYMENT):
+        assert policies <= set(deployment.options["dependsOn"]), deployment.name
 
 
 def test_one_up_is_safe_production_tracks_then_the_route_then_the_rest_then_the_test_route(blue_green):
@@ -151,3 +163,33 @@ def test_changing_router_keeps_the_tracks_and_the_listener_rule_in_place(run_com
     assert {urn: r.inputs for urn, r in gateway_api.items() if r.type != "aws:lb/listenerRule:ListenerRule"} == {
         urn: r.inputs for urn, r in istio.items() if r.type != "aws:lb/listenerRule:ListenerRule"
     }
+
+
+def test_on_the_alb_each_namespace_gets_the_proxys_certificate_and_config_before_any_pod(run_component, reference_schema):
+    rollout = {**BLUE_GREEN["rollout"], "blueGreen": {**BLUE_GREEN["rollout"]["blueGreen"], "isolation": "namespace"}}
+    plan = build_service(run_component, {**BLUE_GREEN, "rollout": rollout}, stack="bluegreen", edge=EDGE)
+    namespaces = {"carepath-bluegreen-blue", "carepath-bluegreen-green"}
+    certificates = plan.of_type("kubernetes:cert-manager.io/v1:Certificate")
+    config_maps = [r for r in plan.of_type("kubernetes:core/v1:ConfigMap") if r.inputs["metadata"]["name"] == "triage-api-tls-proxy"]
+    assert {r.inputs["metadata"]["namespace"] for r in certificates} == {r.inputs["metadata"]["namespace"] for r in config_maps} == namespaces
+    for certificate in certificates:
+        spec, namespace = certificate.inputs["spec"], certificate.inputs["metadata"]["namespace"]
+        assert certificate.inputs["metadata"]["name"] == spec["secretName"] == "triage-api-tls"
+        assert spec["dnsNames"] == [f"triage-api.{namespace}.svc", f"triage-api.{namespace}.svc.cluster.local"]
+        assert spec["issuerRef"] == {"group": "cert-manager.io", "kind": "ClusterIssuer", "name": "carepath-ca"}
+        assert (spec["duration"], spec["renewBefore"]) == ("2160h", "720h")
+        assert spec["privateKey"] == {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"}
+        assert plan.one("carepath:test:ClusterIssuer").urn in certificate.options["dependsOn"]
+    waited_for = {r.urn for r in [*certificates, *config_maps, plan.one("carepath:test:PullThroughCacheRule")]}
+    for deployment in plan.of_type(DEPLOYMENT):
+        assert waited_for <= set(deployment.options["dependsOn"]), deployment.name
+        [proxy] = deployment.inputs["spec"]["template"]["spec"]["initContainers"]
+        # The registry of the service's repository, through its pull-through cache of ECR Public.
+        assert proxy["image"] == "123456789012.dkr.ecr.us-east-1.amazonaws.com/ecr-public/docker/library/nginx:1.28.0-alpine"
+        validate_kubernetes(deployment, reference_schema)
+
+
+def test_in_the_mesh_no_proxy_certificate_or_config(canary):
+    assert canary.of_type("kubernetes:cert-manager.io/v1:Certificate") == []
+    for deployment in canary.of_type(DEPLOYMENT):
+        assert "initContainers" not in deployment.inputs["spec"]["template"]["spec"]

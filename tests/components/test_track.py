@@ -1,8 +1,9 @@
 import json
 
+import pulumi
 import pytest
 
-from components.track import Track, TrackArgs
+from components.track import TlsProxy, Track, TrackArgs, tls_proxy_config_map
 from core.drain import drain_timings
 from core.release import Track as TrackName
 from core.release import TrackSpec
@@ -10,6 +11,7 @@ from core.settings import ServiceSettings
 from tests.conftest import one_service, settings_from, validate_builtin
 
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/carepath-chat-api:v2.0.0"
+PROXY_IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/ecr-public/docker/library/nginx:1.28.0-alpine"
 
 
 def service_settings(service="chat-api", autoscaling=False) -> ServiceSettings:
@@ -25,7 +27,7 @@ def service_settings(service="chat-api", autoscaling=False) -> ServiceSettings:
     return settings_from(one_service(raw, service), "demo").service(service)
 
 
-def build_track(run_component, *, service="chat-api", track: TrackName = "stable", autoscaling=False, mesh=False):
+def build_track(run_component, *, service="chat-api", track: TrackName = "stable", autoscaling=False, mesh=False, tls_proxy=None):
     spec = TrackSpec(service, track, "v2.0.0", 3, "carepath-test")
     return run_component(
         lambda: Track(
@@ -37,6 +39,7 @@ def build_track(run_component, *, service="chat-api", track: TrackName = "stable
                 settings=service_settings(service, autoscaling),
                 drain=drain_timings(30, 15),
                 mesh=mesh,
+                tls_proxy=tls_proxy,
             ),
         )
     )
@@ -174,3 +177,55 @@ def test_in_the_mesh_pods_ask_for_a_sidecar_that_outlives_the_drain(run_componen
 def test_without_the_mesh_pods_carry_no_sidecar_label(plan):
     labels = plan.one("kubernetes:apps/v1:Deployment").inputs["spec"]["template"]["metadata"]["labels"]
     assert "sidecar.istio.io/inject" not in labels
+
+
+@pytest.fixture(scope="module")
+def proxied(run_component):
+    return build_track(run_component, tls_proxy=TlsProxy(image=PROXY_IMAGE))
+
+
+def test_without_a_tls_proxy_the_pod_has_none(plan):
+    pod = plan.one("kubernetes:apps/v1:Deployment").inputs["spec"]["template"]["spec"]
+    assert "initContainers" not in pod
+    assert "https" not in {port["name"] for port in plan.one("kubernetes:core/v1:Service").inputs["spec"]["ports"]}
+
+
+def test_a_tls_proxy_is_a_native_sidecar_to_the_app_on_loopback(proxied):
+    pod = proxied.one("kubernetes:apps/v1:Deployment").inputs["spec"]["template"]["spec"]
+    [proxy] = pod["initContainers"]
+    assert proxy["image"] == PROXY_IMAGE and proxy["restartPolicy"] == "Always"
+    assert proxy["command"] == ["nginx", "-c", "/etc/nginx/carepath/nginx.conf", "-g", "daemon off;"]
+    assert proxy["ports"] == [{"name": "https", "containerPort": 8443, "protocol": "TCP"}]
+    assert proxy["readinessProbe"]["tcpSocket"] == {"port": "https"}
+    assert set(proxy["resources"]) == {"requests", "limits"}
+    mounts = {m["mountPath"]: m["name"] for m in proxy["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes[mounts["/etc/nginx/carepath"]]["configMap"] == {"name": "chat-api-tls-proxy"}
+    assert volumes[mounts["/etc/nginx/tls"]]["secret"] == {"secretName": "chat-api-tls", "defaultMode": 0o440}
+    for path in ("/tmp", "/var/cache/nginx"):
+        assert "emptyDir" in volumes[mounts[path]]
+    # The track's Service sends 443 to it: the TargetGroupBinding's port.
+    https = {port["name"]: port for port in proxied.one("kubernetes:core/v1:Service").inputs["spec"]["ports"]}["https"]
+    assert (https["port"], https["targetPort"], https["appProtocol"]) == (443, "https", "https")
+
+
+def test_a_tls_proxy_keeps_the_pod_restricted_and_valid(proxied):
+    deployment = proxied.one("kubernetes:apps/v1:Deployment")
+    pod = deployment.inputs["spec"]["template"]["spec"]
+    [proxy], [app] = pod["initContainers"], pod["containers"]
+    assert proxy["securityContext"] == app["securityContext"]
+    assert proxy["securityContext"]["readOnlyRootFilesystem"] is True and proxy["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    for resource in proxied.managed:
+        if resource.type.startswith("kubernetes:"):
+            validate_builtin(resource)
+
+
+def test_the_proxys_config_map_holds_its_nginx_conf_to_the_apps_port(run_component):
+    settings = service_settings()
+    plan = run_component(lambda: tls_proxy_config_map("chat-api-tls-proxy", "chat-api", settings, "carepath-test", pulumi.ResourceOptions()))
+    config_map = plan.one("kubernetes:core/v1:ConfigMap")
+    assert config_map.inputs["metadata"] == {"name": "chat-api-tls-proxy", "namespace": "carepath-test"}
+    conf = config_map.inputs["data"]["nginx.conf"]
+    assert "listen 8443 ssl;" in conf and "server 127.0.0.1:9000;" in conf
+    validate_builtin(config_map)

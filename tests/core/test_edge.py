@@ -10,7 +10,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from core.edge import DEFAULT_PRIORITY, EntryRule, entry_rules
+from core.edge import DEFAULT_PRIORITY, Backend, EntryRule, entry_rules, tls_proxy_config
 from core.settings import RolloutSettings, ServiceSettings, SettingsError
 from tests.conftest import one_service, settings_from
 
@@ -141,3 +141,22 @@ def test_the_settings_keep_every_rule_within_the_albs_5_condition_values(hosts, 
         return
     rule = entry_rules(settings.services)["chat-api"]
     assert sum(len(condition[kind]["values"]) for condition in rule.conditions() for kind in condition) <= 5
+
+
+def test_backends_are_checked_over_tls_unless_on_a_status_port():
+    assert Backend("chat-api-stable", 8443, "/healthz").health_protocol == "HTTPS"
+    assert Backend("gateway", 443, "/healthz/ready", 15021).health_protocol == "HTTP"
+
+
+def test_the_tls_proxy_speaks_tls_1_2_and_up_with_aead_ciphers_to_the_app_on_loopback():
+    conf = tls_proxy_config(9000)
+    directives = {line.strip().split(" ", 1)[0]: line.strip().split(" ", 1)[1] for line in conf.splitlines() if line.strip().endswith(";")}
+    assert directives["ssl_protocols"] == "TLSv1.2 TLSv1.3;"
+    ciphers = directives["ssl_ciphers"].rstrip(";").split(":")
+    assert ciphers and all(c.startswith("ECDHE-ECDSA-") and ("GCM" in c or "POLY1305" in c) for c in ciphers)
+    assert "listen 8443 ssl;" in conf and "server 127.0.0.1:9000;" in conf
+    assert directives["ssl_certificate"] == "/etc/nginx/tls/tls.crt;" and directives["ssl_certificate_key"] == "/etc/nginx/tls/tls.key;"
+    # Non-root on a read-only root: everything nginx writes is under /tmp.
+    written = [value for key, value in directives.items() if key == "pid" or key.endswith("_temp_path")]
+    assert len(written) == 6 and all(value.startswith("/tmp/") for value in written)
+    assert directives["proxy_buffering"] == "off;", "answers stream token by token"

@@ -17,9 +17,10 @@ from hypothesis import strategies as st
 from pydantic import TypeAdapter
 from pydantic.alias_generators import to_camel
 
+from components.routers.factory import TRAITS
 from core import signals
 from core.routers import default_router
-from core.settings import SECTIONS, Settings, SettingsError, UnknownService
+from core.settings import SECTIONS, Settings, SettingsError, UnknownService, parse
 from core.settings.errors import key_of
 from core.stack_config import carepath_sections, secret_paths
 from offline.harness import STACKS, apply_overrides, load_stack_config
@@ -75,7 +76,7 @@ def test_defaults_are_the_documented_ones():
     assert rollout.canary.weight == 0 and rollout.canary.tag is None
     assert (rollout.canary.header.name, rollout.canary.header.value) == ("x-version", "canary")
     assert rollout.blue_green.active == "blue"
-    assert settings.edge.certificate_arn is None and settings.edge.test_port == 8443
+    assert settings.edge.allow_plain_http is False and settings.edge.test_port == 8443
     assert settings.mesh.istio_version == "1.30.5"
     assert settings.monitoring.enabled is True
 
@@ -892,3 +893,179 @@ def test_production_refuses_what_the_policy_pack_would(overrides, unset, expecte
 def test_the_stack_files_still_parse():
     for stack in STACKS:
         assert settings_from(carepath_sections(load_stack_config(stack)), stack).stack == stack
+
+
+def plain_http_problems(edge: Mapping[str, Any], stack: str) -> list[str]:
+    """The problems of ROLLING with this edge, parsed as given (no test certificate added)."""
+    with pytest.raises(SettingsError) as caught:
+        parse({**ROLLING, "edge": dict(edge)}, stack, routers=TRAITS)
+    return [p for p in caught.value.problems if "edge." in p]
+
+
+def test_a_public_listener_without_a_certificate_needs_the_named_opt_in():
+    assert plain_http_problems({}, "demo") == [
+        "carepath:edge.certificateArn is required: the public listener would serve plain HTTP; set an ACM certificate ARN, "
+        "or on this demo stack opt in to plain HTTP with edge.allowPlainHttp: true"
+    ]
+    assert settings_from({**ROLLING, "edge": {"allowPlainHttp": True}}, "demo").edge.certificate_arn is None
+
+
+@pytest.mark.parametrize("stack", ["staging", "production"])
+def test_patient_facing_stacks_refuse_plain_http(stack):
+    assert (
+
+        f"carepath:edge.allowPlainHttp: true is refused on {stack}, which serves patients (staging, production serve HTTPS only): "
+        "remove it and set edge.certificateArn to an ACM certificate ARN"
+    ) in plain_http_problems({"allowPlainHttp": True}, stack)
+    # Without the opt-in, the certificate is required and no opt-in is offered.
+    assert [p for p in plain_http_problems({}, stack) if "allowPlainHttp" in p] == []
+    assert any(p.startswith("carepath:edge.certificateArn is required") for p in plain_http_problems({}, stack))
+
+
+def test_the_stack_files_choose_a_certificate_or_the_opt_in():
+    for stack in STACKS:
+        edge = settings_from(carepath_sections(load_stack_config(stack)), stack).edge
+        assert (edge.certificate_arn is None) == edge.allow_plain_http == (stack == "demo"), stack
+
+
+# --- what a service's pods may reach (core.network_policy) ---------------------
+
+
+def test_calls_and_egress_default_to_nothing_and_parse_when_valid():
+    assert (settings_from(ROLLING, "demo").service("chat-api").calls, settings_from(ROLLING, "demo").service("chat-api").egress) == ((), ())
+    raw = services(
+        chat_api=service(calls=["triage-api"], egress=[{"cidrs": ["198.51.100.0/24"], "ports": [443]}]),
+        triage_api=service(hosts=["triage.example.org"]),
+    )
+    chat = settings_from(raw).service("chat-api")
+    assert chat.calls == ("triage-api",)
+    assert (chat.egress[0].cidrs, chat.egress[0].ports) == (("198.51.100.0/24",), (443,))
+
+
+CALL_PROBLEMS = [
+    (["chat-api"], "carepath:services.chat-api.calls[0]: 'chat-api' is the service itself; list the other services it calls"),
+    (["triage-apu"], "carepath:services.chat-api.calls[0]: 'triage-apu' is not a service of this stack (its others: triage-api); did you mean 'triage-api'?"),
+    (["triage-api", "triage-api"], "carepath:services.chat-api.calls[1]: 'triage-api' is listed twice"),
+    (["Triage"], "carepath:services.chat-api.calls[0]: 'Triage' is not a service name"),
+]
+
+
+@pytest.mark.parametrize("calls, expected", CALL_PROBLEMS, ids=[e[28:60] for _, e in CALL_PROBLEMS])
+def test_calls_name_other_services_of_the_stack(calls, expected):
+    raw = services(chat_api=service(calls=calls), triage_api=service(hosts=["triage.example.org"]))
+    found = problems(raw, "staging")
+    assert any(expected in p for p in found), found
+
+
+EGRESS_PROBLEMS = [
+    ({"cidrs": ["203.0.113.7/24"], "ports": [443]}, "carepath:services.chat-api.egress[0].cidrs[0]: '203.0.113.7/24' is not a CIDR block such as 10.0.0.0/16"),
+    ({"cidrs": ["::/0"], "ports": [443]}, "carepath:services.chat-api.egress[0].cidrs[0]: '::/0' is an IPv6 block"),
+    ({"cidrs": [], "ports": [443]}, "carepath:services.chat-api.egress[0].cidrs: [] is empty: list at least one"),
+    ({"cidrs": ["203.0.113.0/24"], "ports": []}, "carepath:services.chat-api.egress[0].ports: [] is empty: list at least one"),
+    ({"cidrs": ["203.0.113.0/24"], "ports": [0]}, "carepath:services.chat-api.egress[0].ports[0]: 0 is not in 1..65535"),
+    ({"cidrs": ["203.0.113.0/24"]}, "carepath:services.chat-api.egress[0].ports is required"),
+]
+
+
+@pytest.mark.parametrize("entry, expected", EGRESS_PROBLEMS, ids=[e[27:70] for _, e in EGRESS_PROBLEMS])
+def test_egress_lists_ipv4_blocks_and_ports(entry, expected):
+    found = problems(one_service({"tag": "v1.4.0", "rollout": {"strategy": "rolling"}, "egress": [entry]}))
+    assert any(expected in p for p in found), found
+
+
+# --- keys of another strategy's section: warned of, not refused ------------------------------
+
+UNUSED_SECTIONS = [
+    (
+        service("rolling", {"canary": {"steps": [10, 100], "stickiness": False}}),
+        "carepath:services.chat-api.rollout.canary (steps, stickiness): no effect on the rolling strategy, which reads none of it; "
+        "it applies with carepath:services.chat-api.rollout.strategy: canary",
+    ),
+    (
+        service("canary", {"blueGreen": {"isolation": "namespace"}}),
+        "carepath:services.chat-api.rollout.blueGreen (isolation): no effect on the canary strategy, which reads none of it; "
+        "it applies with carepath:services.chat-api.rollout.strategy: blue-green",
+    ),
+    (
+        service("blue-green", {"canary": {"weight": 0}}),
+        "carepath:services.chat-api.rollout.canary (weight): no effect on the blue-green strategy, which reads none of it; "
+        "it applies with carepath:services.chat-api.rollout.strategy: canary",
+    ),
+]
+
+
+@pytest.mark.parametrize("entry, expected", UNUSED_SECTIONS, ids=["canary on rolling", "blueGreen on canary", "canary on blue-green"])
+def test_another_strategys_section_is_a_warning_naming_its_keys(entry, expected):
+    settings = settings_from(services(chat_api=entry), "staging")
+    assert settings.warnings == (expected,)
+
+
+@pytest.mark.parametrize("strategy", ["rolling", "canary", "blue-green"])
+def test_the_rolling_section_and_empty_sections_warn_of_nothing(strategy):
+    # Every strategy's Deployments update by `rolling`; an empty section sets nothing.
+    entry = service(strategy, {"rolling": {"maxSurge": 2}, "canary": {}})
+    assert settings_from(services(chat_api=entry), "staging").warnings == ()
+
+
+def test_the_stack_files_warn_of_nothing():
+    for stack in STACKS:
+        assert settings_from(carepath_sections(load_stack_config(stack)), stack).warnings == ()
+
+
+# --- the edge's hardening: access logs, deletion protection, AWS WAF ------------
+
+
+def stack_file_problems(stack: str, overrides: Mapping[str, Any]) -> list[str]:
+    """The problems of a stack file with `--path`-style overrides under `carepath:`."""
+    config = apply_overrides(load_stack_config(stack), {f"carepath:{key}": value for key, value in overrides.items()})
+    with pytest.raises(SettingsError) as caught:
+        settings_from(carepath_sections(config), stack)
+    return caught.value.problems
+
+
+def test_the_edge_is_hardened_by_default():
+    edge = settings_from({**ROLLING, "edge": {"allowPlainHttp": True}}, "demo").edge
+    assert (edge.access_logs.retention_days, edge.deletion_protection, edge.waf.enabled, edge.waf.log_retention_days) == (90, True, True, 90)
+
+
+@pytest.mark.parametrize(
+    "overrides, expected",
+    [
+        ({"edge.accessLogs.retentionDays": 0}, "carepath:edge.accessLogs.retentionDays: 0 is not in 1..3650"),
+        ({"edge.accessLogs.retentionDays": "90"}, "carepath:edge.accessLogs.retentionDays: '90' is not"),
+        ({"edge.waf.logRetentionDays": 100}, "carepath:edge.waf.logRetentionDays: 100 is not a retention CloudWatch Logs accepts (1, 3, 5, 7, 14, 30, 60, 90, 120,"),
+        ({"edge.waf.enabled": "no"}, "carepath:edge.waf.enabled: 'no' is not"),
+        ({"edge.deletionProtection": "false"}, "carepath:edge.deletionProtection: 'false' is not"),
+        ({"edge.waf.rules": []}, "carepath:edge.waf.rules: unknown key"),
+    ],
+)
+def test_bad_edge_hardening_values_name_the_key_and_the_value(overrides, expected):
+    assert any(p.startswith(expected) for p in stack_file_problems("demo", overrides)), stack_file_problems("demo", overrides)
+
+
+@pytest.mark.parametrize("stack", ["staging", "production"])
+def test_patient_facing_stacks_refuse_the_waf_off(stack):
+    assert stack_file_problems(stack, {"edge.waf.enabled": False}) == [
+        f"carepath:edge.waf.enabled: false is refused on {stack}, which serves patients (staging, production keep AWS WAF on the ALB): remove the key"
+    ]
+
+
+def test_demo_may_turn_the_waf_and_deletion_protection_off():
+    config = apply_overrides(load_stack_config("demo"), {"carepath:edge.deletionProtection": False})
+    edge = settings_from(carepath_sections(config), "demo").edge
+    assert edge.waf.enabled is False and edge.deletion_protection is False  # the stack file turns the WAF off
+
+
+@pytest.mark.parametrize("key", ["port", "metricsPort"])
+def test_the_tls_proxys_port_is_refused_naming_the_key(key):
+    assert problems(with_(ROLLING, {f"{API}.{key}": 8443})) == [
+        f"carepath:services.chat-api.{key}: 8443 is the port of the pods' TLS proxy for the ALB; choose another"
+    ]
+
+
+def test_the_image_scan_threshold_is_critical_unless_set_and_only_a_severity():
+    assert settings_from(ROLLING, "demo").service("chat-api").image_scan.block_at == "CRITICAL"
+    assert settings_from(with_(ROLLING, {f"{API}.imageScan.blockAt": "HIGH"}), "demo").service("chat-api").image_scan.block_at == "HIGH"
+    assert problems(with_(ROLLING, {f"{API}.imageScan.blockAt": "critical"})) == [
+        "carepath:services.chat-api.imageScan.blockAt: 'critical' is not one of INFORMATIONAL, LOW, MEDIUM, HIGH, CRITICAL"
+    ]

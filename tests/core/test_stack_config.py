@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import pytest
 
+from components.routers.factory import TRAITS
+from core.settings import SettingsError, parse
 from core.stack_config import carepath_sections, misspelled_namespace, secret_paths
 from offline.harness import STACKS, load_stack_config
+from program import provider_keys
 from tests.conftest import settings_from
 
 SERVICES = {"chat-api": {"tag": "v1.4.0", "rollout": {"strategy": "rolling"}}}
@@ -49,3 +52,26 @@ def test_the_encrypted_values_are_named_by_their_keys():
     }
     assert secret_paths(config) == {"secrets.slackUrl", "monitoring.receivers[0].secret"}
     assert secret_paths({"carepath:services": SERVICES}) == frozenset()
+
+
+def test_a_providers_unknown_key_is_kept_whole():
+    config = {"aws:region": "us-east-1", "aws:regoin": "us-east-1", "kubernetes:context": "x", "carepath:services": SERVICES}
+    assert carepath_sections(config, providers={"aws": {"region", "defaultTags"}}) == {"services": SERVICES, "aws:regoin": "us-east-1"}
+
+
+def test_a_providers_unknown_key_is_refused_with_the_closest_known_key():
+    raw = carepath_sections({"aws:regoin": "us-east-1", "aws:defaultTags": {"tags": {}}, "carepath:services": SERVICES}, providers=provider_keys())
+    with pytest.raises(SettingsError) as caught:
+        parse(raw, "demo", routers=TRAITS, providers=provider_keys())
+    assert "aws:regoin: unknown key of the aws provider; did you mean aws:region?" in caught.value.problems
+
+
+def test_the_provider_keys_come_from_the_installed_package():
+    aws = provider_keys()["aws"]
+    assert {"region", "defaultTags", "profile", "skipCredentialsValidation", "s3UsEast1RegionalEndpoint"} <= aws
+    assert "regoin" not in aws and "default_tags" not in aws
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_stack_files_use_only_known_provider_keys(stack):
+    assert all(":" not in section for section in carepath_sections(load_stack_config(stack), providers=provider_keys()))

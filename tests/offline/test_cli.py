@@ -6,7 +6,7 @@ from offline.__main__ import main
 def test_plan_prints_the_resource_tree_and_outputs(capsys):
     assert main(["plan", "demo"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("Offline plan of stack demo: 54 resources")
+    assert out.startswith("Offline plan of stack demo: 79 resources")
     assert "├── cluster  [carepath:cluster:Cluster]" in out
     assert "authenticationMode: API" in out
     assert "imageTagMutability: IMMUTABLE" in out
@@ -61,7 +61,7 @@ def test_diff_prints_what_an_override_changes(capsys):
     out = capsys.readouterr().out
     assert "~ update   cluster-nodes  [eks:index:ManagedNodeGroup]" in out
     assert "scalingConfig.desiredSize: 3 → 4" in out
-    assert out.rstrip().endswith("Summary: 0 to create, 1 to update, 0 to replace, 0 to delete, 68 unchanged")
+    assert out.rstrip().endswith("Summary: 0 to create, 1 to update, 0 to replace, 0 to delete, 95 unchanged")
 
 
 def test_diff_of_a_service_tag_names_its_deployment(capsys):

@@ -78,11 +78,15 @@ def test_switching_rolling_to_canary_keeps_the_serving_deployment(run_stack):
     after = run_stack("demo", {"services.chat-api.rollout.strategy": "canary", "mesh.enabled": True})
     diff = diff_plans(run_stack("demo"), after)
     touched = {(c.type, c.name): c for c in diff.changes}
-    assert ("kubernetes:core/v1:Service", "chat-api") not in touched
+    # Leaving the ALB drops the pods' TLS proxy and the Service's port for it: in place.
+    service = touched[("kubernetes:core/v1:Service", "chat-api")]
+    assert service.action == "update" and service.replace_because == ()
+    assert all(f.path.startswith("spec.ports") for f in service.fields), [f.path for f in service.fields]
     deployment = touched[("kubernetes:apps/v1:Deployment", "chat-api")]
     # Enabling the mesh restarts the pods to inject sidecars: an in-place rolling update, nothing else.
     assert deployment.action == "update" and deployment.replace_because == ()
-    assert all(f.path.startswith("spec.template.metadata.") for f in deployment.fields), [f.path for f in deployment.fields]
+    proxy = ("spec.template.spec.initContainers", "spec.template.spec.volumes")
+    assert all(f.path.startswith(("spec.template.metadata.", *proxy)) for f in deployment.fields), [f.path for f in deployment.fields]
     spec = after.one("kubernetes:apps/v1:Deployment", "chat-api").inputs["spec"]
     assert spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
     assert spec["selector"] == {"matchLabels": {"app.kubernetes.io/name": "chat-api", "track": "stable"}}

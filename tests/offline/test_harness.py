@@ -91,3 +91,34 @@ def test_an_override_value_is_copied_so_later_overrides_never_edit_the_callers()
     triage_api = {"tag": "v0.3.0", "rollout": {"strategy": "canary", "canary": {"weight": 0}}}
     apply_overrides({}, {"services.triage-api": triage_api, "services.triage-api.rollout.canary.weight": 50})
     assert triage_api["rollout"]["canary"]["weight"] == 0
+
+
+def test_a_misspelled_provider_key_fails_the_program_with_the_closest_key(run_stack):
+    with pytest.raises(ProgramFailed) as caught:
+        run_stack("staging", {"aws:regoin": "eu-west-1"})
+    assert isinstance(caught.value.cause, SettingsError)
+    assert "aws:regoin: unknown key of the aws provider; did you mean aws:region?" in caught.value.cause.problems
+    assert caught.value.plan.managed == [], "bad config fails before any resource"
+
+
+CANARY_ON_ROLLING = {"services.chat-api.rollout.canary": {"steps": [10, 100]}}
+UNUSED_CANARY = (
+    "carepath:services.chat-api.rollout.canary (steps): no effect on the rolling strategy, which reads none of it; "
+    "it applies with carepath:services.chat-api.rollout.strategy: canary"
+)
+
+
+def test_the_programs_warnings_are_kept_with_the_plan(run_stack):
+    assert run_stack("demo", CANARY_ON_ROLLING).warnings == (UNUSED_CANARY,)
+    assert run_stack("demo").warnings == ()
+
+
+def test_the_offline_cli_says_warnings_on_stderr_and_keeps_json_on_stdout(capsys):
+    import json
+
+    from offline.__main__ import main
+
+    assert main(["plan", "demo", "--json", "--set", 'services.chat-api.rollout.canary={"steps": [10, 100]}']) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["resources"], "stdout is the plan, as JSON"
+    assert err.splitlines() == [f"warning: {UNUSED_CANARY}"]

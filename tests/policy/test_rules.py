@@ -13,6 +13,7 @@ from core.settings import SettingsError
 from core.settings import rules as settings_rules
 from core.stack_config import carepath_sections
 from offline.harness import STACKS, Plan, apply_overrides, load_stack_config
+from policy import rules as policy_rules
 from policy.rules import (
     DEPLOYMENT,
     HTTP_ROUTE,
@@ -31,11 +32,13 @@ from policy.rules import (
     https_listeners_in_production,
     mesh_ports_free,
     no_open_test_ports_in_production,
+    no_plain_http_for_patients,
     pinned_ecr_images,
     probes_and_resources,
     production_deployment_safety,
     restricted_security_context,
     topology_spread,
+    web_firewall_on_patient_facing_albs,
     weighted_routes,
 )
 from tests.conftest import settings_from
@@ -133,6 +136,17 @@ def test_https_listeners_in_production(run_stack):
     plain = one(resources(run_stack("demo")), "aws:lb/listener:Listener")
     assert https_listeners_in_production(plain.type, plain.props, "production") == ["listener on port 80 serves HTTP in production"]
     assert https_listeners_in_production(plain.type, plain.props, "demo") == []
+
+
+def test_no_plain_http_for_patients(run_stack):
+    listeners = [r for r in resources(run_stack("staging")) if r.type == "aws:lb/listener:Listener"]
+    assert {r.props["protocol"] for r in listeners} == {"HTTP", "HTTPS"}, "HTTPS, and HTTP redirecting to it"
+    assert all(no_plain_http_for_patients(r.type, r.props, "staging") == [] for r in listeners)
+    plain = one(resources(run_stack("demo")), "aws:lb/listener:Listener")
+    assert no_plain_http_for_patients(plain.type, plain.props, "staging") == ["listener on port 80 serves HTTP on staging, which serves patients"]
+    assert no_plain_http_for_patients(plain.type, plain.props, "demo") == [], "demo opts in by name"
+    assert no_plain_http_for_patients(plain.type, plain.props, "production") == [], "production's listeners are https-listeners-in-production's"
+    assert https_listeners_in_production(plain.type, plain.props, "production") != []
 
 
 def test_production_deployment_safety(run_stack):
@@ -365,6 +379,31 @@ def test_no_open_test_ports_in_production(run_stack, cidrs):
     assert no_open_test_ports_in_production(group.type, {**group.props, "ingress": ingress}, "staging") == []
     rule = {"fromPort": 8443, "toPort": 8443, "cidrIpv6": "::/0"}
     assert no_open_test_ports_in_production(INGRESS_RULE, rule, "production") == ["ingress on port 8443 is open to every address in production"]
+
+
+@pytest.mark.parametrize("stack", ["staging", "production"])
+def test_web_firewall_on_patient_facing_albs(run_stack, stack):
+    found = resources(run_stack(stack))
+    assert web_firewall_on_patient_facing_albs(found, stack) == []
+    without = [r for r in found if r.type != "aws:wafv2/webAclAssociation:WebAclAssociation"]
+    assert web_firewall_on_patient_facing_albs(without, stack) == [f"LoadBalancer edge: no AWS WAF web ACL is associated on {stack}, which serves patients"]
+    internal = [Resource(r.type, r.name, {**r.props, "internal": True}) if r.type == "aws:lb/loadBalancer:LoadBalancer" else r for r in without]
+    assert web_firewall_on_patient_facing_albs(internal, stack) == [], "an internal ALB is not on the internet"
+    # The settings refuse the WAF off here first; the pack is the second line.
+    config = apply_overrides(load_stack_config(stack), {"carepath:edge.waf.enabled": False})
+    with pytest.raises(SettingsError):
+        settings_from(carepath_sections(config), stack)
+
+
+def test_the_pack_and_the_settings_agree_on_the_stacks_that_serve_patients():
+    assert policy_rules.PATIENT_FACING_STACKS == settings_rules.PATIENT_FACING_STACKS == ("staging", "production")
+
+
+def test_demo_serves_no_patients_and_may_go_without_the_waf(run_stack):
+    found = resources(run_stack("demo"))
+    assert [r for r in found if r.type == "aws:wafv2/webAclAssociation:WebAclAssociation"] == []
+    assert web_firewall_on_patient_facing_albs(found, "demo") == []
+    assert web_firewall_on_patient_facing_albs(found, "staging") != [], "the same plan on a patient-facing stack"
 
 
 @pytest.mark.parametrize("port", ISTIO_PORTS)

@@ -10,10 +10,11 @@ import pytest
 from core.actions import Refused
 from core.release import release_state
 from offline.harness import ROOT
+from rehearsal.images import RehearsalImages
 from release.audit import AuditLog
-from release.driver import Drift, Driver
+from release.driver import Drift, Driver, ImageRefused
 from release.lease import LeaseLost
-from release.ports import StackError, StackLocked
+from release.ports import ImagesError, StackError, StackLocked
 from release.report import render
 from release.stackfile import StackFile, apply_changes, settings_of
 from release.stacks import OfflineStack
@@ -23,7 +24,7 @@ CHAT = "services.chat-api."
 
 
 def driver_for(stack, metrics, tmp_path, time: FakeTime, **options) -> Driver:
-    return Driver(stack, metrics, AuditLog(tmp_path / "audit.jsonl", stack.name), clock=time.clock, sleep=time.sleep, show=lambda line: None, **options)
+    return Driver(stack, metrics, AuditLog(tmp_path / "audit.jsonl", stack.name), RehearsalImages(), clock=time.clock, sleep=time.sleep, show=lambda line: None, **options)
 
 
 def chat_api(stack: OfflineStack) -> dict:
@@ -86,7 +87,7 @@ def test_no_data_holds_and_a_rerun_resumes_from_the_stacks_config(offline, tmp_p
         driver_for(stack, SimulatedMetrics(stack, GOOD, empty=True), tmp_path, FakeTime(limit=20)).run("v2.0.0")
     assert canary_weights(stack)[-1] == 1, "no data never advances"
     shown = []
-    driver = Driver(stack, SimulatedMetrics(stack, GOOD), AuditLog(tmp_path / "audit.jsonl", "staging"), clock=FakeTime().clock, sleep=FakeTime().sleep, show=shown.append)
+    driver = Driver(stack, SimulatedMetrics(stack, GOOD), AuditLog(tmp_path / "audit.jsonl", "staging"), RehearsalImages(), clock=FakeTime().clock, sleep=FakeTime().sleep, show=shown.append)
     time = FakeTime()
     driver.clock, driver.sleep = time.clock, time.sleep
     assert driver.run("v2.0.0").outcome == "promoted"
@@ -204,7 +205,7 @@ def test_every_decision_is_audited_and_reported(offline, tmp_path, fake_time, mo
     analyses = [e for e in entries if e["action"] == "analysis"]
     assert analyses and all({"time", "weights", "verdict", "reasons", "gates", "release"} <= set(e) for e in analyses)
     assert {e["release"] for e in entries} == {run.release_id} and {e["service"] for e in entries} == {"chat-api"}
-    assert [e["action"] for e in entries if e["action"] != "analysis"][:2] == ["release", "start"]
+    assert [e["action"] for e in entries if e["action"] != "analysis"][:3] == ["vet", "release", "start"]
     errors = [g for g in analyses[-1]["gates"] if g["gate"] == "errors"][0]
     assert errors["state"] == "pass" and errors["evidence"] <= errors["lower"]
     page = render(run, entries)
@@ -294,7 +295,7 @@ def test_a_rerun_after_a_failed_update_re_applies_the_stack_file_then_carries_on
     stack = failing(offline, "staging", 3)
     shown: list[str] = []
     assert driver_for(stack, SimulatedMetrics(stack, GOOD), tmp_path, fake_time).run("v2.0.0").outcome == "stopped"
-    rerun = Driver(stack, SimulatedMetrics(stack, GOOD), AuditLog(tmp_path / "audit.jsonl", "staging"), clock=FakeTime().clock, sleep=FakeTime().sleep, show=shown.append)
+    rerun = Driver(stack, SimulatedMetrics(stack, GOOD), AuditLog(tmp_path / "audit.jsonl", "staging"), RehearsalImages(), clock=FakeTime().clock, sleep=FakeTime().sleep, show=shown.append)
     time = FakeTime()
     rerun.clock, rerun.sleep = time.clock, time.sleep
     assert rerun.run("v2.0.0").outcome == "promoted"
@@ -453,3 +454,74 @@ def test_deploy_deploys_a_service_that_has_no_applied_state_yet(offline, tmp_pat
     assert set(stack.applied()) == {"chat-api", "triage-api"}
     deploy = [e for e in AuditLog(tmp_path / "audit.jsonl", "staging").entries() if e["action"] == "deploy"]
     assert [e["event"] for e in deploy] == ["started", "applied"] and not any("service" in e for e in deploy), "the stack's action, no service's"
+
+
+# --- images are vetted before a release starts ------------------------------------------
+
+
+class Unreachable:
+    def describe(self, repository: str, tag: str):
+        raise ImagesError("could not connect to the endpoint URL")
+
+
+@pytest.mark.parametrize(
+    ("tag", "says"),
+    [
+        ("v2.0.0-unpushed", "image carepath-chat-api:v2.0.0-unpushed is not in its ECR repository"),
+        ("v2.0.0-scanning", "could not be vetted: its scan is IN_PROGRESS"),
+        (
+            "v2.0.0-critical",
+            "1 finding(s) at or above CRITICAL; fix them and push a new tag (threshold: carepath:services.chat-api.imageScan.blockAt = CRITICAL)\n"
+            "  CRITICAL CVE-2024-3094 xz-utils 5.6.1-1 https://nvd.nist.gov/vuln/detail/CVE-2024-3094",
+        ),
+    ],
+    ids=["not in ECR", "scan in progress", "critical finding"],
+)
+@pytest.mark.parametrize("command", ["start", "run"])
+def test_a_release_on_an_image_that_fails_vetting_is_refused_before_anything_is_written(offline, tmp_path, fake_time, tag, says, command):
+    stack = offline("staging")
+    before, plans = stack.config(), len(stack.plans)
+    driver = driver_for(stack, SimulatedMetrics(stack, GOOD, candidate=tag), tmp_path, fake_time)
+    with pytest.raises(ImageRefused) as refused:
+        getattr(driver, command)(tag)
+    assert str(refused.value).startswith("stack staging, service chat-api: not started: ")
+    assert says in str(refused.value)
+    assert "HIGH" not in str(refused.value), "below the threshold: not listed"
+    assert (stack.config(), len(stack.plans)) == (before, plans), "no write, no update"
+    entries = AuditLog(tmp_path / "audit.jsonl", "staging").entries()
+    assert [(e["action"], e["event"]) for e in entries] == [("vet", "refused")], "no release started"
+    assert fake_time.sleeps == 0
+
+
+def test_a_lower_threshold_blocks_and_lists_every_finding_at_or_above_it(offline, tmp_path, fake_time):
+    stack = offline("staging", {"services.chat-api.imageScan.blockAt": "HIGH"})
+    with pytest.raises(ImageRefused) as refused:
+        driver_for(stack, SimulatedMetrics(stack, GOOD), tmp_path, fake_time).start("v2.0.0-critical")
+    lines = str(refused.value).splitlines()
+    assert "2 finding(s) at or above HIGH" in lines[0] and "blockAt = HIGH" in lines[0]
+    assert [line.split()[:2] for line in lines[1:]] == [["CRITICAL", "CVE-2024-3094"], ["HIGH", "CVE-2023-4863"]], "most severe first; the LOW one is not listed"
+
+
+def test_a_registry_that_cannot_be_asked_refuses_the_release(offline, tmp_path, fake_time):
+    stack = offline("staging")
+    driver = Driver(stack, SimulatedMetrics(stack, GOOD), AuditLog(tmp_path / "audit.jsonl", "staging"), Unreachable(), clock=fake_time.clock, sleep=fake_time.sleep)
+    with pytest.raises(ImageRefused, match="image carepath-chat-api:v2.0.0 could not be vetted: could not connect"):
+        driver.start("v2.0.0")
+    assert canary_weights(stack) == [0]
+
+
+def test_a_clean_image_starts_and_its_vetting_is_audited(offline, tmp_path, fake_time):
+    stack = offline("staging")
+    driver_for(stack, SimulatedMetrics(stack, GOOD), tmp_path, fake_time).start("v2.0.0")
+    assert chat_api(stack)["rollout"]["canary"]["tag"] == "v2.0.0" and canary_weights(stack)[-1] == 1
+    vetted, started = AuditLog(tmp_path / "audit.jsonl", "staging").entries()[:2]
+    assert (vetted["action"], vetted["event"], vetted["image"], vetted["scan"]) == ("vet", "passed", "carepath-chat-api:v2.0.0", "COMPLETE")
+    assert vetted["release"] == started["release"], "the vetting is the release's first line"
+    assert vetted["digest"].startswith("sha256:") and (started["action"], started["event"]) == ("start", "started")
+
+
+def test_a_resumed_release_is_not_vetted_again(offline, tmp_path, fake_time):
+    stack = offline("staging")
+    driver_for(stack, SimulatedMetrics(stack, GOOD), tmp_path, fake_time).start("v2.0.0")
+    resumed = Driver(stack, SimulatedMetrics(stack, GOOD), AuditLog(tmp_path / "audit.jsonl", "staging"), Unreachable(), clock=fake_time.clock, sleep=fake_time.sleep, show=lambda line: None)
+    assert resumed.run("v2.0.0").outcome == "promoted", "its image was vetted when it started"

@@ -31,6 +31,7 @@ import pytest
 from core.signals import CHAT_API, Signal
 from offline.harness import ROOT
 from rehearsal import SyntheticService, query, running_prometheus, wait_for_series
+from rehearsal.images import RehearsalImages
 from rehearsal.run import HISTORY_STEP, pace, tracks_of
 from release.audit import AuditLog
 from release.driver import Driver
@@ -145,7 +146,7 @@ class Release:
     def driver(self, stop: threading.Event) -> Driver:
         smoke = lambda address: _status_of(self.service.url + "/" + address.split("/", 3)[-1])  # noqa: E731 (as `python -m release`)
         return Driver(
-            self.stack, self.metrics, AuditLog(self.audit, self.stack.name),
+            self.stack, self.metrics, AuditLog(self.audit, self.stack.name), RehearsalImages(),
             sleep=Deadline(self.case.limit, stop), show=self.shown.append, http_get=smoke, history_step=HISTORY_STEP,
         )
 

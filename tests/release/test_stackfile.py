@@ -157,16 +157,19 @@ config:
   carepath:secrets:
     slackUrl:
       secure: {CIPHERTEXT}
+  carepath:edge:
+    allowPlainHttp: true
 """
 
 
-def test_config_replaces_a_secret_with_a_placeholder(tmp_path):
+def test_config_drops_a_secrets_ciphertext_and_keeps_it_marked_encrypted(tmp_path):
     path = tmp_path / "Pulumi.demo.yaml"
     path.write_text(WITH_SECRET)
     config = StackFile(path).config()
-    assert config["secrets"] == {"slackUrl": SECRET_PLACEHOLDER}
+    assert config["secrets"] == {"slackUrl": {"secure": SECRET_PLACEHOLDER}}
     assert CIPHERTEXT not in repr(config)
-    assert settings_from(config, "demo", frozenset({"secrets"})).monitoring.receivers[0].secret == "slackUrl"
+    settings = settings_of(config, "demo")
+    assert (settings.monitoring.receivers[0].secret, settings.secrets) == ("slackUrl", {"slackUrl": SECRET_PLACEHOLDER})
 
 
 def test_a_write_keeps_the_ciphertext_in_the_file(tmp_path):
@@ -239,9 +242,18 @@ def test_apply_changes_sets_and_removes_nested_keys():
 
 
 def test_each_secret_of_a_stack_file_is_checked_on_its_own():
-    config = {"services": {"chat-api": {"tag": "v1.4.0", "rollout": {"strategy": "rolling"}}}}
-    assert settings_of({**config, "secrets": {"slackUrl": SECRET_PLACEHOLDER}}, "demo").secrets == {"slackUrl": SECRET_PLACEHOLDER}
+    config = {"services": {"chat-api": {"tag": "v1.4.0", "rollout": {"strategy": "rolling"}}}, "edge": {"allowPlainHttp": True}}
+    encrypted = {"secure": "v1:AAAB"}
+    assert settings_of({**config, "secrets": {"slackUrl": encrypted}}, "demo").secrets == {"slackUrl": SECRET_PLACEHOLDER}
     with pytest.raises(SettingsError) as refused:
-        settings_of({**config, "secrets": {"slackUrl": SECRET_PLACEHOLDER, "pagerKey": "hunter2-plain"}}, "demo")
+        settings_of({**config, "secrets": {"slackUrl": encrypted, "pagerKey": "hunter2-plain"}}, "demo")
     assert refused.value.problems == ["carepath:secrets.pagerKey: set in plain text; use `pulumi config set --secret --path secrets.pagerKey <value>`"]
     assert "hunter2" not in str(refused.value)
+
+
+def test_the_driver_refuses_a_misspelled_provider_key_in_the_stack_file(tmp_path):
+    path = copy_of(tmp_path, "staging")
+    path.write_text(path.read_text().replace("  aws:region: us-east-1\n", "  aws:region: us-east-1\n  aws:profle: ops\n"))
+    with pytest.raises(SettingsError) as caught:
+        settings_of(StackFile(path).config(), "staging")
+    assert caught.value.problems == ["aws:profle: unknown key of the aws provider; did you mean aws:profile?"]

@@ -471,7 +471,8 @@ def fault_at_action_then_next_command(project: Project, row: FaultRow, fault: st
     assert tracks(state.wanted) == row.decided, "the stack file holds the new decision"
     assert tracks(state.applied) == row.serving, "the cluster keeps its last successful update"
     run = state.audit[-1]["run"]
-    assert run and state.events(run) == [(row.action, "started"), (row.action, ending)], state.events()
+    vetted = [("vet", "passed")] if row.action == "start" else []  # a start vets its image first
+    assert run and state.events(run) == [*vetted, (row.action, "started"), (row.action, ending)], state.events()
     started_line = state.audit[-2]
     assert started_line.get("release"), started_line
     assert started_line["commit"] == project.git(stack, "rev-parse", "HEAD").strip(), "the decision is committed to the ledger"

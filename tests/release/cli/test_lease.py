@@ -61,7 +61,8 @@ def kill_mid_action(project: Project, row: KillRow) -> dict:
     assert killed.code == -signal.SIGKILL, str(killed)
     state = project.state(row.stack)
     run = state.audit[-1]["run"]
-    assert state.events(run) == [(row.action, "started")], "a killed driver audits nothing more"
+    vetted = [("vet", "passed")] if row.action == "start" else []  # a start vets its image first
+    assert state.events(run) == [*vetted, (row.action, "started")], "a killed driver audits nothing more"
     assert tracks(state.wanted) == row.decided and tracks(state.applied) == row.serving
     assert state.lease is not None and state.lease["run"] == run and state.lease["holder"] == "tester"
     return state.lease

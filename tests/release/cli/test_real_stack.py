@@ -16,7 +16,9 @@ from pulumi import automation as auto
 
 from core.release import ReleaseState
 from offline.harness import ROOT, run_stack
+from rehearsal.images import RehearsalImages
 from release.__main__ import main
+from release.ecr import EcrImages
 from release.lease import GitRefLeaseStore, acquire
 from tests.release.conftest import git
 
@@ -61,9 +63,16 @@ def machines(tmp_path: Path) -> tuple[Path, Path]:
     return clones[0], clones[1]
 
 
+def ecr_of(region: str | None) -> RehearsalImages:
+    """ECR as the CLI opens it, in the stack file's region: the rehearsal's registry here."""
+    assert region == "us-east-1", "the stack file's aws:region"
+    return RehearsalImages()
+
+
 def drive(monkeypatch: pytest.MonkeyPatch, project: Path, stack: EvaluatedStack, *args: str) -> int:
     monkeypatch.chdir(project)
     monkeypatch.setattr(auto, "select_stack", lambda stack_name, work_dir: stack)
+    monkeypatch.setattr(EcrImages, "in_region", staticmethod(ecr_of))
     return main(list(args))
 
 
@@ -132,3 +141,15 @@ def test_a_clone_without_origin_cannot_hold_a_lease_and_says_so(tmp_path, monkey
     assert drive(monkeypatch, project, EvaluatedStack(project), "status", "staging") == 1
     err = capsys.readouterr().err
     assert "the release lease cannot be read or written" in err and "Traceback" not in err
+
+
+def test_an_image_with_a_critical_finding_is_refused_before_a_lease_is_taken_or_anything_written(machines, monkeypatch, capsys):
+    ci, _ = machines
+    stack = EvaluatedStack(ci)
+    monkeypatch.setattr("release.__main__.LeaseKeeper", lambda *args, **kwargs: pytest.fail("a lease was taken"))
+    assert drive(monkeypatch, ci, stack, "start", "staging", "--tag", "v2.0.0-critical") == 2
+    err = capsys.readouterr().err
+    assert "not started: image carepath-chat-api:v2.0.0-critical: 1 finding(s) at or above CRITICAL" in err
+    assert "\n  CRITICAL CVE-2024-3094 xz-utils 5.6.1-1 https://nvd.nist.gov/vuln/detail/CVE-2024-3094\n" in err
+    assert git(ci, "log", "origin/main", "--format=%s").splitlines() == ["stack files"], "nothing was written"
+    assert stack.updates == [], "no update"

@@ -7,6 +7,7 @@ import shutil
 
 import pytest
 
+from release.stackfile import StackFile
 from tests.release.cli.conftest import ROOT, tracks
 
 
@@ -100,3 +101,14 @@ def test_each_command_persists_its_state_says_one_line_and_reset_starts_over(pro
     state = project.state("staging")
     assert len(state.runs()) == 1, "the reset started the audit log over"
     assert len(project.git("staging", "log", "--format=%H").split()) == 2, "and the ledger: its first commit, and the start"
+
+
+def test_keys_with_no_effect_are_warned_of_on_stderr_and_the_command_goes_ahead(project):
+    StackFile(project.path / "Pulumi.demo.yaml").write({"services.chat-api.rollout.canary": {"steps": [10, 100]}})
+    status = project.status("demo")
+    assert status.code == 0, str(status)
+    assert status.err.splitlines() == [
+        "warning: carepath:services.chat-api.rollout.canary (steps): no effect on the rolling strategy, which reads none of it; "
+        "it applies with carepath:services.chat-api.rollout.strategy: canary"
+    ], str(status)
+    assert "warning" not in status.out
