@@ -206,11 +206,24 @@ def test_a_lease_round_trips_through_json() -> None:
         Lease.from_json('{"stack": "demo"}')
 
 
+def _until(condition: Callable[[], object], seconds: float = 30) -> None:
+    """Wait for a keeper's thread to act: timings are the thread's, never the test's to guess."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "the keeper did not act in time"
+        time.sleep(0.02)
+
+
+def _until_lost(keeper: LeaseKeeper) -> None:
+    """Check the keeper until it raises the LeaseLost its thread found."""
+    _until(lambda: keeper.check() is not None)  # check() returns nothing until it raises
+
+
 def test_the_keeper_renews_while_it_runs_and_releases_on_exit(machines: Machines) -> None:
     store = machines()
     with LeaseKeeper(store, "demo", "chat-api", "3f2a9c", "alice", "run v2.0.0", ttl=0.6) as keeper:
         first = keeper.lease
-        time.sleep(0.9)
+        _until(lambda: keeper.lease.expires > first.expires)  # renewed, however slow git is
         keeper.check()
         seen = machines().read()
         assert seen is not None and seen.run == "3f2a9c" and seen.started == first.started
@@ -229,9 +242,8 @@ def test_the_keeper_reports_a_broken_lease_and_leaves_the_new_holder_alone(machi
     with LeaseKeeper(machines(), "demo", "chat-api", "3f2a9c", "alice", "run v2.0.0", ttl=0.3) as keeper:
         keeper.check()
         theirs = acquire(other, "demo", "chat-api", "77b1e0", "bob", "advance", 60, time.time(), break_lease=True)
-        time.sleep(0.35)  # a renewal or more
         with pytest.raises(LeaseLost, match="bob"):
-            keeper.check()
+            _until_lost(keeper)  # the next renewal finds bob's lease
     assert other.read() == theirs
 
 
@@ -240,9 +252,9 @@ def test_the_keeper_gives_up_after_three_failed_renewals_without_hiding_the_runs
     with pytest.raises(RuntimeError, match="the run's own failure"):
         with LeaseKeeper(store, "demo", "chat-api", "3f2a9c", "alice", "run v2.0.0", ttl=0.15) as keeper:
             shutil.move(tmp_path / "origin.git", tmp_path / "unreachable.git")
-            time.sleep(0.3)
+            # Three failed renewals, ttl/3 apart, however slow git is on a busy machine.
             with pytest.raises(LeaseLost, match="could not renew its release lease 3 times"):
-                keeper.check()
+                _until_lost(keeper)
             raise RuntimeError("the run's own failure")
 
 
