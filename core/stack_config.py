@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from typing import Any, Callable, Collection, Mapping, Optional
 
+from core.paths import PathError
 from core.settings import NAMESPACE
 
 
@@ -65,9 +67,100 @@ def runtime_value(text: Any) -> Any:
         return text
 
 
-def config_path(key: str) -> list[str]:
+def config_path(key: str) -> list[str | int]:
     """A `--path` key as the stack file's keys: `services.chat-api.tag` -> [`carepath:services`,
-    `chat-api`, `tag`]; a key with its own namespace (`aws:region`) keeps it."""
-    namespace, _, path = key.rpartition(":")
-    top, *rest = path.split(".")
-    return [f"{namespace or NAMESPACE}:{top}", *rest]
+    `chat-api`, `tag`], `monitoring.receivers[0].name` -> [..., `receivers`, 0, `name`]; a key
+    with its own namespace (`aws:region`) keeps it."""
+    namespace, colon, path = key.partition(":")
+    if not (colon and re.fullmatch(r"[A-Za-z0-9_-]+", namespace)):  # a colon inside a quoted name is no namespace
+        namespace, path = NAMESPACE, key
+    top, *rest = parse_path(path)
+    return [f"{namespace}:{top}", *rest]
+
+
+_QUOTED = re.compile(r'\["((?:[^"\\]|\\.)*)"\]')
+_INDEX = re.compile(r"\[(-?[0-9]+)\]")
+_NAME = re.compile(r'[^.\[\]"]+')
+
+
+def parse_path(path: str) -> list[str | int]:
+    """A `--path` key's parts, read as `pulumi config set --path` reads them: names separated by
+    `.`, `[2]` an index into a list, `["key.with.dots"]` a name that may hold any character
+    (`\\"` a quote). PathError for anything else: an empty name, a negative or non-numeric
+    index, an unbalanced bracket or quote, or a key that starts with an index."""
+    parts: list[str | int] = []
+    at = 0
+    while at < len(path):
+        if at and path[at] == ".":  # a dot may come before a bracket too, as in Pulumi's `["a.b"].["c"]`
+            at += 1
+        match = _QUOTED.match(path, at) or _INDEX.match(path, at) or _NAME.match(path, at)
+        if match is None:
+            raise PathError(f"{_unreadable(path[at:])} at character {at + 1}")
+        if match.re is _QUOTED:
+            parts.append(re.sub(r"\\(.)", r"\1", match.group(1)))
+        elif match.re is _INDEX:
+            if int(match.group(1)) < 0:
+                raise PathError(f"{match.group()} is a negative index; lists count from [0]")
+            parts.append(int(match.group(1)))
+        else:
+            parts.append(match.group())
+        at = match.end()
+        if at < len(path) and path[at] not in ".[":
+            raise PathError(f"{_unreadable(path[at:])} at character {at + 1}")
+    if not parts:
+        raise PathError("the key is empty")
+    if isinstance(parts[0], int):
+        raise PathError("a key starts with a name, not an index")
+    return parts
+
+
+def _unreadable(rest: str) -> str:
+    """What is wrong where a path stops parsing."""
+    if rest.startswith('["'):
+        return "an unterminated quoted name (expected [\"name\"])"
+    if rest.startswith("["):
+        return "an unbalanced '[' or an index that is not a number (expected [0] or [\"name\"])"
+    if rest.startswith("]"):
+        return "an unbalanced ']'"
+    if rest.startswith(".") or not rest:
+        return "an empty name"
+    return f"an unexpected {rest[0]!r}"
+
+
+def split_words(text: str) -> list[str]:
+    """`make`'s `SET`/`UNSET` as one word per assignment or key: split on spaces as a shell splits
+    them (quotes group, and are dropped), except inside `[...]` and `{...}`, kept whole and as
+    written, quotes included: `tag=v2 steps=[5, 50, 100] 'note=a b'` is three words, and JSON
+    values and `["key.with.dots"]` keys reach the parsers intact. ValueError when a bracket or
+    quote is left open."""
+    words: list[str] = []
+    word: list[str] = []
+    started, depth, quote, escaped = False, 0, "", False
+    for char in text:
+        if quote:
+            if escaped:
+                escaped = False
+            elif char == "\\" and depth:
+                escaped = True
+            elif char == quote:
+                quote = ""
+                if not depth:
+                    continue
+            word.append(char)
+            continue
+        if char in "'\"":
+            quote, started = char, True
+            if depth:
+                word.append(char)
+            continue
+        if char.isspace() and not depth:
+            if started:
+                words.append("".join(word))
+            word, started = [], False
+            continue
+        depth += 1 if char in "[{" else -1 if char in "]}" and depth else 0
+        word.append(char)
+        started = True
+    if quote or depth:
+        raise ValueError(f"{text}: {'a quote' if quote else 'a bracket'} is left open")
+    return [*words, "".join(word)] if started else words

@@ -11,12 +11,12 @@ import asyncio
 import contextvars
 import copy
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence
 
 import pulumi
-import yaml
 from google.protobuf import json_format
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
@@ -24,10 +24,11 @@ from pulumi.runtime.proto import engine_pb2, resource_pb2
 from pulumi.runtime.stack import run_in_stack
 from pulumi.runtime.sync_await import _sync_await
 
-from core.paths import UNSET, set_path
+from core.paths import UNSET, PathError, set_path
 from core.settings import NAMESPACE
 from core.stack_config import carepath_sections, config_path
 from offline.mocks import CarePathMocks
+from offline.stack_yaml import StackFileError, stack_config
 
 PROJECT = NAMESPACE  # Pulumi names a project's config namespace after the project
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,6 +48,9 @@ class Registration:
     inputs: Mapping[str, Any]
     outputs: Mapping[str, Any]
     options: Mapping[str, Any] = field(default_factory=dict)
+    # input name -> URNs of the resources whose outputs it takes (the request's `propertyDependencies`)
+    dependencies: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    sequence: int = 0  # when the program constructed it (the stack is 0): the build order
 
 
 @dataclass(frozen=True)
@@ -123,6 +127,22 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         super().__init__(mocks)
         self.registrations: list[Registration] = []
         self.stack_outputs: dict[str, Any] = {}
+        self.sequence: dict[str, int] = {}  # URN -> when the program constructed it
+
+    def number_constructions(self) -> None:
+        """Number each resource the program constructs from now on, in that order: registration
+        itself waits on inputs and runs on worker threads, so its order varies from run to run."""
+        root = pulumi.runtime.get_root_resource()
+        urns: dict[int, str] = {id(root): self.make_urn("", "pulumi:pulumi:Stack", f"{PROJECT}-{pulumi.get_stack()}")}
+        constructed: list[pulumi.Resource] = []  # kept alive, so no id is reused
+
+        def number(args: pulumi.ResourceTransformationArgs) -> None:
+            urn = self.make_urn(urns[id(args.opts.parent or root)], args.type_, args.name)
+            constructed.append(args.resource)
+            urns[id(args.resource)] = urn
+            self.sequence[urn] = len(constructed)
+
+        pulumi.runtime.register_stack_transformation(number)
 
     def RegisterResource(self, request):
         urn = self.make_urn(request.parent, request.type, request.name)
@@ -158,6 +178,8 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                     "dependsOn": sorted(request.dependencies),
                     "provider": request.provider,
                 },
+                dependencies={key: tuple(sorted(urns.urns)) for key, urns in request.propertyDependencies.items() if urns.urns},
+                sequence=self.sequence[urn],
             )
         )
         state_struct = _run_on_own_loop(rpc.serialize_properties(state, {}))
@@ -214,8 +236,13 @@ def run_program(
         )
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
+
+        def numbered() -> None:
+            monitor.number_constructions()
+            program()
+
         try:
-            _sync_await(run_in_stack(program))
+            _sync_await(run_in_stack(numbered))
         except Exception as error:
             raise ProgramFailed(error, plan()) from error
         finally:
@@ -246,12 +273,13 @@ def stack_names(root: Path = ROOT) -> tuple[str, ...]:
 
 
 def load_stack_config(stack: str, path: Optional[Path] = None) -> dict[str, Any]:
-    """The `config:` of Pulumi.<stack>.yaml (or of the stack file at `path`), key -> decoded value."""
+    """The `config:` of Pulumi.<stack>.yaml (or of the stack file at `path`), key -> decoded
+    value, read strictly (`offline.stack_yaml`: StackFileError when refused)."""
     path = path or stack_file(stack)
     if not path.exists():
-        raise FileNotFoundError(f"no stack file {path.name}; stacks here: {', '.join(stack_names(path.parent))}")
-    document = yaml.safe_load(path.read_text()) or {}
-    return dict(document.get("config") or {})
+        here = stack_names(path.parent)
+        raise StackFileError(path, "no such stack file" + (f" (stacks here: {', '.join(here)})" if here else ""))
+    return stack_config(path)
 
 
 def carepath_config(stack: str, path: Optional[Path] = None) -> dict[str, Any]:
@@ -261,15 +289,23 @@ def carepath_config(stack: str, path: Optional[Path] = None) -> dict[str, Any]:
 
 
 def parse_value(text: str) -> Any:
-    """A value as `pulumi config set --path` stores it: true/false and integers typed, JSON
-    lists and objects decoded, anything else a string."""
+    """A value as `pulumi config set --path` stores it: true/false and integers typed (`010`
+    stays a string, as there), anything else a string; and, for whole lists and mappings, JSON
+    (`[5, 50, 100]`, `{"tag": "v2"}`) or a list of plain items (`[/v1/models, /v1/chat]`, each
+    typed the same way). ValueError for a bracketed value that is neither."""
     if text in ("true", "false"):
         return text == "true"
-    if text.lstrip("-").isdigit():
+    if re.fullmatch(r"[+-]?[0-9]+", text) and not (len(text) > 1 and text[0] == "0"):
         return int(text)
-    if text[:1] in ("[", "{"):
+    if text[:1] not in ("[", "{"):
+        return text
+    try:
         return json.loads(text)
-    return text
+    except ValueError as error:
+        inside = text[1:-1]
+        if text[0] == "[" and text[-1] == "]" and not re.search(r'[\[\]{}"]', inside):
+            return [parse_value(item.strip()) for item in inside.split(",")] if inside.strip() else []
+        raise ValueError(f"{text} is neither JSON ({error}) nor a list of plain items such as [/v1/models, /v1/chat]") from None
 
 
 def apply_overrides(
@@ -279,7 +315,10 @@ def apply_overrides(
     and removals."""
     result = json.loads(json.dumps(dict(config)))  # deep copy
     for key, value in [*dict(overrides or {}).items(), *((key, UNSET) for key in unset)]:
-        set_path(result, config_path(key), value if value is UNSET else copy.deepcopy(value))  # the caller's value stays its own
+        try:
+            set_path(result, config_path(key), value if value is UNSET else copy.deepcopy(value))  # the caller's value stays its own
+        except PathError as error:
+            raise PathError(f"{key}: {error}") from None
     return result
 
 

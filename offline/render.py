@@ -4,6 +4,7 @@ matter per type, or everything as JSON."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 from typing import Any, Iterator, Mapping
 
 from offline.harness import Plan, Registration
@@ -104,9 +105,18 @@ def _summary(resource: Registration) -> Iterator[str]:
         yield f"{path}: {show(value)}"
 
 
+def type_counts(plan: Plan) -> list[tuple[str, int]]:
+    """How many resources of each type the plan has, the most common first (then by name)."""
+    counts = Counter(resource.type for resource in plan.managed)
+    return sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+
+
 def render_tree(plan: Plan) -> str:
+    """The tree in build order: each resource's children in the order the program constructed them,
+    so the platform comes first (network, cluster, edge, ...), then each service; then the count
+    of each resource type."""
     by_parent: dict[str, list[Registration]] = {}
-    for resource in plan.resources:
+    for resource in sorted(plan.resources, key=lambda r: r.sequence):
         by_parent.setdefault(resource.parent, []).append(resource)
     lines = [f"Offline plan of stack {plan.stack}: {len(plan.managed)} resources (mocked providers, no cloud calls)", ""]
 
@@ -114,7 +124,7 @@ def render_tree(plan: Plan) -> str:
         branch = "" if root else ("└── " if last else "├── ")
         lines.append(f"{prefix}{branch}{resource.name}  [{resource.type}]")
         child_prefix = prefix if root else prefix + ("    " if last else "│   ")
-        children = sorted(by_parent.get(resource.urn, []), key=lambda r: (r.custom, r.type, r.name))
+        children = by_parent.get(resource.urn, [])
         for field in _summary(resource):
             lines.append(f"{child_prefix}{'│ ' if children else '  '}    {field}")
         for index, child in enumerate(children):
@@ -122,6 +132,10 @@ def render_tree(plan: Plan) -> str:
 
     for root in by_parent.get("", []):
         walk(root, "", True, True)
+    counts = type_counts(plan)
+    width = max((len(type_) for type_, _ in counts), default=0)
+    lines += ["", "Resources by type:"] + [f"  {type_:<{width}}  {count:>3}" for type_, count in counts]
+    lines += [f"  {'total':<{width}}  {len(plan.managed):>3}"]
     lines += ["", "Outputs:"] + [f"  {key}: {show(value)}" for key, value in sorted(plan.outputs.items())]
     return "\n".join(lines)
 
@@ -139,6 +153,7 @@ def render_json(plan: Plan) -> str:
                     "custom": r.custom,
                     "inputs": r.inputs,
                     "options": r.options,
+                    "sequence": r.sequence,  # the list is by URN; sorted by this, it is in build order
                 }
                 for r in plan.resources
             ],

@@ -18,7 +18,8 @@ CLI) or, with --offline, a rehearsal on the offline plan engine whose state pers
 the release lease of its stack and service while it runs (`deploy`: of every service), so
 two services can be released at once, and commits every change of the stack file to the
 ledger. Exit codes: 0 done; 1 the release failed or stopped (rolled back, `up` failed, the
-stack file moved under it); 2 bad input (an unknown stack or service, ...), or a command the
+stack file moved under it); 2 bad input (an unknown stack or service, a stack file the strict
+reader refuses: one line, file:line:column, ...), or a command the
 service or its state does not allow; 3 another driver holds the lease; 130 interrupted.
 
 `start` and `run` (of a release not yet in flight) first vet the candidate image, before
@@ -47,6 +48,7 @@ from core.actions import Refused
 from core.release import DEFAULT_SERVICE, plan_release, release_state
 from core.settings import Settings, SettingsError, UnknownService
 from offline.harness import ROOT, ProgramFailed, stack_names
+from offline.stack_yaml import StackFileError, stack_config
 from release.audit import AuditLog, who
 from release.driver import Driver, vet_image
 from release.judge import Ratio
@@ -122,6 +124,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     except LeaseStoreError as error:
         print(f"stack {args.stack}: the release lease cannot be read or written: {error}", file=sys.stderr)
         return 1
+    except StackFileError as error:  # one line: file:line:column: what is wrong and what to write
+        print(error, file=sys.stderr)
+        return 2
     except BrokenPipeError:  # `status | head`: the reader has what it wanted
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (no flush error at exit)
         return 0
@@ -138,6 +143,9 @@ def _main(args: argparse.Namespace) -> int:
         raise Usage(f"no stack {args.stack!r}: no Pulumi.{args.stack}.yaml in {project} (stacks: {', '.join(known) or 'none'})")
     if args.reset and not args.offline:
         raise Usage("--reset starts an offline rehearsal over: use it with --offline")
+    # Read strictly before anything else, so a refusal names the project's file, which the real
+    # stack reads and an offline rehearsal copies, rather than a copy of it.
+    stack_config(project / f"Pulumi.{args.stack}.yaml")
     scenario = getattr(args, "scenario", None)
     if scenario is not None:
         from rehearsal import SCENARIOS

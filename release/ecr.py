@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Optional
 
 import boto3
-import yaml
 from botocore.exceptions import BotoCoreError, ClientError
 
 from core.images import Finding, ImageReport
+from offline.stack_yaml import stack_config
 from release.ports import ImagesError
 
 NOT_PUSHED = ("ImageNotFoundException", "RepositoryNotFoundException")
@@ -25,8 +25,7 @@ NOT_PUSHED = ("ImageNotFoundException", "RepositoryNotFoundException")
 
 def region_of(stack_file: Path) -> Optional[str]:
     """The stack file's `aws:region` (None: unset, and boto3 finds one itself)."""
-    config = (yaml.safe_load(stack_file.read_text(encoding="utf-8")) or {}).get("config") or {}
-    region = config.get("aws:region")
+    region = stack_config(stack_file).get("aws:region")
     return region if isinstance(region, str) else None
 
 

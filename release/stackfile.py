@@ -3,7 +3,9 @@
 Every action of the driver changes all its keys in one rewrite of the file: the new text is
 written beside it, flushed, and renamed over it, so an interruption leaves the old file or the
 new one, never a mix. The rewrite keeps the file's comments, key order and encrypted values
-(ruamel.yaml's round trip); the Pulumi CLI and the Automation API read the same file.
+(ruamel.yaml's round trip); the Pulumi CLI and the Automation API read the same file. It is
+read as the offline plan reads it, strictly (`offline.stack_yaml`): refused, with its line and
+column, where Pulumi would read a value otherwise.
 
 Drivers of two services can write one stack file at once: each rewrite reads the file, applies
 its changes and renames the result over it under an exclusive lock (`flock` on the file's
@@ -24,12 +26,14 @@ from typing import Any, Iterator, Mapping, Optional
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import CommentMark
+from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 from ruamel.yaml.tokens import CommentToken
 
 from components.routers.factory import TRAITS
 from core.paths import UNSET, set_path
 from core.settings import NAMESPACE, Settings, parse
-from core.stack_config import carepath_sections, config_path, secret_paths
+from core.stack_config import carepath_sections, config_path, parse_path, secret_paths
+from offline import stack_yaml
 from program import provider_keys
 
 SECRET_PLACEHOLDER = "[secret]"
@@ -49,7 +53,7 @@ def apply_changes(config: Mapping[str, Any], changes: Mapping[str, Any]) -> dict
     or UNSET)."""
     result = _plain(config)
     for path, value in changes.items():
-        set_path(result, path.split("."), value)
+        set_path(result, parse_path(path), value)
     return result
 
 
@@ -81,12 +85,17 @@ class StackFile:
         self.path = path
 
     def _load(self) -> Any:
-        return _round_trip().load(self.path.read_text(encoding="utf-8")) or {}
+        """The document as ruamel's round trip holds it, once the strict reader has accepted the
+        text (StackFileError otherwise): the values it holds are then the ones Pulumi reads."""
+        text = stack_yaml.read_text(self.path)
+        stack_yaml.parse(text, self.path)
+        return _round_trip().load(text) or {}
 
     def config(self) -> dict[str, Any]:
-        """The `carepath:` sections: section name -> decoded value (and, whole, a provider's
-        unknown keys, for the settings to refuse)."""
-        return carepath_sections(self._load().get("config") or {}, _plain, provider_keys())
+        """The `carepath:` sections: section name -> value as Pulumi reads it (and, whole, a
+        provider's unknown keys, for the settings to refuse); StackFileError when the strict
+        reader refuses the file."""
+        return carepath_sections(stack_yaml.stack_config(self.path), _plain, provider_keys())
 
     def write(self, changes: Mapping[str, Any]) -> None:
         """Apply every change (`services.chat-api.rollout.canary.weight` -> 25, or UNSET) in one
@@ -118,7 +127,7 @@ class StackFile:
 # every mapping it changes and puts them back on its new last entry.
 
 
-def _node(config: Any, keys: tuple[str, ...]) -> Optional[CommentedMap]:
+def _node(config: Any, keys: tuple[str | int, ...]) -> Optional[CommentedMap]:
     """The mapping at `keys` (None: absent, or not a mapping)."""
     node = config
     for key in keys:
@@ -127,9 +136,15 @@ def _node(config: Any, keys: tuple[str, ...]) -> Optional[CommentedMap]:
 
 
 def _commented(value: Any) -> Any:
-    """A new mapping as ruamel's own, so comments can sit on its entries."""
+    """A new mapping as ruamel's own, so comments can sit on its entries; a string that would
+    not read back as itself unquoted (`on`, `1:30`: ruamel, a YAML 1.2 writer, leaves them
+    plain) in quotes, so the strict reader takes what the driver writes."""
     if isinstance(value, Mapping):
         return CommentedMap((key, _commented(item)) for key, item in value.items())
+    if isinstance(value, list):
+        return [_commented(item) for item in value]
+    if isinstance(value, str) and not stack_yaml.reads_as_text(value):
+        return DoubleQuotedScalarString(value)
     return value
 
 

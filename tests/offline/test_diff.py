@@ -1,6 +1,8 @@
+import json
+
 import pytest
 
-from offline.diff import diff_plans, render_diff
+from offline.diff import diff_json, diff_plans, render_diff
 
 LISTENER_RULE = "aws:lb/listenerRule:ListenerRule"
 
@@ -63,7 +65,7 @@ def test_a_new_tag_updates_only_the_deployment(run_stack):
     assert (change.action, change.type, change.name) == ("update", "kubernetes:apps/v1:Deployment", "chat-api")
     assert {f.path for f in change.fields} == {
         "spec.template.metadata.labels.app.kubernetes.io/version",
-        "spec.template.spec.containers[0].image",
+        "spec.template.spec.containers[chat-api].image",
     }
 
 
@@ -143,10 +145,9 @@ def test_a_weight_step_changes_only_the_virtual_service(run_stack):
     step = diff_plans(run_stack("staging", IN_FLIGHT), run_stack("staging", {**IN_FLIGHT, "services.chat-api.rollout.canary.weight": 25}))
     change = _only_change(step)
     assert (change.action, change.type, change.name) == ("update", "kubernetes:networking.istio.io/v1:VirtualService", "chat-api")
-    split = len(run_stack("staging", IN_FLIGHT).one("kubernetes:networking.istio.io/v1:VirtualService").inputs["spec"]["http"]) - 1
     assert {(f.path, f.before, f.after) for f in change.fields} == {
-        (f"spec.http[{split}].route[0].weight", 90, 75),
-        (f"spec.http[{split}].route[1].weight", 10, 25),
+        ("spec.http[split].route[0].weight", 90, 75),
+        ("spec.http[split].route[1].weight", 10, 25),
     }
 
 
@@ -234,7 +235,9 @@ def test_a_service_on_its_own_host_updates_its_listener_rule_in_place(run_stack)
     assert (change.action, change.type, change.name) == ("update", LISTENER_RULE, "chat-api-production")
     fields = {f.path: (f.before, f.after) for f in change.fields}
     assert fields["priority"][0] == 50000 and fields["priority"][1] < 50000
-    assert fields["conditions[0].hostHeader.values"] == (None, ["chat.example.org"])
+    # Conditions are keyed by kind: the host condition is added, the path condition stays as it was.
+    assert fields["conditions[hostHeader]"] == (None, {"hostHeader": {"values": ["chat.example.org"]}})
+    assert not [path for path in fields if path.startswith("conditions[pathPattern]")]
 
 
 def test_serving_https_moves_each_listener_rule_to_the_new_listener(run_stack):
@@ -243,3 +246,93 @@ def test_serving_https_moves_each_listener_rule_to_the_new_listener(run_stack):
     [rule] = [c for c in diff.changes if c.type == LISTENER_RULE]
     assert (rule.action, rule.name, rule.replace_because) == ("replace", "chat-api-production", ("listenerArn",))
     assert "+- replace  chat-api-production  [aws:lb/listenerRule:ListenerRule]  (replace: listenerArn changed)" in render_diff(diff)
+
+
+# --- propagation: inputs that take a created or replaced resource's outputs ----
+
+NEW_VPC = {"cluster.vpcCidr": "10.1.0.0/16"}
+
+
+def _unknown(change):
+    return {f.path for f in change.fields if f.unknown}
+
+
+def test_a_new_vpc_cidr_replaces_what_takes_the_vpcs_ids(run_stack):
+    base, head = run_stack("demo"), run_stack("demo", NEW_VPC)
+    diff = diff_plans(base, head)
+    touched = {(c.type, c.name): c for c in diff.changes}
+    cluster = touched[("eks:index:Cluster", "cluster")]
+    assert cluster.action == "replace" and cluster.replace_because == ("vpcId",)
+    assert _unknown(cluster) == {"vpcId", "publicSubnetIds", "privateSubnetIds"}
+    nodes = touched[("eks:index:ManagedNodeGroup", "cluster-nodes")]
+    assert (nodes.action, nodes.replace_because, _unknown(nodes)) == ("replace", ("subnetIds",), {"subnetIds"})
+    # Transitively: the replaced cluster's OIDC provider is new, so the roles it trusts change.
+    assert touched[("aws:iam/role:Role", "cluster-vpc-cni")].action == "update"
+    vpc_id = base.one("awsx:ec2:Vpc").outputs["vpcId"]
+    assert head.one("awsx:ec2:Vpc").outputs["vpcId"] == vpc_id, "the mocks keep the id: only propagation shows the change"
+    shown = render_diff(diff)
+    assert f"        vpcId: {vpc_id} → output<string>" in shown
+    assert "+- replace  cluster  [eks:index:Cluster]  (replace: vpcId changed)" in shown
+    assert "5 to replace (4 by propagation)" in shown.splitlines()[-1]
+
+
+def test_a_replaced_target_group_changes_the_listener_rule_and_the_binding_carrying_its_arn(run_stack):
+    diff = diff_plans(run_stack("demo"), run_stack("demo", NEW_VPC))
+    touched = {(c.type, c.name): c for c in diff.changes}
+    group = touched[("aws:lb/targetGroup:TargetGroup", "edge-chat-api-stable")]
+    assert (group.action, group.replace_because) == ("replace", ("vpcId",))
+    rule = touched[(LISTENER_RULE, "chat-api-production")]
+    assert (rule.action, _unknown(rule)) == ("update", {"actions[0].forward.targetGroups[0].arn"})
+    binding = touched[("kubernetes:elbv2.k8s.aws/v1beta1:TargetGroupBinding", "chat-api")]
+    assert (binding.action, _unknown(binding)) == ("update", {"spec.targetGroupARN"})
+    fields = next(c for c in json.loads(diff_json(diff))["changes"] if c["urn"] == binding.urn)["fields"]
+    assert fields == [{"path": "spec.targetGroupARN", "before": binding.fields[0].before, "after": None, "unknown": True}]
+
+
+def test_a_new_service_port_keeps_the_target_group_and_propagates_nothing(run_stack):
+    # The target group reaches the pods through their TLS proxy's port, which the service's port does not move.
+    diff = diff_plans(run_stack("demo"), run_stack("demo", {"services.chat-api.port": 9000}))
+    assert {(c.action, c.type) for c in diff.changes} == {("update", "kubernetes:apps/v1:Deployment"), ("update", "kubernetes:core/v1:ConfigMap")}
+    assert not any(f.unknown for c in diff.changes for f in c.fields)
+
+
+@pytest.mark.parametrize(
+    "stack, base, head",
+    [
+        ("staging", IN_FLIGHT, {**IN_FLIGHT, "services.chat-api.rollout.canary.weight": 25}),
+        ("production", {}, {"services.chat-api.rollout.blueGreen.active": "green"}),
+        ("staging", {}, IN_FLIGHT),
+    ],
+)
+def test_release_steps_propagate_nothing(run_stack, stack, base, head):
+    diff = diff_plans(run_stack(stack, base), run_stack(stack, head))
+    assert diff.changes and not any(f.unknown for c in diff.changes for f in c.fields)
+    assert "by propagation" not in render_diff(diff)
+
+
+# --- named lists ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("router", ROUTE)
+def test_the_tester_route_reads_as_one_added_route(run_stack, router):
+    # Without stickiness a canary at 0 % adds the testers' route before the split, and a canary
+    # destination (at 0 %) to the split: the routes after it keep their names.
+    idle = {"services.chat-api.router": router, "services.chat-api.rollout.canary.stickiness": False}
+    head = run_stack("staging", {**idle, "services.chat-api.rollout.canary.tag": "v2.0.0"})
+    diff = diff_plans(run_stack("staging", idle), head)
+    [change] = [c for c in diff.changes if c.type == ROUTE[router]]
+    routes = {"istio": "http", "gateway-api": "rules"}[router]
+    testers = head.one(ROUTE[router]).inputs["spec"][routes][0]
+    assert testers["name"] == "testers"
+    assert [(f.before, f.after) for f in change.fields if f.path.startswith(f"spec.{routes}[testers]")] == [(None, testers)]
+    assert {f.path.split("]")[0] + "]" for f in change.fields} == {f"spec.{routes}[testers]", f"spec.{routes}[split]"}
+    assert not any(f.path.startswith(f"spec.{routes}[split]") and f.before is not None for f in change.fields), "stable keeps its route"
+    assert f"        spec.{routes}[testers]: + {{" in render_diff(diff)
+
+
+def test_a_removed_container_reads_as_one_removal(run_stack):
+    diff = diff_plans(run_stack("demo"), run_stack("demo", {"services.chat-api.rollout.strategy": "canary", "mesh.enabled": True}))
+    deployment = next(c for c in diff.changes if c.type == "kubernetes:apps/v1:Deployment")
+    proxy = [f for f in deployment.fields if f.path.startswith("spec.template.spec.initContainers")]
+    assert [(f.path, f.before["name"], f.after) for f in proxy] == [("spec.template.spec.initContainers[tls-proxy]", "tls-proxy", None)]
+    assert "        spec.template.spec.initContainers[tls-proxy]: - {" in render_diff(diff)

@@ -72,13 +72,6 @@ def test_a_failing_program_reports_what_it_registered():
     assert [r.type for r in caught.value.plan.managed] == ["carepath:test:Partial"]
 
 
-def test_unknown_stack_is_a_clear_error():
-    from offline import harness
-
-    with pytest.raises(FileNotFoundError, match="no stack file Pulumi.qa.yaml; stacks here: demo, production, staging"):
-        harness.run_stack("qa")
-
-
 def test_bad_config_fails_with_the_settings_error_naming_the_full_key(run_stack):
     with pytest.raises(ProgramFailed) as caught:
         run_stack("demo", {"services.chat-api.rollout.strategy": "canry"})
@@ -122,3 +115,51 @@ def test_the_offline_cli_says_warnings_on_stderr_and_keeps_json_on_stdout(capsys
     out, err = capsys.readouterr()
     assert json.loads(out)["resources"], "stdout is the plan, as JSON"
     assert err.splitlines() == [f"warning: {UNUSED_CANARY}"]
+
+
+def test_each_input_records_the_resources_whose_outputs_it_takes(run_component):
+    """What the diff's propagation reads: the SDK names a local component's child, never the
+    component, both for a value taken from the component and for `depends_on` on it."""
+    import pulumi
+    import pulumi_aws as aws
+
+    class Holder(pulumi.ComponentResource):
+        def __init__(self) -> None:
+            super().__init__("test:index:Holder", "holder")
+            self.role = aws.iam.Role("inner", assume_role_policy="{}", opts=pulumi.ResourceOptions(parent=self))
+            self.role_name = self.role.name.apply(lambda name: name)
+            self.register_outputs({"roleName": self.role_name})
+
+    def build() -> None:
+        holder = Holder()
+        aws.iam.RolePolicyAttachment("taking", role=holder.role_name, policy_arn="arn:aws:iam::aws:policy/ReadOnlyAccess")
+        aws.iam.RolePolicyAttachment(
+            "waiting", role="fixed", policy_arn="arn:aws:iam::aws:policy/ReadOnlyAccess", opts=pulumi.ResourceOptions(depends_on=[holder])
+        )
+
+    plan = run_component(build)
+    inner = plan.one("aws:iam/role:Role", "inner").urn
+    taking, waiting = (plan.one("aws:iam/rolePolicyAttachment:RolePolicyAttachment", name) for name in ("taking", "waiting"))
+    assert dict(taking.dependencies) == {"role": (inner,)}
+    assert dict(waiting.dependencies) == {} and waiting.options["dependsOn"] == [inner]
+
+
+def test_a_stack_without_a_stack_file_is_a_stack_file_error_listing_the_stacks(tmp_path):
+    from offline import harness
+    from offline.stack_yaml import StackFileError
+
+    with pytest.raises(StackFileError, match=r"Pulumi\.qa\.yaml: no such stack file \(stacks here: demo, production, staging\)$"):
+        harness.run_stack("qa")
+    with pytest.raises(StackFileError, match=r"Pulumi\.qa\.yaml: no such stack file$"):
+        harness.load_stack_config("qa", tmp_path / "Pulumi.qa.yaml")
+
+
+def test_the_plan_reads_the_stack_file_strictly(tmp_path):
+    from offline import harness
+    from offline.stack_yaml import StackFileError
+
+    path = tmp_path / "Pulumi.demo.yaml"
+    path.write_text(harness.stack_file("demo").read_text().replace("  aws:region: us-east-1\n", "  aws:region: us-east-1\n  aws:region: eu-west-1\n"))
+    with pytest.raises(StackFileError) as caught:
+        harness.run_stack("demo", stack_file_path=path)
+    assert caught.value.problem == "duplicated key aws:region (first at line 3)" and caught.value.line == 4

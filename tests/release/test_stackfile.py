@@ -257,3 +257,42 @@ def test_the_driver_refuses_a_misspelled_provider_key_in_the_stack_file(tmp_path
     with pytest.raises(SettingsError) as caught:
         settings_of(StackFile(path).config(), "staging")
     assert caught.value.problems == ["aws:profle: unknown key of the aws provider; did you mean aws:profile?"]
+
+
+# --- read strictly --------------------------------------------------------------------------
+
+
+def test_the_driver_reads_strictly_and_refuses_to_rewrite_a_file_the_reader_refuses(tmp_path, monkeypatch):
+    from offline.stack_yaml import StackFileError
+
+    monkeypatch.chdir(tmp_path)
+    path = copy_of(tmp_path, "staging")
+    text = path.read_text().replace("      replicas: 2\n", "      replicas: 2\n      replicas: 3\n")
+    path.write_text(text)
+    line = text.splitlines().index("      replicas: 3") + 1
+    for read in (StackFile(path).config, lambda: StackFile(path).write({f"{CHAT}rollout.canary.weight": 5})):
+        with pytest.raises(StackFileError) as caught:
+            read()
+        assert str(caught.value) == f"Pulumi.staging.yaml:{line}:7: duplicated key carepath:services.chat-api.replicas (first at line {line - 1})"
+    assert path.read_text() == text, "nothing written"
+
+
+def test_the_driver_reads_values_as_pulumi_does_where_ruamel_alone_would_not(tmp_path):
+    """A leading-zero number, which ruamel (YAML 1.2) would read as 10 and Pulumi as 8, is
+    refused rather than read either way."""
+    from offline.stack_yaml import StackFileError
+
+    path = copy_of(tmp_path, "staging")
+    path.write_text(path.read_text().replace("      replicas: 2\n", "      replicas: 010\n"))
+    with pytest.raises(StackFileError, match="010 has a leading zero: Pulumi reads it as the octal number 8, YAML 1.2 as 10"):
+        StackFile(path).config()
+
+
+@pytest.mark.parametrize("value", ["on", "1:30", "2026-11-28", "1e3", "010"])
+def test_a_written_string_every_reader_would_not_read_as_that_string_is_quoted(tmp_path, value):
+    path = copy_of(tmp_path, "staging")
+    stack_file = StackFile(path)
+    stack_file.write({f"{CHAT}rollout.canary.header.value": value, f"{CHAT}hosts": ["chat.example.org", value]})
+    assert f'value: "{value}"' in path.read_text() or f"value: '{value}'" in path.read_text()
+    service = stack_file.config()["services"]["chat-api"]
+    assert (service["rollout"]["canary"]["header"]["value"], service["hosts"]) == (value, ["chat.example.org", value])

@@ -112,3 +112,31 @@ def test_keys_with_no_effect_are_warned_of_on_stderr_and_the_command_goes_ahead(
         "it applies with carepath:services.chat-api.rollout.strategy: canary"
     ], str(status)
     assert "warning" not in status.out
+
+
+def test_a_stack_file_the_strict_reader_refuses_exits_2_with_one_line_naming_it(project):
+    """The project's file is read before a workspace copies it (nothing is created); a
+    workspace's copy, which the driver reads at every command, is read as strictly."""
+    path = project.path / "Pulumi.staging.yaml"
+    original = path.read_text()
+    path.write_text(original.replace("      replicas: 2\n", "      replicas: 2\n      replicas: 3\n"))
+    line = path.read_text().splitlines().index("      replicas: 3") + 1
+    for args in (("status", "staging"), ("start", "staging", "--tag", "v2.0.0")):
+        result = project.cli(*args)
+        assert (result.code, result.out) == (2, ""), str(result)
+        assert result.err.splitlines() == [f"Pulumi.staging.yaml:{line}:7: duplicated key carepath:services.chat-api.replicas (first at line {line - 1})"], str(result)
+    assert not project.workspace("staging").exists(), "a refused file is never copied"
+
+    path.write_text(original)
+    assert project.cli("start", "staging", "--tag", "v2.0.0").code == 0
+    copy = project.workspace("staging") / "Pulumi.staging.yaml"
+    text = copy.read_text()
+    assert text.count("value: canary\n") == 1, text
+    copy.write_text(text.replace("value: canary\n", "value: on\n"))
+    line, column = next((number, len(row) - 1) for number, row in enumerate(copy.read_text().splitlines(), 1) if row.endswith("value: on"))
+    advance = project.cli("advance", "staging")
+    assert (advance.code, advance.out) == (2, ""), str(advance)
+    assert advance.err.splitlines() == [
+        f'.carepath/offline/staging/Pulumi.staging.yaml:{line}:{column}: carepath:services.chat-api.rollout.canary.header.value: on reads as the text "on" '
+        'to Pulumi but as true to YAML 1.1 readers; quote it ("on") for the text, or write true'
+    ], str(advance)
