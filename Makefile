@@ -10,11 +10,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 # SET and UNSET reach the CLI whole, through the environment (no quoting of theirs can break the
 # recipe); the CLI splits them. No "Entering directory" line in machine output, even under another make.
-export SET UNSET
+export SET UNSET REASON
 MAKEFLAGS += --no-print-directory
 OVERRIDES := --set-words "$$SET" --unset-words "$$UNSET"
 
-.PHONY: setup plan plan-json diff lint test checkov bench bench-release preview deploy status start advance promote switch abort release clean
+.PHONY: setup plan plan-json diff lint test checkov bench bench-release preview deploy status start advance promote switch abort release promote-through approve history clean
 
 # Its messages go to stderr, so a first `make plan-json > plan.json` still writes only JSON.
 $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
@@ -102,3 +102,23 @@ start: $(VENV)/.installed
 release: $(VENV)/.installed
 	@$(if $(SCENARIO),scripts/ensure-prometheus)
 	$(PY) -m release run $(STACK) $(SERVICE_FLAG) $(OFFLINE_FLAG) $(if $(TAG),--tag $(TAG)) --prometheus $(PROMETHEUS) $(if $(TAG),--report release-$(STACK)-$(or $(SERVICE),chat-api)-$(TAG).html) $(if $(SCENARIO),--scenario $(SCENARIO))
+
+## Promotion: one tag through the service's path (the stacks whose Pulumi.<stack>.yaml has
+## services.<service>.promotion), each stage with its own strategy and judge:
+## make promote-through SERVICE=chat-api TAG=v2.0.0 (OFFLINE=1 SCENARIO=good|bad-model|broken|regresses-after-promotion|...
+## rehearses every stage on the offline stacks against a synthetic service and a real Prometheus each);
+## OVERRIDE="freeze soak previous-stage" REASON="hotfix INC-1234" lifts gates (recorded); TO=staging stops there;
+## PROMETHEUS_OF="staging=http://127.0.0.1:9091 production=http://127.0.0.1:9092" names each stage's Prometheus.
+## make approve STACK=production TAG=v2.0.0 REASON="..." lets a tag into a stage that needs an approval;
+## make history SERVICE=chat-api prints the records (exit codes as the CLI's: 4 means a gate is still closed).
+promote-through: $(VENV)/.installed
+	@$(if $(TAG),,$(error make promote-through needs TAG=<image tag>))
+	@$(if $(SCENARIO),scripts/ensure-prometheus)
+	$(PY) -m release promote-through --service $(or $(SERVICE),chat-api) --tag $(TAG) $(OFFLINE_FLAG) $(if $(SCENARIO),--scenario $(SCENARIO)) --prometheus $(PROMETHEUS) $(foreach s,$(PROMETHEUS_OF),--prometheus-of $(s)) $(foreach g,$(OVERRIDE),--override $(g)) $(if $(REASON),--reason "$$REASON") $(if $(MAX_WAIT),--max-wait $(MAX_WAIT)) $(if $(FROM),--from $(FROM)) $(if $(TO),--to $(TO))
+
+approve: $(VENV)/.installed
+	@$(if $(TAG),,$(error make approve needs TAG=<image tag>))
+	$(PY) -m release approve $(STACK) $(SERVICE_FLAG) $(OFFLINE_FLAG) --tag $(TAG) --reason "$$REASON"
+
+history: $(VENV)/.installed
+	@$(PY) -m release history $(SERVICE_FLAG) $(OFFLINE_FLAG)

@@ -13,6 +13,10 @@ with its last, in the same write.
 | promote | canary becomes stable | - | - |
 | switch | - | production to the other colour | - |
 | abort | all traffic to stable, canary removed | back to the colour it replaced | back to the previous tag |
+
+After a canary's promotion nothing is in flight; a regression in its watch (`release.promotion`)
+is undone with `revert` (stable back to the replaced tag). Blue/green and rolling releases stay in
+flight through their watch, so `abort` undoes them.
 """
 
 from __future__ import annotations
@@ -207,6 +211,15 @@ def abort(settings: Settings, service: str) -> Action:
     if in_flight.previous is None:
         raise Refused(f"{where}: the release record names no previous version to go back to")
     return Action("abort", {key(service, "tag"): in_flight.previous, record: UNSET}, f"rolling back to {in_flight.previous}")
+
+
+def revert(settings: Settings, service: str, previous: str) -> Action:
+    """A canary's promotion undone inside its watch: stable back to the version it replaced. Only
+    with nothing in flight (a new release would make it a different decision)."""
+    config = settings.service(service)
+    if config.rollout.in_flight is not None or config.rollout.canary.tag is not None:
+        raise Refused(f"{_where(settings, service)}: a release is in flight; not reverting under it")
+    return Action("revert", {key(service, "tag"): previous}, f"{config.tag} rolled back to {previous}")
 
 
 def complete(settings: Settings, service: str) -> Action:

@@ -8,18 +8,24 @@ behaves as a healthy one (`Behaviour()`). The app's series carry the labels the 
 ServiceMonitor gives them in a cluster: `namespace`, `track`, `version`, and `job`, the track's
 Service name (`chat-api`, `chat-api-canary`). Every series carries `namespace`, so several
 services, and several rehearsals, can share one Prometheus.
+
+It also answers requests, so a stage's verification suite has something to test before patients
+do: `POST /v1/chat` and `GET /healthz` on the public listener (`url`; with the tester header, as
+the candidate) and on a second one, blue/green's test listener (`test_url`, always the candidate).
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import math
+import random
 import threading
 import time
 import urllib.parse
 from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 import numpy as np
 from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -67,6 +73,8 @@ class Behaviour:
     healthy: bool = True  # False: /healthz answers 503 and the pods are not ready
     exports: bool = True  # False: this version exports nothing at all
     nan: bool = False  # True: its series are present but every measured value is NaN
+    # How it behaves once its stage is promoted (`SyntheticService.promoted()`); None: as before.
+    after_promotion: Optional["Behaviour"] = None
 
 
 HEALTHY = Behaviour()
@@ -80,7 +88,15 @@ SCENARIOS: dict[str, Behaviour] = {
     "no-metrics": replace(HEALTHY, exports=False),
     "long-answers": replace(HEALTHY, output_tokens_median=HEALTHY.output_tokens_median * 2),
     "nan": replace(HEALTHY, nan=True),
+    # A candidate that cannot serve at all: every chat request 500, /healthz 503.
+    "broken": replace(HEALTHY, error_ratio=1.0, healthy=False),
+    # Healthy through the release, worse once promoted: what the watch window after a promotion is for.
+    "regresses-after-promotion": replace(
+        HEALTHY, after_promotion=replace(HEALTHY, error_ratio=0.1, complaint_ratio=HEALTHY.complaint_ratio * 2.5)
+    ),
 }
+
+TESTER_HEADER = ("x-version", "canary")  # the canary's tester header: name, value
 
 
 @dataclass(frozen=True)
@@ -192,7 +208,16 @@ class SyntheticService:
 
     `tracks` is asked at every step for the current split (the driver changes the stack's
     weights during a release). `step(seconds)` simulates that much traffic synchronously;
-    `start()` runs it every 0.1 s of wall time and serves `/metrics` and `/healthz` on loopback.
+    `start()` runs it every 0.1 s of wall time and serves `/metrics`, `/healthz` and `/v1/chat` on
+    loopback (`url`), and `/healthz` and `/v1/chat` as the candidate on the test listener (`test_url`).
+
+    Requests are answered per version, deterministically for a healthy one (never a 500, so a
+    verification suite is not flaky; the simulated traffic keeps its random 5xx): a version whose
+    behaviour is not `healthy` answers chat 500 and /healthz 503. Which version answers: on `url`
+    with the tester header (`header`, name and value), the candidate when a track has it
+    deployed (else the canary track's version, else as without the header); without it, one
+    drawn by the tracks' weights; on `test_url`, the candidate, or 503 when no track has it.
+    `/healthz` without the header keeps saying the scenario's health, as the smoke checks read it.
     """
 
     def __init__(
@@ -204,27 +229,46 @@ class SyntheticService:
         requests_per_second: float = 100,
         seed: Optional[int] = None,
         service: str = DEFAULT_SERVICE,
+        header: tuple[str, str] = TESTER_HEADER,
     ):
         if scenario not in SCENARIOS:
             raise ValueError(f"unknown scenario {scenario!r}; known: {', '.join(SCENARIOS)}")
         self.service, self.namespace, self.candidate, self.scenario = service, namespace, candidate, scenario
-        self.tracks, self.requests_per_second = tracks, requests_per_second
+        self.tracks, self.requests_per_second, self.header = tracks, requests_per_second, header
         self.registry = CollectorRegistry()
         self._families = _Families(self.registry)
         self._rng = np.random.default_rng(seed)
+        # Requests draw from their own generator: a seeded simulation stays the same whatever is asked.
+        self._answers = random.Random(seed)
         self._lock = threading.Lock()
+        self._promoted = False
         self._apps: set[tuple[str, str]] = set()  # (track, version) with series
         self._pods: dict[str, str] = {}  # pod -> version, with series
         self._nan_versions: frozenset[str] = frozenset()
         self._nan_pods: frozenset[str] = frozenset()
         self._server: Optional[ThreadingHTTPServer] = None
+        self._test_server: Optional[ThreadingHTTPServer] = None
         self._threads: list[threading.Thread] = []
         self._stopping = threading.Event()
         self._failure: Optional[Exception] = None
 
     def behaviour(self, version: str) -> Behaviour:
-        """The scenario's for the candidate, a healthy version's for any other."""
-        return SCENARIOS[self.scenario] if version == self.candidate else HEALTHY
+        """The scenario's for the candidate (its `after_promotion` one once `promoted()`), a
+        healthy version's for any other."""
+        if version != self.candidate:
+            return HEALTHY
+        scenario = SCENARIOS[self.scenario]
+        if self._promoted and scenario.after_promotion is not None:
+            return scenario.after_promotion
+        return scenario
+
+    def promoted(self) -> None:
+        """The candidate's stage was promoted: from now on it behaves as its scenario's
+        `after_promotion` says. A hook the promotion rehearsal calls rather than a timer: the
+        moment a stage is promoted is the driver's, and a timer would race it (a regression before
+        the promotion would be judged as the canary's, not caught by the watch window after it)."""
+        with self._lock:
+            self._promoted = True
 
     # --- simulation ---------------------------------------------------------------------------
 
@@ -327,6 +371,57 @@ class SyntheticService:
         f.refusals.labels(**labels).inc(int(rng.binomial(answered, b.refusal_ratio)))
         f.safety.labels(**labels).inc(int(rng.binomial(answered, b.safety_ratio)))
 
+    # --- requests ---------------------------------------------------------------------------------
+
+    def candidate_load(self) -> Optional[TrackLoad]:
+        """The track serving the candidate (the canary first when several do), if one is deployed."""
+        running = [load for load in self.tracks() if load.version == self.candidate]
+        return min(running, key=lambda load: load.track != "canary", default=None)
+
+    def answering(self, tester: bool) -> Optional[TrackLoad]:
+        """Who answers a request on the public listener: with the tester header, the candidate
+        (the canary track's version when no track runs it); else, or with neither deployed, a
+        track drawn by weight (the serving one when no weight is set). None: nothing is deployed."""
+        loads = self.tracks()
+        if tester:
+            chosen = self.candidate_load() or next((load for load in loads if load.track == "canary"), None)
+            if chosen is not None:
+                return chosen
+        weighted = [load for load in loads if load.weight > 0]
+        if not weighted:
+            return loads[0] if loads else None
+        with self._lock:
+            return self._answers.choices(weighted, weights=[load.weight for load in weighted])[0]
+
+    def health(self, load: TrackLoad) -> tuple[int, bytes]:
+        """/healthz as `load`'s version answers it."""
+        return (200, b"ok\n") if self.behaviour(load.version).healthy else (503, b"unhealthy\n")
+
+    def chat(self, load: TrackLoad, request: object) -> tuple[int, dict[str, Any]]:
+        """`POST /v1/chat` as `load`'s version answers it: status and JSON body."""
+        if not (
+            isinstance(request, dict)
+            and isinstance(request.get("messages"), list)
+            and request["messages"]
+            and all(isinstance(m, dict) and isinstance(m.get("content"), str) for m in request["messages"])
+        ):
+            return 400, {"error": 'expected {"messages": [{"role": ..., "content": "..."}, ...], "triage": false}'}
+        behaviour = self.behaviour(load.version)
+        if not behaviour.healthy:
+            return 500, {"error": f"{self.service} {load.version} failed to answer"}
+        question = request["messages"][-1]["content"]
+        answer: dict[str, Any] = {
+            "version": load.version,
+            "track": load.track,
+            "answer": f"{self.service} {load.version} (synthetic) on: {question[:200] or 'an empty message'}",
+            "finish_reason": "stop",
+        }
+        if request.get("triage") is True:
+            with self._lock:
+                success = self._answers.random() < behaviour.triage_success
+            answer["triage"] = {"outcome": "success" if success else "failure"}
+        return 200, answer
+
     # --- exposition -----------------------------------------------------------------------------
 
     def exposition(self) -> bytes:
@@ -354,13 +449,13 @@ class SyntheticService:
     def start(self) -> "SyntheticService":
         """Serve on 127.0.0.1 (a free port) and simulate in the background."""
         self.step(0.0)  # every series exists, at zero, before the first scrape
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._server.daemon_threads = True
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self, test_listener=False))
+        self._test_server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self, test_listener=True))
         self._stopping.clear()
-        self._threads = [
-            threading.Thread(target=self._server.serve_forever, name=f"{self.namespace}-http", daemon=True),
-            threading.Thread(target=self._simulate, name=f"{self.namespace}-traffic", daemon=True),
-        ]
+        self._threads = [threading.Thread(target=self._simulate, name=f"{self.namespace}-traffic", daemon=True)]
+        for name, server in (("http", self._server), ("test-http", self._test_server)):
+            server.daemon_threads = True
+            self._threads.append(threading.Thread(target=server.serve_forever, name=f"{self.namespace}-{name}", daemon=True))
         for thread in self._threads:
             thread.start()
         return self
@@ -368,9 +463,10 @@ class SyntheticService:
     def stop(self) -> None:
         """Stop serving and simulating; raises if the simulation had failed (e.g. `tracks()` raised)."""
         self._stopping.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+        for server in (self._server, self._test_server):
+            if server is not None:
+                server.shutdown()
+                server.server_close()
         for thread in self._threads:
             thread.join()
         self._threads = []
@@ -384,29 +480,75 @@ class SyntheticService:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
-    @property
-    def target(self) -> str:
-        """`host:port` for a Prometheus scrape config."""
-        if self._server is None:
+    @staticmethod
+    def _address(server: Optional[ThreadingHTTPServer]) -> str:
+        if server is None:
             raise RuntimeError("the service is not started")
-        host, port = self._server.server_address[:2]
+        host, port = server.server_address[:2]
         return f"{host}:{port}"
 
     @property
+    def target(self) -> str:
+        """`host:port` for a Prometheus scrape config."""
+        return self._address(self._server)
+
+    @property
     def url(self) -> str:
+        """The public listener: the service's URL."""
         return f"http://{self.target}"
 
+    @property
+    def test_url(self) -> str:
+        """Blue/green's test listener: every request answered by the candidate."""
+        return f"http://{self._address(self._test_server)}"
 
-def _handler(service: SyntheticService) -> type[BaseHTTPRequestHandler]:
+
+def _handler(service: SyntheticService, test_listener: bool) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
+        def _tester(self) -> bool:
+            """The request carries the tester header, with its value."""
+            name, expected = service.header
+            return (self.headers.get(name) or "").strip() == expected
+
+        def _answering(self) -> Optional[TrackLoad]:
+            """Who answers this request; None after answering 503 for want of one."""
+            if test_listener:
+                load = service.candidate_load()
+                missing = b"no candidate deployed\n"
+            else:
+                load = service.answering(self._tester())
+                missing = b"nothing deployed\n"
+            if load is None:
+                self._answer(503, missing)
+            return load
+
         def do_GET(self) -> None:  # noqa: N802 (http.server's name)
             path = urllib.parse.urlsplit(self.path).path
-            if path == "/metrics":
+            if path == "/metrics" and not test_listener:
                 self._answer(200, service.exposition(), CONTENT_TYPE_PLAIN_0_0_4)
-            elif path == "/healthz":
+            elif path == "/healthz" and not (test_listener or self._tester()):
+                # The service's own health, as before there were versions to ask (the smoke checks' view).
                 self._answer(200, b"ok\n") if service.healthy else self._answer(503, b"unhealthy\n")
+            elif path == "/healthz":
+                load = self._answering()
+                if load is not None:
+                    self._answer(*service.health(load))
             else:
                 self._answer(404, b"not found\n")
+
+        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            if urllib.parse.urlsplit(self.path).path != "/v1/chat":
+                self._answer(404, b"not found\n")
+                return
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            try:
+                request = json.loads(body)
+            except ValueError:
+                request = None
+            load = self._answering()
+            if load is not None:
+                status, answer = service.chat(load, request)
+                self._answer(status, json.dumps(answer).encode(), "application/json")
 
         def _answer(self, status: int, body: bytes, content_type: str = "text/plain; charset=utf-8") -> None:
             self.send_response(status)

@@ -8,6 +8,10 @@
   abort STACK              back to the version the release replaces
   run STACK --tag TAG      the whole release (or the rest of the one in flight), gated on Prometheus
   deploy STACK             `pulumi up` of the stack file as it is, refused when it would move any service's release
+  promote-through --tag T  one tag through the service's promotion path (demo -> staging -> production)
+  approve STACK --tag T    let the tag into a stage that requires an approval (--reason recorded)
+  history                  the promotion records of the service's tags, stage by stage
+  path                     the stages of the service's promotion path
 
 STACK is any stack with a Pulumi.<STACK>.yaml in the project (the current directory when it
 holds a Pulumi.yaml, else this repository). --service names the service of the stack
@@ -20,7 +24,8 @@ two services can be released at once, and commits every change of the stack file
 ledger. Exit codes: 0 done; 1 the release failed or stopped (rolled back, `up` failed, the
 stack file moved under it); 2 bad input (an unknown stack or service, a stack file the strict
 reader refuses: one line, file:line:column, ...), or a command the
-service or its state does not allow; 3 another driver holds the lease; 130 interrupted.
+service or its state does not allow; 3 another driver holds the lease; 4 (promote-through) a
+stage's gate is still closed (a freeze, a soak, an approval): rerun later; 130 interrupted.
 
 `start` and `run` (of a release not yet in flight) first vet the candidate image, before
 they take the lease or change anything: the tag must be in the service's ECR repository (in
@@ -55,15 +60,13 @@ from release.judge import Ratio
 from release.lease import FileLeaseStore, GitRefLeaseStore, Lease, LeaseHeld, LeaseKeeper, LeaseLost, LeaseStore, LeaseStoreError
 from release.ledger import GitLedger, LedgerError
 from release.ports import Images, MetricsError, StackError
+from release.promotion_cli import COMMANDS as PROMOTION_COMMANDS
+from release.promotion_cli import Usage, add_commands
 from release.stackfile import settings_of
 from release.status import report
 
 LEASE_SECONDS = 600.0
 LeaseStores = Callable[[str], LeaseStore]  # a service's lease store
-
-
-class Usage(Exception):
-    """Bad input: exit 2 with this message."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -103,6 +106,7 @@ def _parser() -> argparse.ArgumentParser:
         help="with --offline: rehearse against a synthetic version of the service and a real Prometheus on loopback (starts over, unless it resumes its own interrupted release)",
     )
     command("deploy", "`pulumi up` of the stack file as it is; refused when it would move any service's release", parents=(driving,))
+    add_commands(commands, common, one_service)
     return parser
 
 
@@ -122,7 +126,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"python -m release {args.command}: {error}", file=sys.stderr)
         return 2
     except LeaseStoreError as error:
-        print(f"stack {args.stack}: the release lease cannot be read or written: {error}", file=sys.stderr)
+        print(f"{getattr(args, 'stack', args.service)}: the release lease cannot be read or written: {error}", file=sys.stderr)
         return 1
     except StackFileError as error:  # one line: file:line:column: what is wrong and what to write
         print(error, file=sys.stderr)
@@ -138,6 +142,8 @@ def _interrupt(signum: int, frame: Any) -> None:
 
 def _main(args: argparse.Namespace) -> int:
     project = project_dir()
+    if args.command in PROMOTION_COMMANDS:
+        return _promotion(args, project)
     known = stack_names(project)
     if args.stack not in known:
         raise Usage(f"no stack {args.stack!r}: no Pulumi.{args.stack}.yaml in {project} (stacks: {', '.join(known) or 'none'})")
@@ -146,6 +152,10 @@ def _main(args: argparse.Namespace) -> int:
     # Read strictly before anything else, so a refusal names the project's file, which the real
     # stack reads and an offline rehearsal copies, rather than a copy of it.
     stack_config(project / f"Pulumi.{args.stack}.yaml")
+    if args.command == "approve":
+        from release.promotion_cli import approve
+
+        return approve(args, project)
     scenario = getattr(args, "scenario", None)
     if scenario is not None:
         from rehearsal import SCENARIOS
@@ -200,6 +210,29 @@ def _main(args: argparse.Namespace) -> int:
             "and the next command re-applies the stack file if the cluster is behind it",
             file=sys.stderr,
         )
+        return 130
+
+
+def _promotion(args: argparse.Namespace, project: Path) -> int:
+    """`promote-through`, `history`, `path`: the service's path, over its stacks."""
+    from release import promotion_cli
+
+    if args.command == "path":
+        return promotion_cli.show_path(args, project)
+    if args.command == "history":
+        return promotion_cli.history(args, project)
+    try:
+        return promotion_cli.promote_through(args, project, lambda stack: _images(argparse.Namespace(offline=args.offline, stack=stack), project))
+    except Refused as error:
+        raise Usage(str(error)) from None
+    except LeaseHeld as error:
+        print(str(error), file=sys.stderr)
+        return 3
+    except (StackError, LedgerError, LeaseLost) as error:
+        print(f"promote-through {args.service} {args.tag}: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"\npromote-through {args.service} {args.tag}: interrupted; run it again to resume (`python -m release history --service {args.service}` says where it stands)", file=sys.stderr)
         return 130
 
 

@@ -107,6 +107,15 @@ class _Unguarded:
         return None
 
 
+@dataclass(frozen=True)
+class Watch:
+    """How a watch after a promotion ended."""
+
+    outcome: str  # healthy | rolled back | inconclusive | superseded | unwatched
+    reasons: tuple[str, ...]
+    seconds: float
+
+
 class ImageRefused(Refused):
     """The candidate image is not in the service's repository, could not be vetted, or its
     scan has findings at or above the service's threshold; nothing was written."""
@@ -147,6 +156,7 @@ class Driver:
         self.run_id = run_id or uuid.uuid4().hex[:12]
         self._test_url = test_url
         self.release_id: Optional[str] = None
+        self.vetted: Optional[ImageReport] = None  # the candidate's image, as this driver last vetted it
 
     # --- state: the stack file, and what the last successful update applied ----------
 
@@ -250,11 +260,13 @@ class Driver:
             self._record("vet", event="refused", tag=tag, reason=str(refused))
             raise
         self._record("vet", event="passed", tag=tag, image=report.image, digest=report.digest, scan=report.scan_status)
+        self.vetted = report
         return report
 
     def start(self, tag: str, first_weight: Optional[int] = None) -> None:
-        """canary: the first step (`first_weight`, default the ladder's first; 0 with a mirror);
-        blue-green: the candidate on the idle colour; rolling: the new tag. Only on a vetted image."""
+        """canary: the first step (`first_weight`, default the ladder's first; 0 with a mirror, or
+        for testers only: the header route reaches the canary, patients do not); blue-green: the
+        candidate on the idle colour; rolling: the new tag. Only on a vetted image."""
         self.release_id = self.release_id or uuid.uuid4().hex[:12]  # the vetting is the release's first audit line
         self.vet(tag)
         self._start(tag, first_weight)
@@ -262,7 +274,7 @@ class Driver:
     def _start(self, tag: str, first_weight: Optional[int] = None) -> None:
         settings = self.settings()
         rollout = self.config(settings).rollout
-        first = 0 if rollout.canary.mirror else (first_weight or rollout.canary.steps[0])
+        first = 0 if rollout.canary.mirror else (rollout.canary.steps[0] if first_weight is None else first_weight)
         self.release_id = self.release_id or uuid.uuid4().hex[:12]
         started = datetime.datetime.fromtimestamp(self.wall_clock(), datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         self._apply(actions.start(settings, self.service, tag, self.release_id, started, first), tag=tag, strategy=rollout.strategy)
@@ -325,9 +337,11 @@ class Driver:
 
     # --- run: the whole release -------------------------------------------------
 
-    def run(self, tag: str) -> ReleaseRun:
+    def run(self, tag: str, keep_replaced: bool = False) -> ReleaseRun:
         """The whole release, or the rest of the one in flight for `tag` (its record in the stack
-        file says where it stands)."""
+        file says where it stands). `keep_replaced`: a blue/green or rolling release that passes
+        stays in flight, the replaced version kept (blue/green: its colour at full size) for a
+        watch after it (`watch`), which completes it or rolls it back; a canary has nothing to keep."""
         self.reconcile()
         settings = self.settings()
         rollout = self.config(settings).rollout
@@ -348,9 +362,9 @@ class Driver:
             if run.strategy == "canary":
                 self._run_canary(run)
             elif run.strategy == "blue-green":
-                self._run_blue_green(run)
+                self._run_blue_green(run, keep_replaced)
             else:
-                self._run_rolling(run)
+                self._run_rolling(run, keep_replaced)
         except (StackError, LeaseLost) as error:
             run.outcome, run.message = "stopped", str(error)
         except KeyboardInterrupt:
@@ -459,6 +473,9 @@ class Driver:
             raise Refused(f"stack {settings.stack}, service {self.service}: another canary ({canary.tag}) is deployed: promote or abort it first")
         else:
             self.show(f"resuming {run.tag} at {canary.weight} %")
+            if canary.weight == 0 and canary.mirror is None:
+                # Parked for testers only (a verification suite ran on the header route): patients come now.
+                self.advance(weight_after(0))
 
         def on_move(move: str) -> None:
             if move == "promote":
@@ -472,7 +489,7 @@ class Driver:
         verdict = self._guarded(lambda: self._analysis_loop(run, comparison, history, "canary", on_move, progress))
         self._end(run, verdict, "rolled back", "promoted")
 
-    def _run_blue_green(self, run: ReleaseRun) -> None:
+    def _run_blue_green(self, run: ReleaseRun, keep_replaced: bool) -> None:
         settings = self.settings()
         if self.config(settings).rollout.in_flight is None:
             self._start(run.tag)
@@ -504,7 +521,87 @@ class Driver:
         else:
             self.switch(**{"smoke": "passed"})
         bake = self._guarded(lambda: self._analysis_loop(run, comparison, history, "bake", bake_seconds=rollout.analysis.bake_seconds))
-        self._end(run, bake, "switched back", "switched", actions.complete(self.settings(), self.service))
+        self._end(run, bake, "switched back", "switched", None if keep_replaced else actions.complete(self.settings(), self.service))
+
+    # --- after a promotion: the watch ---------------------------------------------
+
+    def serves(self, tag: str) -> bool:
+        """The stack file still has `tag` as the service's released version: a canary's stable with
+        nothing in flight, or the blue/green or rolling release of `tag` kept in flight for its watch."""
+        config = self.config()
+        in_flight = config.rollout.in_flight
+        if config.rollout.strategy == "canary":
+            return in_flight is None and config.tag == tag
+        return in_flight is not None and in_flight.tag == tag and (config.rollout.strategy != "blue-green" or actions.switched(self.settings(), self.service))
+
+    def watch(self, tag: str, previous: Optional[str], promoted_at: float, until: float, baseline_end: float) -> Watch:
+        """After a promotion, until `until` (wall-clock seconds): judge `tag` against `previous`'s
+        numbers from before its release (Prometheus's history of its `version` label up to
+        `baseline_end`), every interval, counting from `promoted_at`, so a watch resumed after a
+        restart judges everything since the promotion at once. A rollback verdict rolls the stage
+        back at once (`revert` after a canary; `abort` of a blue/green or rolling release kept in
+        flight, which switches back to the colour kept for the window). No usable data for
+        `maxInconclusiveSeconds` ends it "inconclusive" and the stage keeps the version: rolling
+        back blind would be a decision without evidence. A stack file that no longer serves `tag`
+        (a later release, a hand edit) ends it "superseded", untouched. At the end a release kept
+        in flight completes."""
+        started = self.clock()
+        if previous is None:
+            return self._watched(tag, Watch("unwatched", ("no previous version to compare with",), 0.0), complete=True)
+        settings = self.settings()
+        analysis, signals = self.config(settings).rollout.analysis, self.signals()
+        namespaces = plan_release(settings, self.service).namespaces
+        comparison = Comparison("version", tag, previous)
+        try:
+            history = self.metrics.history(namespaces, signals, "version", previous, analysis.baseline_seconds, max(float(analysis.interval_seconds), self.history_step), baseline_end)
+        except MetricsError as error:
+            self.show(f"{self.where}: no recorded numbers for {previous} ({error}): the watch judges on what it reads")
+            history = {}
+        state = judging_from(signals, analysis.alpha, history)
+        pacing = Pacing(analysis.max_inconclusive_seconds, analysis.min_step_requests, bake_seconds=math.inf)  # only a rollback or no data ends it early
+        previous_check: Check = {}
+        paced = Progress()
+        self._record("watch", event="started", tag=tag, previous=previous, until=until)
+        while True:
+            self.lease.check()
+            if not self.serves(tag):
+                return self._watched(tag, Watch("superseded", (f"the stack file no longer serves {tag}",), self.clock() - started))
+            left = until - self.wall_clock()
+            if left <= 0:
+                return self._watched(tag, Watch("healthy", (), self.clock() - started), complete=True)
+            last = self.clock()
+            self.sleep(min(float(analysis.interval_seconds), left))
+            now = self.clock()
+            try:
+                cumulative = self.metrics.read(namespaces, signals, "version", comparison.groups, self.wall_clock() - promoted_at, now - last)
+                decision, state = judge(state, since(cumulative, previous_check, signals), signals, analysis.beta, 1.0)
+                previous_check = cumulative
+            except MetricsError as error:
+                decision = Decision("hold", (f"inconclusive: metrics unavailable: {error}",), (), inconclusive=True)
+                now = self.clock()
+            self._record("analysis", phase="watch", verdict=decision.verdict, reasons=list(decision.reasons), gates=[g.__dict__ for g in decision.gates])
+            self.show(f"{self.where}: watch {now - started:5.0f}s -> {decision.verdict}" + (f" ({'; '.join(decision.reasons)})" if decision.reasons else ""))
+            move, paced = after_check(pacing, paced, decision, last, now, now - started, 100)
+            if move == "rollback":
+                reason = "watch: " + "; ".join(decision.reasons)
+                config = self.config()
+                action = actions.abort(self.settings(), self.service) if config.rollout.in_flight else actions.revert(self.settings(), self.service, previous)
+                self._apply(action, drift_check=False, reason=reason)
+                return self._watched(tag, Watch("rolled back", decision.reasons, now - started))
+            if move == "inconclusive":
+                return self._watched(tag, Watch("inconclusive", decision.reasons, now - started))
+
+    def complete_kept(self, reason: str) -> None:
+        """End a release kept in flight after it passed (`run(keep_replaced=True)`): its record goes,
+        blue/green's replaced colour shrinks to `idleReplicas`. Nothing kept: nothing to do."""
+        if self.config().rollout.in_flight is not None:
+            self._apply(actions.complete(self.settings(), self.service), reason=reason)
+
+    def _watched(self, tag: str, result: Watch, complete: bool = False) -> Watch:
+        if complete:
+            self.complete_kept(f"watched {result.seconds:.0f} s: {result.outcome}")
+        self._record("watch", event="ended", tag=tag, outcome=result.outcome, reasons=list(result.reasons))
+        return result
 
     def _smoke(self, settings: Settings) -> list[str]:
         base = self.test_url(settings)
@@ -536,7 +633,22 @@ class Driver:
         host = config.hosts[0] if config.hosts else rest.split("/")[0]
         return f"{scheme}://{host}:{settings.edge.test_port}{config.path_prefix or ''}"
 
-    def _run_rolling(self, run: ReleaseRun) -> None:
+    def verification_target(self, settings: Settings) -> tuple[str, str]:
+        """Where a verification suite reaches the candidate before patients do, and the header it
+        sends ("name: value", or ""): blue/green's test listener (`test_url`); for a canary, the
+        service's public address (its first host, else the `url` output's, under its
+        `pathPrefix`) with the testers' header. ("", ...) when the stack has no listener."""
+        config = self.config(settings)
+        if config.rollout.strategy == "blue-green":
+            return self.test_url(settings), ""
+        header = f"{config.rollout.canary.header.name}: {config.rollout.canary.header.value}"
+        if getattr(self.stack, "offline", False):
+            return "", header
+        scheme, _, rest = str(self.stack.outputs().get("url", "")).partition("://")
+        host = config.hosts[0] if config.hosts else rest.split("/")[0]
+        return f"{scheme}://{host}{config.path_prefix or ''}", header
+
+    def _run_rolling(self, run: ReleaseRun, keep_replaced: bool) -> None:
         settings = self.settings()
         config = self.config(settings)
         in_flight = config.rollout.in_flight
@@ -552,7 +664,7 @@ class Driver:
         else:
             self.show(f"resuming {run.tag} (replacing {previous}): baking")
         bake = self._guarded(lambda: self._analysis_loop(run, comparison, history, "bake", bake_seconds=config.rollout.analysis.bake_seconds))
-        self._end(run, bake, "rolled back", "promoted", actions.complete(self.settings(), self.service))
+        self._end(run, bake, "rolled back", "promoted", None if keep_replaced else actions.complete(self.settings(), self.service))
 
     def _guarded(self, loop: Callable[[], str]) -> str:
         """A failed `up` mid-release stops (traffic stays where it safely is) or, by flag, aborts."""

@@ -14,11 +14,17 @@ What it shows, top to bottom:
 - the gates at their last check against their thresholds;
 - the decisions: the audit entries of this release only (`entry["release"] == run.release_id`).
 
-`render` is pure: it reads the run, the audit entries and the catalogue, and returns the page.
+A release that is a stage of a promotion also has, right after its outcome, the promotion path:
+one row per stage with where the tag stands there (`release.evidence.StageRecord.describe`) and a
+link to that stage's report, and a link to the promotion's own page (`render_promotion`: the
+stages, a timeline of the stages on a clock axis, and every event of every stage).
+
+`render` and `render_promotion` are pure: they read what they are given and return the page.
 """
 
 from __future__ import annotations
 
+import datetime
 import html
 import io
 import itertools
@@ -26,6 +32,7 @@ import json
 import math
 import re
 import textwrap
+import urllib.parse
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional, Sequence, TypeGuard
 
@@ -33,6 +40,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+from matplotlib import dates as mdates  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
@@ -41,6 +49,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 from matplotlib.typing import RcKeyType  # noqa: E402
 
 from core.signals import CHAT_API, Signal  # noqa: E402
+from release.evidence import PROMOTED, SOAKED, StageRecord, duration, parse_time, stage_record  # noqa: E402
 from release.judge import GateView  # noqa: E402
 from release.record import Observation, ReleaseRun  # noqa: E402
 
@@ -185,15 +194,6 @@ def _number(value: Optional[float], digits: int = 2) -> str:
     if value is None:
         return "–"
     return f"{value:.{digits}f}".replace("-", "−") if math.isfinite(value) else str(value)
-
-
-def _duration(seconds: float) -> str:
-    seconds = max(0, int(round(seconds)))
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60:02d} s"
-    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
 def _weights(weights: Mapping[str, int]) -> str:
@@ -453,6 +453,246 @@ def _decisions_table(run: ReleaseRun, audit: Sequence[Mapping[str, Any]]) -> str
     return f'<table id="decisions"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
 
 
+# --- a promotion's stages ------------------------------------------------------------------
+
+PROMOTION_CSS = """
+tr.current td{background:#fff8e1}
+td.stage{font-weight:bold;white-space:nowrap}
+td.through{color:#1d5c2a}
+td.failed{color:#8a1c1c}
+"""
+STAGE_COLOURS = {"through": ACCEPT_COLOUR, "promoted": REFERENCE_COLOUR, "failed": ROLLBACK_COLOUR, "open": NO_DATA_COLOUR}
+WAITING_COLOUR, NOTE_COLOUR = "#fdd49e", "#555555"
+_BASE = ("time", "stack", "service", "tag", "event", "operator", "run")
+
+
+@dataclass(frozen=True)
+class StageLink:
+    stack: str
+    record: Optional[StageRecord]  # None: the tag never reached this stage
+    report: Optional[str]  # the file name of the stage's report, beside this one
+
+
+@dataclass(frozen=True)
+class PromotionLinks:
+    """A tag's promotion path, as the stages' reports and the promotion's page link it."""
+
+    service: str
+    tag: str
+    current: Optional[str]  # the stage the page is about (a stage's report), or where the promotion is
+    stages: tuple[StageLink, ...]  # in path order
+    index: str  # the promotion's page: `promotion_page(service, tag)`
+
+
+def promotion_page(service: str, tag: str) -> str:
+    return f"promotion-{service}-{tag}.html"
+
+
+def promotion_links(
+    service: str, tag: str, stages: Sequence[str], events_by_stage: Mapping[str, Sequence[Mapping[str, Any]]], current: Optional[str] = None,
+    reports: Optional[Mapping[str, str]] = None,
+) -> PromotionLinks:
+    """The links of `tag`'s promotion from each stage's evidence: a stage's report is the one its
+    `released` event names, or `reports[stage]` (a report written before its event is)."""
+    links = []
+    for stack in stages:
+        record = stage_record(events_by_stage.get(stack, ()), stack, tag)
+        recorded = record.released.report if record is not None and record.released is not None else None
+        links.append(StageLink(stack, record, (reports or {}).get(stack, recorded)))
+    return PromotionLinks(service, tag, current, tuple(links), promotion_page(service, tag))
+
+
+def _state(record: Optional[StageRecord]) -> str:
+    """through | promoted (still watched) | failed (rolled back, stopped, verification failed) | open."""
+    if record is None:
+        return "open"
+    if record.through:
+        return "through"
+    failed = (
+        record.stopped is not None
+        or (record.released is not None and record.released.outcome not in PROMOTED)
+        or (record.watched is not None and record.watched.outcome not in SOAKED)
+        or (record.verification is not None and not record.verification.passed)
+    )
+    return "failed" if failed else "promoted" if record.promoted else "open"
+
+
+def _standing(links: PromotionLinks) -> tuple[str, str]:
+    """The promotion's outcome in a few words, and its heading class."""
+    states = [(link.stack, _state(link.record)) for link in links.stages]
+    failed = next((stack for stack, state in states if state == "failed"), None)
+    if failed is not None:
+        return f"stopped at {failed}", "bad"
+    if states and all(state == "through" for _, state in states):
+        return f"through {states[-1][0]}", "good"
+    reached = [link for link in links.stages if link.record is not None]
+    if not reached:
+        return "not started", ""
+    last = reached[-1]
+    waiting = last.record is not None and last.record.requested is not None and not last.record.approvals and last.record.entered is None
+    return (f"waiting for an approval at {last.stack}" if waiting else f"at {last.stack}"), ""
+
+
+def _link(target: Optional[str], text: str) -> str:
+    """A link to a file beside this page (reports and the promotion's page share a directory)."""
+    if not target:
+        return html.escape(text)
+    return f'<a href="{html.escape(urllib.parse.quote(target))}">{html.escape(text)}</a>'
+
+
+def _path_table(links: PromotionLinks, here: str) -> str:
+    """One row per stage: where the tag stands there and its report. The current stage is marked
+    with `here`; in a stage's own report ("this report") its report cell does not link to itself."""
+    rows = []
+    for link in links.stages:
+        current = link.stack == links.current
+        said = link.record.describe() if link.record is not None else "never entered"
+        report = html.escape(here) if current and here == "this report" else _link(link.report, link.report or "–")
+        stage = html.escape(link.stack) + (f" ◀ {html.escape(here)}" if current else "")
+        rows.append(
+            ('<tr class="current">' if current else "<tr>")
+            + f'<td class="stage">{stage}</td><td class="{_state(link.record)}">{html.escape(said)}</td><td>{report}</td></tr>'
+        )
+    head = "".join(f"<th>{h}</th>" for h in ("stage", "where the tag stands", "report"))
+    return f'<table id="promotion"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+
+
+def _num(at: datetime.datetime) -> float:
+    """A time as matplotlib's date axis counts it."""
+    return float(mdates.date2num(at))
+
+
+def _span(record: StageRecord) -> tuple[datetime.datetime, datetime.datetime]:
+    """From entering the stage (or the first event) to the end of its watch (or its last event)."""
+    times = [parse_time(str(e["time"])) for e in record.events]
+    start = parse_time(record.entered) if record.entered else min(times)
+    end_at = (
+        record.watched.time if record.watched is not None
+        else record.stopped.time if record.stopped is not None
+        else record.watch_until if record.watch_until is not None
+        else None
+    )
+    end = parse_time(end_at) if end_at else max(times)
+    return start, max(end, start)
+
+
+def _timeline_figure(links: PromotionLinks) -> str:
+    reached = [link for link in links.stages if link.record is not None]
+    times = [parse_time(str(e["time"])) for link in reached if link.record for e in link.record.events]
+    times += [_span(link.record)[1] for link in reached if link.record]
+    low, high = (min(times), max(times)) if times else (datetime.datetime(2000, 1, 1, tzinfo=datetime.timezone.utc),) * 2
+    pad = max((high - low) * 0.05, datetime.timedelta(minutes=1))
+    rows = len(links.stages)
+    height = TOP_IN + BOTTOM_IN + 0.3 + 0.62 * rows
+    marks = {
+        "verified": ("o", ACCEPT_COLOUR, 7), "verification failed": ("X", ROLLBACK_COLOUR, 8), "released": ("^", REFERENCE_COLOUR, 7),
+        "rolled back": ("X", ROLLBACK_COLOUR, 9), "stopped": ("s", "#4d4d4d", 5), "approved": ("D", "#7b3294", 6),
+    }
+    with matplotlib.rc_context({**RC, "timezone": "UTC"}):
+        figure = Figure(figsize=(WIDTH, height))
+        figure.subplots_adjust(left=0.14, right=RIGHT, top=1 - TOP_IN / height, bottom=BOTTOM_IN / height)
+        ax = figure.add_subplot()
+        used: set[str] = set()
+
+        def mark(kind: str, at: datetime.datetime, y: float) -> None:
+            marker, colour, size = marks[kind]
+            ax.plot([_num(at)], [y], linestyle="none", marker=marker, markersize=size, color=colour, zorder=5 if kind == "stopped" else 4,
+                    label=None if kind in used else kind)
+            used.add(kind)
+
+        def note(text: str, at: datetime.datetime, y: float) -> None:
+            late = (at - low) > (high - low) * 0.6  # ends at its mark rather than run past the axis
+            ax.annotate(_mpl(textwrap.shorten(text, 48, placeholder=" …")), (_num(at), y), xytext=(0, 11), textcoords="offset points",
+                        fontsize=7, color=NOTE_COLOUR, ha="right" if late else "left", va="bottom")
+
+        for row, link in enumerate(links.stages):
+            record = link.record
+            if record is None:
+                ax.text(0.5, row, "never entered", transform=ax.get_yaxis_transform(), ha="center", va="center", color=NO_DATA_COLOUR)
+                continue
+            start, end = _span(record)
+            if record.requested is not None:
+                waited = parse_time(record.entered) if record.entered else end
+                ax.barh(row, _num(waited) - _num(parse_time(record.requested)), left=_num(parse_time(record.requested)),
+                        height=0.35, color=WAITING_COLOUR, label=None if "waiting" in used else "waiting for approval", zorder=2)
+                used.add("waiting")
+            if record.entered is not None:
+                state = _state(record)
+                ax.barh(row, max(_num(end) - _num(start), 0.0), left=_num(start), height=0.5,
+                        color=STAGE_COLOURS[state], alpha=0.35, edgecolor=STAGE_COLOURS[state], zorder=2,
+                        label=None if state in used else {"through": "through", "promoted": "watching", "failed": "stopped / rolled back", "open": "in progress"}[state])
+                used.add(state)
+            for approval in record.approvals:
+                mark("approved", parse_time(approval.time), row)
+                note(f"approved by {approval.by}: {approval.reason}", parse_time(approval.time), row)
+            for override in record.overrides:
+                note(f"override {override.gate} by {override.by}: {override.reason}", parse_time(override.time), row - 0.45)
+            if record.verification is not None:
+                mark("verified" if record.verification.passed else "verification failed", parse_time(record.verification.time), row)
+            if record.released is not None:
+                mark("released" if record.released.outcome in PROMOTED else "rolled back", parse_time(record.released.time), row)
+            if record.watched is not None and record.watched.outcome == "rolled back":
+                mark("rolled back", parse_time(record.watched.time), row)
+            if record.stopped is not None:
+                mark("stopped", parse_time(record.stopped.time), row)
+        locator = mdates.AutoDateLocator(tz=datetime.timezone.utc)
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=datetime.timezone.utc))
+        ax.set_xlim(_num(low - pad), _num(high + pad))
+        ax.set_ylim(rows - 0.4, -0.8)  # the first stage on top, room above it for its notes
+        ax.set_yticks(range(rows), [_mpl(link.stack) for link in links.stages])
+        ax.grid(True, axis="x", color="#e6e6e6", linewidth=0.6)
+        ax.set_axisbelow(True)
+        ax.set_xlabel("time (UTC)")
+        _legend(ax)
+        figure.text(0.01, 1 - 0.12 / height, _mpl(f"{links.tag} of {links.service} through its stages"), ha="left", va="top", fontsize=10, fontweight="bold")
+        return _svg(figure, "timeline", f"The promotion of {links.tag}: each stage from entering it to the end of its watch, against time (UTC)")
+
+
+def _events_table(links: PromotionLinks) -> str:
+    """Every stage's events of the tag, in time order (path order within a second)."""
+    events = sorted(
+        ((str(e.get("time", "")), index, link.stack, e) for index, link in enumerate(links.stages) if link.record for e in link.record.events),
+        key=lambda item: (item[0], item[1]),
+    )
+    rows = []
+    for time, _, stack, entry in events:
+        details = [
+            _link(str(value), f"report: {value}") if key == "report" and value else html.escape(_detail(key, value))
+            for key, value in entry.items() if key not in _BASE
+        ]
+        rows.append(
+            f'<tr><td class="time">{html.escape(time)}</td><td class="stage">{html.escape(stack)}</td><td>{html.escape(str(entry.get("event", "")))}</td>'
+            f'<td>{html.escape(str(entry.get("operator", "")))}</td><td class="details">{"<br>".join(details)}</td></tr>'
+        )
+    head = "".join(f"<th>{h}</th>" for h in ("time", "stage", "event", "who", "details"))
+    return f'<table id="events"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+
+
+def render_promotion(links: PromotionLinks) -> str:
+    """The promotion's own page (`links.index`): where the tag stands at each stage, its timeline,
+    and every event, linking each stage's report. Self-contained like a stage's report."""
+    standing, outcome_class = _standing(links)
+    path = " → ".join(link.stack for link in links.stages)
+    heading = f'<h1>{html.escape(links.tag)} of {html.escape(links.service)}, {html.escape(path)}: <span class="outcome {outcome_class}">{html.escape(standing)}</span></h1>'
+    digests = sorted({link.record.digest for link in links.stages if link.record and link.record.digest})
+    runs = list(dict.fromkeys(str(e.get("run")) for link in links.stages if link.record for e in link.record.events))
+    facts = [f"digest {', '.join(digests) if digests else 'unknown'}", f"run{'s' if len(runs) != 1 else ''} {', '.join(runs) or '–'}"]
+    body = [heading, f'<p class="summary">{" · ".join(html.escape(f) for f in facts)}</p>', "<h2>Stages</h2>", _path_table(links, "now")]
+    if any(link.record for link in links.stages):
+        body.append("<h2>Timeline</h2>")
+        body.append(
+            f'<figure id="timeline" class="plot">{_timeline_figure(links)}<figcaption>Each stage from entering it to the end of its watch '
+            "(its last event while it runs); the lighter bar before it: waiting for an approval. Marks: the verification suite, the release, "
+            "rollbacks and stops; notes: approvals and overrides with their reasons.</figcaption></figure>"
+        )
+        body.append("<h2>Events</h2>")
+        body.append(_events_table(links))
+    else:
+        body.append('<p class="note">No stage has evidence of this tag yet.</p>')
+    return _page(f"{links.tag} of {links.service}: {standing}", CSS + PROMOTION_CSS, body)
+
+
 # --- the page ------------------------------------------------------------------------------
 
 
@@ -465,8 +705,9 @@ def _slug(text: str, taken: set[str]) -> str:
     return slug
 
 
-def render(run: ReleaseRun, audit: Sequence[dict], signals: Sequence[Signal] = CHAT_API) -> str:
-    """The report of one release run as a self-contained HTML page."""
+def render(run: ReleaseRun, audit: Sequence[dict], signals: Sequence[Signal] = CHAT_API, promotion: Optional[PromotionLinks] = None) -> str:
+    """The report of one release run as a self-contained HTML page; with `promotion`, a stage of
+    a promotion path, whose section links the other stages' reports and the promotion's page."""
     observations = run.observations
     what = f"{run.tag or 'release'}" + (f" of {run.service}" if run.service else "")
     name = f"{what} on {run.stack}" if run.stack else (run.tag or f"release {run.release_id}")
@@ -479,12 +720,19 @@ def render(run: ReleaseRun, audit: Sequence[dict], signals: Sequence[Signal] = C
     facts = [
         f"strategy {run.strategy or '–'}",
         f"release {run.release_id}",
-        f"duration {_duration(end)}",
+        f"duration {duration(end)}",
         f"{len(observations)} check{'s' if len(observations) != 1 else ''}",
         f"weights at the last check: {_weights(observations[-1].weights) if observations else '–'}",
     ]
     summary = f'<p class="summary">{" · ".join(html.escape(f) for f in facts)}</p>'
     body = [heading, summary]
+    if promotion is not None:
+        body.append("<h2>Promotion path</h2>")
+        body.append(
+            f'<p class="note">{html.escape(promotion.tag)} of {html.escape(promotion.service)} through {html.escape(" → ".join(s.stack for s in promotion.stages))}: '
+            f"each stage's report, and {_link(promotion.index, 'the whole promotion')} (its timeline and every event).</p>"
+        )
+        body.append(_path_table(promotion, "this report"))
 
     if observations:
         changes = _step_changes(observations)
@@ -520,8 +768,11 @@ def render(run: ReleaseRun, audit: Sequence[dict], signals: Sequence[Signal] = C
 
     body.append("<h2>Decisions</h2>")
     body.append(_decisions_table(run, audit))
-    title = f"{name}: {run.outcome}"
+    return _page(f"{name}: {run.outcome}", CSS + (PROMOTION_CSS if promotion is not None else ""), body)
+
+
+def _page(title: str, css: str, body: Sequence[str]) -> str:
     return (
         '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{html.escape(title)}</title><style>{CSS}</style></head>\n<body>\n" + "\n".join(body) + "\n</body></html>\n"
+        f"<title>{html.escape(title)}</title><style>{css}</style></head>\n<body>\n" + "\n".join(body) + "\n</body></html>\n"
     )

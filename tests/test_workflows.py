@@ -16,10 +16,10 @@ def lint(*files: Path) -> subprocess.CompletedProcess:
 
 
 def test_every_workflow_passes_actionlint():
-    assert {w.name for w in WORKFLOWS} == {"preview.yml", "deploy.yml", "up.yml", "release.yml"}
+    assert {w.name for w in WORKFLOWS} == {"preview.yml", "deploy.yml", "up.yml", "release.yml", "promote.yml", "approve.yml"}
     result = lint(*WORKFLOWS)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "4 workflow files, 0 problems" in result.stdout
+    assert f"{len(WORKFLOWS)} workflow files, 0 problems" in result.stdout
 
 
 def test_actionlint_does_find_problems(tmp_path):
@@ -86,3 +86,34 @@ def test_the_release_targets_pass_the_service_and_keep_offline_rehearsals():
         assert make(target, "STACK=staging", "SERVICE=triage-api", "TAG=v1.1.0")[:4] == [target, "staging", "--service", "triage-api"]
     assert make("status", "STACK=staging") == ["status", "staging", "--prometheus", "http://127.0.0.1:9090"], "status of every service"
     assert make("deploy", "STACK=staging", "SERVICE=triage-api") == ["deploy", "staging"], "a deploy is the whole stack's"
+
+
+def test_promotions_run_on_the_default_branch_one_per_service_through_the_makefile():
+    promote = yaml.safe_load((ROOT / ".github/workflows/promote.yml").read_text())
+    inputs = promote[True]["workflow_dispatch"]["inputs"]
+    assert {"service", "tag", "override", "reason"} <= set(inputs) and inputs["tag"]["required"] is True
+    assert promote["concurrency"] == {"group": "promote-${{ inputs.service }}", "cancel-in-progress": False}, "one promotion of a service at a time, never cancelled half-way"
+    assert promote["permissions"]["contents"] == "write", "ledger and evidence commits are pushed"
+    steps = promote["jobs"]["promote"]["steps"]
+    assert steps[0]["with"]["ref"] == "${{ github.event.repository.default_branch }}"
+    reach = next(s["run"] for s in steps if s.get("name") == "Reach each stage's Prometheus")
+    assert "python -m release path --service" in reach, "the stages come from the stack files, as the driver reads them"
+    script = next(s["run"] for s in steps if s.get("name") == "Promote")
+    assert 'make promote-through SERVICE="${SERVICE}" TAG="${TAG}"' in script
+    approve = yaml.safe_load((ROOT / ".github/workflows/approve.yml").read_text())
+    job = approve["jobs"]["approve"]
+    assert job["environment"] == "${{ inputs.stack }}", "the stage's environment protection applies to its approvals"
+    assert next(s for s in job["steps"] if s.get("name") == "Approve")["env"]["CAREPATH_OPERATOR"] == "${{ github.actor }}", "the approver is who dispatched it"
+
+
+def test_the_promotion_targets_pass_overrides_reasons_and_each_stage_prometheus():
+    assert make("promote-through", "SERVICE=triage-api", "TAG=v2.0.0", "OVERRIDE=freeze soak", "REASON=hotfix INC-1", "TO=staging",
+                "PROMETHEUS_OF=demo=http://127.0.0.1:9091 staging=http://127.0.0.1:9092") == [
+        "promote-through", "--service", "triage-api", "--tag", "v2.0.0", "--prometheus", "http://127.0.0.1:9090",
+        "--prometheus-of", "demo=http://127.0.0.1:9091", "--prometheus-of", "staging=http://127.0.0.1:9092",
+        "--override", "freeze", "--override", "soak", "--reason", '"$REASON"', "--to", "staging",
+    ]
+    rehearsal = make("promote-through", "TAG=v2.0.0", "SCENARIO=bad-model")
+    assert rehearsal[:3] == ["promote-through", "--service", "chat-api"] and "--offline" in rehearsal and rehearsal[rehearsal.index("--scenario") + 1] == "bad-model"
+    assert make("approve", "STACK=production", "TAG=v2.0.0", "REASON=ok") == ["approve", "production", "--tag", "v2.0.0", "--reason", '"$REASON"']
+    assert make("history", "SERVICE=triage-api") == ["history", "--service", "triage-api"]

@@ -6,7 +6,7 @@ full key, the value and what is allowed. Nothing here imports Pulumi: `program.l
 reads the values from the Pulumi runtime, the release driver from the stack file.
 
 By concern: `fields` (one type per kind of value), `service` (`services.<name>`: image, pods,
-release, route), `platform` (cluster, edge, mesh, monitoring), `rules` (rules across keys),
+release, route, promotion), `platform` (cluster, edge, mesh, monitoring), `rules` (rules across keys),
 `errors` (how a problem reads), `stack` (`Settings` and `parse`).
 
 Decisions, where the design leaves room:
@@ -27,6 +27,10 @@ Decisions, where the design leaves room:
   as `cluster.deletionProtection`, which could opt a stack out): there the settings refuse one
   replica, `maxUnavailable` other than 0, no `edge.certificateArn`, and an API endpoint or test
   listener whose CIDRs together cover every IPv4 address. The pack keeps these as a second line.
+- A freeze window's bounds are strings in one of three forms (daily "HH:MM", weekly "ddd HH:MM",
+  dated "YYYY-MM-DD HH:MM") in the window's IANA zone, not YAML timestamps, which would lose the
+  zone; there is no "24:00" (a window ending at midnight ends at 00:00 and wraps), and a recurring
+  window whose end equals its start is refused, as one that never closes.
 - CIDR lists are IPv4 only: the ALB's security group rules and EKS's public access list take
   IPv4 blocks, so an IPv6 block (`::/0` the widest) is refused rather than half-applied.
 """
@@ -38,15 +42,19 @@ from core.settings.service import (
     COLOURS,
     STRATEGIES,
     AnalysisSettings,
+    ApprovalSettings,
     AutoscalingSettings,
     BlueGreenSettings,
     CanarySettings,
+    FreezeSettings,
     HeaderSettings,
     MirrorSettings,
+    PromotionSettings,
     RollingSettings,
     RolloutSettings,
     ServiceSettings,
     SignalSettings,
+    VerifySettings,
 )
 from core.settings.stack import SECTIONS, Settings, UnknownService, parse
 
@@ -56,15 +64,18 @@ __all__ = [
     "SECTIONS",
     "STRATEGIES",
     "AnalysisSettings",
+    "ApprovalSettings",
     "AutoscalingSettings",
     "BlueGreenSettings",
     "CanarySettings",
     "ClusterSettings",
     "EdgeSettings",
+    "FreezeSettings",
     "HeaderSettings",
     "MeshSettings",
     "MirrorSettings",
     "MonitoringSettings",
+    "PromotionSettings",
     "ReceiverSettings",
     "RollingSettings",
     "RolloutSettings",
@@ -74,5 +85,6 @@ __all__ = [
     "SignalSettings",
     "ThresholdSettings",
     "UnknownService",
+    "VerifySettings",
     "parse",
 ]

@@ -4,10 +4,14 @@ built from these."""
 
 from __future__ import annotations
 
+import datetime
+import functools
 import ipaddress
 import itertools
 import re
-from typing import Annotated, Union
+import zoneinfo
+from dataclasses import dataclass
+from typing import Annotated, Literal, Optional, Union
 
 from pydantic import AfterValidator, ConfigDict
 from pydantic.alias_generators import to_camel
@@ -206,3 +210,100 @@ def _template(value: str) -> str:
 
 
 Template = Annotated[str, AfterValidator(_template)]
+
+
+# --- promotion --------------------------------------------------------------
+
+
+StackName = Annotated[str, matching(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", "a stack name such as staging")]
+OperatorName = Annotated[str, matching(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}", "an operator name such as ana or ana@example.org")]
+WindowName = Annotated[str, matching(r"[a-z0-9][a-z0-9 ._-]{0,63}", "a window name such as year-end (lowercase letters, digits, ' ', '.', '_', '-'; at most 64)")]
+
+
+def _argument(value: str) -> str:
+    if not value:
+        raise problem("is empty: every argument of the command is a non-empty string")
+    return value
+
+
+def _command(value: tuple) -> tuple:
+    if not value:
+        raise problem("is empty: list the command and its arguments, e.g. [python, -m, pytest, -q, verify]")
+    return value
+
+
+Command = Annotated[tuple[Annotated[str, AfterValidator(_argument)], ...], AfterValidator(_command)]
+
+
+@functools.cache
+def _zone_names() -> frozenset[str]:
+    # The names the zone database lists (the OS's, else the tzdata package's), not any file
+    # zoneinfo would open: `localtime` is the machine's own zone, another one on each machine.
+    return frozenset(zoneinfo.available_timezones() - {"localtime"})
+
+
+def _time_zone(value: str) -> str:
+    if value not in _zone_names():
+        raise problem("is not an IANA time zone such as Europe/London (or UTC)")
+    return value
+
+
+TimeZone = Annotated[str, AfterValidator(_time_zone)]
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+WallKind = Literal["daily", "weekly", "dated"]
+
+
+@dataclass(frozen=True)
+class WallTime:
+    """A freeze window's bound as written: daily "HH:MM", weekly "ddd HH:MM" or dated
+    "YYYY-MM-DD HH:MM", a wall-clock time in the window's zone."""
+
+    kind: WallKind
+    hour: int
+    minute: int
+    weekday: Optional[int] = None  # weekly: 0 is mon
+    day: Optional[datetime.date] = None  # dated
+
+    @property
+    def minutes(self) -> int:
+        """Minutes into its period: the day (daily) or the week from mon 00:00 (weekly)."""
+        return (self.weekday or 0) * 1440 + self.hour * 60 + self.minute
+
+
+_WALL_FORMS = "a time such as 22:00 (daily), fri 16:00 (weekly) or 2026-12-23 00:00 (dated)"
+
+
+def wall_time(value: str) -> WallTime:
+    """`value` read as a freeze window's bound; a ValueError says what is wrong with it."""
+    match = re.fullmatch(r"(?:(?P<weekday>[A-Za-z]{3})|(?P<date>\d{4}-\d\d-\d\d)) (?P<hour>\d\d):(?P<minute>\d\d)|(?P<h>\d\d):(?P<m>\d\d)", value, re.ASCII)
+    if not match:
+        raise ValueError(f"is not {_WALL_FORMS}")
+    hour, minute = int(match["hour"] or match["h"]), int(match["minute"] or match["m"])
+    # No 24:00: a window that ends at midnight ends at 00:00, which wraps to the next day.
+    if hour > 23:
+        raise ValueError(f"has hour {hour:02d}; hours are 00..23 (midnight is 00:00)")
+    if minute > 59:
+        raise ValueError(f"has minute {minute:02d}; minutes are 00..59")
+    if match["weekday"]:
+        if match["weekday"] not in WEEKDAYS:
+            raise ValueError(f"has weekday {match['weekday']!r}; weekdays are {' '.join(WEEKDAYS)} (lower case)")
+        return WallTime("weekly", hour, minute, weekday=WEEKDAYS.index(match["weekday"]))
+    if match["date"]:
+        try:
+            day = datetime.date.fromisoformat(match["date"])
+        except ValueError:
+            raise ValueError(f"has {match['date']}, which is not a day of the calendar") from None
+        return WallTime("dated", hour, minute, day=day)
+    return WallTime("daily", hour, minute)
+
+
+def _wall_time(value: str) -> str:
+    try:
+        wall_time(value)
+    except ValueError as error:
+        raise problem(str(error)) from None
+    return value
+
+
+WallTimeText = Annotated[str, AfterValidator(_wall_time)]

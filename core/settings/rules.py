@@ -74,6 +74,7 @@ def cross_section_problems(parsed: Mapping[str, Any], routers: Mapping[str, Rout
             if production:
                 problems += _production_service_problems(name, service)
             problems += _router_problems(name, service, mesh, routers)
+            problems += _promotion_problems(name, service, stack)
             if edge is not None and service.rollout.strategy == "blue-green" and not edge.test_cidrs:
                 problems.append(
                     f"{NAMESPACE}:edge.testCidrs is required for blue-green ({service_key(name, 'rollout.strategy')}): the CIDRs "
@@ -342,6 +343,35 @@ def _service_problems(name: str, service: ServiceSettings) -> list[str]:
             f"{service_key(name, 'rollout.canary.tag')}: {rollout.canary.tag!r} is already the stable {service_key(name, 'tag')}; "
             "a canary must be a different version (promotion sets the tag and removes canary.tag)"
         )
+    return problems
+
+
+def _promotion_problems(name: str, service: ServiceSettings, stack: str) -> list[str]:
+    """What a stage of the service's promotion path cannot mean on this stack; the path across
+    stacks is `core.promotion`'s to check."""
+    promotion = service.promotion
+    if promotion is None:
+        return []
+    problems: list[str] = []
+    if promotion.after == stack:
+        problems.append(
+            f"{service_key(name, 'promotion.after')}: {stack!r} is this stack itself; name the stage this one takes tags from, "
+            "or remove the key on the first stage"
+        )
+    if promotion.verify is not None and service.rollout.strategy == "rolling":
+        problems.append(
+            f"{service_key(name, 'promotion.verify')}: a rolling release has no way to reach the candidate before patients "
+            f"(no tester header, no test listener): use canary or blue-green on this stack ({service_key(name, 'rollout.strategy')}), "
+            "or drop verify"
+        )
+    names = [window.name for window in promotion.freeze]
+    for index, window in enumerate(promotion.freeze):
+        if window.name in names[:index]:
+            problems.append(f"{service_key(name, f'promotion.freeze[{index}].name')}: {window.name!r} is listed twice; give each window its own name")
+    approvers = promotion.approval.approvers
+    for index, approver in enumerate(approvers):
+        if approver in approvers[:index]:
+            problems.append(f"{service_key(name, f'promotion.approval.approvers[{index}]')}: {approver!r} is listed twice")
     return problems
 
 

@@ -6,13 +6,14 @@ import typing
 from dataclasses import field
 from typing import Annotated, Literal, Optional
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, ValidationInfo, field_validator
 from pydantic.dataclasses import dataclass
 
 from core.images import Severity
 from core.settings.fields import (
     SECTION,
     Cidr,
+    Command,
     Count,
     Fraction,
     HeaderName,
@@ -21,6 +22,7 @@ from core.settings.fields import (
     Hostname,
     ImageTag,
     MirrorPaths,
+    OperatorName,
     PathPrefix,
     Percent,
     Port,
@@ -29,12 +31,17 @@ from core.settings.fields import (
     RepositoryName,
     ServiceName,
     SignalName,
+    StackName,
     Steps,
     Surge,
     Template,
+    TimeZone,
+    WallTimeText,
+    WindowName,
     between,
     matching,
     problem,
+    wall_time,
 )
 
 Strategy = Literal["rolling", "canary", "blue-green"]
@@ -232,6 +239,61 @@ class EgressSettings:
 
 
 @dataclass(frozen=True, config=SECTION)
+class FreezeSettings:
+    """One freeze window: nothing enters the stage while it is open. The form of `start` decides its
+    kind: daily "HH:MM", weekly "ddd HH:MM" (mon..sun) or dated "YYYY-MM-DD HH:MM"; `end` has the
+    same form. Daily and weekly windows wrap (end before start: to the next day or week); end equal
+    to start is refused, as a window that never closes. Times are wall-clock times in `timeZone`
+    (`core.freeze` says how a time the clock skips or shows twice is read)."""
+
+    name: WindowName  # said in messages ("year-end")
+    start: WallTimeText
+    end: WallTimeText
+    time_zone: TimeZone
+
+    @field_validator("end")
+    @classmethod
+    def _after_start(cls, end: str, info: ValidationInfo) -> str:
+        if "start" not in info.data:  # start has its own problem
+            return end
+        first, last = wall_time(info.data["start"]), wall_time(end)
+        if first.kind != last.kind:
+            raise problem(f"is a {last.kind} time but start is {first.kind}: both bounds take one form")
+        if first.kind == "dated" and (last.day, last.minutes) <= (first.day, first.minutes):
+            raise problem(f"is not after start {info.data['start']!r}")
+        if first.kind != "dated" and last.minutes == first.minutes:
+            raise problem(f"equals start: the {first.kind} window would never close")
+        return end
+
+
+@dataclass(frozen=True, config=SECTION)
+class ApprovalSettings:
+    required: bool = False
+    approvers: tuple[OperatorName, ...] = ()  # empty: anyone but the operator who promotes
+
+
+@dataclass(frozen=True, config=SECTION)
+class VerifySettings:
+    """The suite run against the candidate before it takes patients' traffic (argv, no shell)."""
+
+    command: Command
+    timeout_seconds: Annotated[int, between(10, 7200)] = 900
+
+
+@dataclass(frozen=True, config=SECTION)
+class PromotionSettings:
+    """`services.<name>.promotion`: this stack as a stage of the service's promotion path
+    (`core.promotion`), which the stages' `after` links together, first to last."""
+
+    after: Optional[StackName] = None  # the stage this one takes tags from; None: the first stage
+    soak_seconds: Annotated[int, between(0, 2_592_000)] = 0  # healthy time here after promotion before a tag may leave
+    watch_seconds: Annotated[int, between(0, 604_800)] = 600  # after promotion: a regression against the replaced version rolls back
+    approval: ApprovalSettings = field(default_factory=ApprovalSettings)
+    freeze: tuple[FreezeSettings, ...] = ()
+    verify: Optional[VerifySettings] = None
+
+
+@dataclass(frozen=True, config=SECTION)
 class ServiceSettings:
     """`carepath:services.<name>`: one service, its ECR repository, its release and its route.
 
@@ -261,6 +323,7 @@ class ServiceSettings:
     calls: tuple[ServiceName, ...] = ()
     egress: tuple[EgressSettings, ...] = ()
     image_scan: ImageScanSettings = field(default_factory=ImageScanSettings)
+    promotion: Optional[PromotionSettings] = None  # absent: in no promotion path on this stack
 
     @property
     def entry_kind(self) -> EntryKind:

@@ -5,6 +5,7 @@ scraping it, and another service beside it, computes the release's queries, NaN 
 
 from __future__ import annotations
 
+import json
 import math
 import socket
 import time
@@ -20,7 +21,7 @@ import rehearsal.prometheus as launcher
 from core.observability import namespace_matcher, selectors
 from core.signals import render
 from rehearsal import SCENARIOS, Behaviour, SyntheticService, TrackLoad, free_port, query, running_prometheus, wait_for_series
-from rehearsal.exporter import TOKEN_BUCKETS, TPOT_BUCKETS, TTFT_BUCKETS
+from rehearsal.exporter import HEALTHY, TOKEN_BUCKETS, TPOT_BUCKETS, TTFT_BUCKETS
 
 STABLE, CANDIDATE = "v1.0.0", "v2.0.0"
 HALVES = [TrackLoad("stable", STABLE, 50, 2), TrackLoad("canary", CANDIDATE, 50, 1)]
@@ -299,6 +300,149 @@ def test_a_failing_split_surfaces_when_the_service_stops():
     time.sleep(0.3)
     with pytest.raises(RuntimeError, match="failed: 'rollout.canary.weight'"):
         service.stop()
+
+
+# --- answering requests ---------------------------------------------------------------------------
+
+TESTER = {"x-version": "canary"}
+DARK_CANARY = [TrackLoad("stable", STABLE, 100, 2), TrackLoad("canary", CANDIDATE, 0, 1)]
+
+
+def chat(url: str, headers: dict[str, str] | None = None, triage: bool = False) -> tuple[int, dict]:
+    request = urllib.request.Request(
+        f"{url}/v1/chat",
+        data=json.dumps({"messages": [{"role": "user", "content": "Is a fever of 38.5 dangerous?"}], "triage": triage}).encode(),
+        headers={"Content-Type": "application/json", **(headers or {})},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def health(url: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(urllib.request.Request(f"{url}/healthz", headers=headers or {}), timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def test_the_tester_header_reaches_the_canary_at_weight_zero_and_nothing_else_does():
+    with SyntheticService("ns", CANDIDATE, "good", lambda: DARK_CANARY) as service:
+        answers = [chat(service.url, TESTER) for _ in range(5)]
+        assert {(status, body["version"], body["track"]) for status, body in answers} == {(200, CANDIDATE, "canary")}
+        status, body = answers[0]
+        assert body["answer"].strip() and body["finish_reason"] == "stop" and "triage" not in body
+        assert {chat(service.url)[1]["version"] for _ in range(20)} == {STABLE}
+        # Another value of the header is no tester's: it goes where the weights say.
+        assert {chat(service.url, {"x-version": "stable"})[1]["version"] for _ in range(5)} == {STABLE}
+
+
+def test_another_tester_header_is_honoured():
+    with SyntheticService("ns", CANDIDATE, "good", lambda: DARK_CANARY, header=("x-canary", "always")) as service:
+        assert chat(service.url, {"x-canary": "always"})[1]["version"] == CANDIDATE
+        assert chat(service.url, TESTER)[1]["version"] == STABLE
+
+
+def test_without_the_header_versions_answer_by_weight():
+    loads = [TrackLoad("stable", STABLE, 70, 2), TrackLoad("canary", CANDIDATE, 30, 1)]
+    service = SyntheticService("ns", CANDIDATE, "good", loads.copy, seed=5)
+    answering = [service.answering(tester=False) for _ in range(2000)]
+    assert sum(load.version == CANDIDATE for load in answering if load) / 2000 == pytest.approx(0.3, abs=0.04)
+
+
+def test_a_triage_request_gets_an_outcome_drawn_from_the_versions_triage_success():
+    service = SyntheticService("ns", CANDIDATE, "bad-model", lambda: DARK_CANARY, seed=11)
+    canary = DARK_CANARY[1]
+    outcomes = [service.chat(canary, {"messages": [{"role": "user", "content": "chest pain"}], "triage": True})[1]["triage"] for _ in range(2000)]
+    assert {outcome["outcome"] for outcome in outcomes} == {"success", "failure"}
+    assert sum(outcome["outcome"] == "success" for outcome in outcomes) / 2000 == pytest.approx(0.85, abs=0.03)
+
+
+@pytest.mark.parametrize("request_body", [None, {}, {"messages": []}, {"messages": [{"role": "user"}]}, {"messages": "hello"}])
+def test_a_malformed_chat_request_is_refused(request_body: object):
+    status, body = SyntheticService("ns", CANDIDATE, "good", lambda: DARK_CANARY).chat(DARK_CANARY[0], request_body)
+    assert status == 400 and "messages" in str(body["error"])
+
+
+def test_a_healthy_version_never_fails_a_request_even_where_its_traffic_has_5xx():
+    # `errors` answers a tenth of its simulated traffic 500; a verification suite must not be flaky.
+    with SyntheticService("ns", CANDIDATE, "errors", lambda: DARK_CANARY) as service:
+        assert {chat(service.url, TESTER)[0] for _ in range(50)} == {200}
+        assert health(service.url, TESTER)[0] == 200
+
+
+def test_a_broken_candidate_fails_every_request_and_its_health_check():
+    with SyntheticService("ns", CANDIDATE, "broken", lambda: DARK_CANARY) as service:
+        status, body = chat(service.url, TESTER)
+        assert status == 500 and CANDIDATE in body["error"]
+        assert health(service.url, TESTER)[0] == 503
+        assert chat(service.url)[0] == 200  # stable, without the header
+        assert health(service.url)[0] == 503  # the scenario's health, as the smoke checks read it
+    broken = simulate("broken")
+    assert error_share(broken, "canary") == 1.0
+    assert error_share(broken, "stable") < 0.015
+
+
+def test_the_test_listener_answers_as_the_candidate_only():
+    blue_green = [TrackLoad("blue", STABLE, 100, 2), TrackLoad("green", CANDIDATE, 0, 2)]
+    loads = list(blue_green)
+    with SyntheticService("ns", CANDIDATE, "good", lambda: loads) as service:
+        assert service.test_url.startswith("http://127.0.0.1:") and service.test_url != service.url
+        status, body = chat(service.test_url)
+        assert (status, body["version"], body["track"]) == (200, CANDIDATE, "green")
+        assert chat(service.test_url, triage=True)[1]["triage"]["outcome"] in ("success", "failure")
+        assert health(service.test_url) == (200, "ok\n")
+        assert chat(service.url)[1]["version"] == STABLE
+        with pytest.raises(urllib.error.HTTPError, match="404"):
+            urllib.request.urlopen(f"{service.test_url}/metrics", timeout=5)
+        loads[:] = [TrackLoad("blue", STABLE, 100, 2)]  # no candidate deployed
+        assert health(service.test_url) == (503, "no candidate deployed\n")
+        request = urllib.request.Request(f"{service.test_url}/v1/chat", data=b"{}", headers={"Content-Type": "application/json"})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=5)
+        assert refused.value.code == 503 and refused.value.read() == b"no candidate deployed\n"
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"{service.test_url}/healthz", timeout=2)
+
+
+def test_the_test_listener_reaches_a_broken_candidate():
+    with SyntheticService("ns", CANDIDATE, "broken", lambda: DARK_CANARY) as service:
+        assert chat(service.test_url)[0] == 500
+        assert health(service.test_url)[0] == 503
+
+
+def test_a_candidate_that_regresses_after_promotion_is_healthy_until_promoted():
+    loads = [TrackLoad("stable", STABLE, 50, 2), TrackLoad("canary", CANDIDATE, 50, 1)]
+    service = SyntheticService("ns", CANDIDATE, "regresses-after-promotion", lambda: loads, requests_per_second=1000, seed=7)
+
+    def counts() -> tuple[float, float, float, float]:
+        """The candidate's 5xx, 200s, complaints and conversations so far."""
+        return (
+            app(service, "http_requests_total", "canary", status="500"),
+            app(service, "http_requests_total", "canary", status="200"),
+            app(service, "carepath_complaints_total", "canary"),
+            app(service, "carepath_conversations_total", "canary"),
+        )
+
+    for _ in range(20):
+        service.step(1.0)
+    failed, answered, complaints, conversations = counts()
+    assert failed / (failed + answered) < 0.015
+    assert complaints / conversations == pytest.approx(0.02, abs=0.008)
+    scenario = SCENARIOS["regresses-after-promotion"]
+    assert service.behaviour(CANDIDATE) is scenario
+
+    service.promoted()
+    assert service.behaviour(CANDIDATE) is scenario.after_promotion and service.behaviour(STABLE) is HEALTHY
+    for _ in range(20):
+        service.step(1.0)
+    after = [now - then for now, then in zip(counts(), (failed, answered, complaints, conversations), strict=True)]
+    assert after[0] / (after[0] + after[1]) == pytest.approx(0.1, abs=0.015)
+    assert after[2] / after[3] == pytest.approx(0.05, abs=0.012)
+    assert error_share(service, "stable") < 0.015  # stable is untouched
 
 
 # --- the Prometheus launcher -----------------------------------------------------------------------

@@ -4,14 +4,17 @@ only this release's decisions, escaped text, and nothing loaded from outside the
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import matplotlib.pyplot as plt
 import pytest
 
 from core.signals import CHAT_API
+from release.evidence import stage_record
 from release.judge import GateView
 from release.record import Observation, ReleaseRun
-from release.report import render
+from release.report import PromotionLinks, StageLink, promotion_links, render, render_promotion
+from tests.release.test_evidence import event, good_attempt
 
 TRIAGE_FAILURE = "triage-success: candidate 0.15 against 0.05; evidence 7.10 >= 4.60 (phi 1.20)"
 
@@ -190,3 +193,114 @@ def test_a_run_without_checks_still_reports():
     page = render(run, [{"time": "t", "operator": "bob", "action": "stopped", "release": "run-empty-3", "error": "metrics down"}], CHAT_API)
     assert re.search(r"<h1>.*switched back.*metrics unavailable</h1>", page)
     assert "<svg" not in page and "0 checks" in page and "metrics down" in page
+
+
+# --- a promotion's stages ------------------------------------------------------------------
+
+
+def _promotion(current: str | None = "staging", watched: str = "rolled back") -> PromotionLinks:
+    """demo through, staging promoted then rolled back by its watch (or healthy), production never entered."""
+    events = good_attempt(stack="demo", start=0) + good_attempt(start=10)[:-1] + [
+        event("watched", "16:22:01", outcome=watched, reasons=["analysis: triage-success 0.85 against 0.97"] if watched != "healthy" else [], seconds=108.0),
+    ]
+    by_stage = {stack: [e for e in events if e["stack"] == stack] for stack in ("demo", "staging")}
+    return promotion_links("chat-api", "v2.0.0", ["demo", "staging", "production"], by_stage, current=current)
+
+
+def _found(pattern: str, page: str) -> str:
+    """The first group of `pattern`'s first match in the page (which must have one)."""
+    match = re.search(pattern, page, flags=re.S)
+    assert match is not None, pattern
+    return match.group(1)
+
+
+def _rows(table: str) -> list[list[str]]:
+    return [re.findall(r"<td[^>]*>(.*?)</td>", row) for row in re.findall(r"<tr[^>]*>(.*?)</tr>", table, flags=re.S) if "<td" in row]
+
+
+def test_a_stages_report_links_the_other_stages_and_the_promotion():
+    run = _rolled_back()
+    page = render(run, _audit(run), promotion=_promotion())
+    assert page.index("<h2>Promotion path</h2>") < page.index("<h2>Traffic</h2>"), "right after the outcome"
+    table = _found(r'<table id="promotion">(.*?)</table>', page)
+    demo, staging, production = _rows(table)
+    assert demo == ["demo", "promoted 16:10:12Z (canary), watched 20 s: healthy", '<a href="release-demo-v2.0.0.html">release-demo-v2.0.0.html</a>']
+    assert staging[0] == "staging ◀ this report" and staging[2] == "this report", "the current stage does not link to itself"
+    assert staging[1].startswith("promoted 16:20:12Z (canary), rolled back 16:22:01Z by its watch")
+    assert production == ["production", "never entered", "–"]
+    assert '<tr class="current"><td class="stage">staging' in table
+    assert re.findall(r'href="([^"#][^"]*)"', page) == ["promotion-chat-api-v2.0.0.html", "release-demo-v2.0.0.html"]
+
+
+def test_a_report_written_before_its_event_is_linked_by_name():
+    events = good_attempt(stack="demo", start=0)
+    links = promotion_links("chat-api", "v2.0.0", ["demo", "staging"], {"demo": events}, current="staging", reports={"staging": "release-staging-next.html"})
+    assert [(s.stack, s.report) for s in links.stages] == [("demo", "release-demo-v2.0.0.html"), ("staging", "release-staging-next.html")]
+    assert links.index == "promotion-chat-api-v2.0.0.html" and links.current == "staging"
+
+
+def test_without_a_promotion_the_report_has_no_path():
+    run = _rolled_back()
+    page = render(run, _audit(run))
+    assert "Promotion path" not in page and "tr.current" not in page
+
+
+def test_the_promotion_page_has_a_timeline_on_a_time_axis():
+    page = render_promotion(_promotion())
+    figure = _found(r'<figure id="timeline" class="plot">(.*?)</figure>', page)
+    assert figure.count("<svg") == 1
+    texts = re.findall(r"<text[^>]*>([^<]*)</text>", figure)
+    assert "16:10" in texts and "16:20" in texts, "tick labels are times of day"
+    assert "time (UTC)" in texts and {"demo", "staging", "production"} <= set(texts)
+    assert "never entered" in texts and "approved by bob: change 42 signed off" in texts
+    assert "override freeze by alice: hotfix for CVE-2026-1" in texts
+    assert {"verified", "released", "rolled back", "waiting for approval", "through", "stopped / rolled back"} <= set(texts), "the legend"
+
+
+def test_the_promotion_page_lists_every_event_and_links_every_report():
+    links = _promotion()
+    page = render_promotion(links)
+    heading = re.sub(r"<[^>]+>", "", _found(r"<h1>(.*?)</h1>", page))
+    assert heading == "v2.0.0 of chat-api, demo → staging → production: stopped at staging"
+    rows = _rows(_found(r'<table id="events">(.*?)</table>', page))
+    assert len(rows) == sum(len(link.record.events) for link in links.stages if link.record) == 14
+    assert [r[0] for r in rows] == sorted(r[0] for r in rows)
+    assert rows[0][:4] == ["2026-11-28T16:00:00Z", "demo", "requested", "alice"]
+    assert any(r[2] == "approved" and r[3] == "bob" and "reason: change 42 signed off" in r[4] for r in rows)
+    assert re.findall(r'href="([^"#][^"]*)"', page) == [
+        "release-demo-v2.0.0.html", "release-staging-v2.0.0.html",  # the stages table
+        "release-demo-v2.0.0.html", "release-staging-v2.0.0.html",  # their `released` events
+    ]
+    assert "staging ◀ now" in page
+
+
+def test_the_promotion_pages_outcome():
+    def standing(*stages: StageLink) -> str:
+        page = render_promotion(PromotionLinks("chat-api", "v2.0.0", None, stages, "promotion-chat-api-v2.0.0.html"))
+        return _found(r'<span class="outcome[^"]*">(.*?)</span>', page)
+
+    demo, staging = _promotion(watched="healthy").stages[:2]
+    production = StageLink("production", stage_record(good_attempt(stack="production"), "production", "v2.0.0"), None)
+    assert standing(demo, staging, production) == "through production"
+    skipped = StageLink("staging", stage_record(good_attempt()[:-1] + [event("watched", "16:40:13", outcome="skipped", reasons=["soak overridden"], seconds=0.0)],
+                                                "staging", "v2.0.0"), None)
+    assert standing(demo, skipped, production) == "through production", "the next stage took it by overriding the soak"
+    assert standing(demo, StageLink("staging", stage_record(good_attempt()[:4], "staging", "v2.0.0"), None)) == "at staging"
+    assert standing(demo, StageLink("staging", stage_record([event("requested", "16:30:00")], "staging", "v2.0.0"), None)) == "waiting for an approval at staging"
+    assert standing(*_promotion().stages) == "stopped at staging"
+    assert standing(StageLink("demo", None, None)) == "not started"
+    assert "No stage has evidence" in render_promotion(PromotionLinks("chat-api", "v2.0.0", None, (StageLink("demo", None, None),), "p.html"))
+
+
+def test_the_promotion_page_is_self_contained_escaped_and_repeatable():
+    links = _promotion()
+    hostile = replace(links, tag='v2<script>"', stages=(StageLink("demo", stage_record(
+        [event("approved", "16:00:00", tag='v2<script>"', reason="<b>$x$</b>")], "demo", 'v2<script>"'), 'x"><script>.html'),))
+    page = render_promotion(hostile)
+    assert "<script" not in page and "<b>" not in page
+    assert 'href="x%22%3E%3Cscript%3E.html"' in page
+    first = render_promotion(links)
+    assert first == render_promotion(links)
+    assert "<link" not in first and "src=" not in first and "<?xml" not in first
+    ids = re.findall(r'\bid="([^"]+)"', first)
+    assert len(ids) == len(set(ids))

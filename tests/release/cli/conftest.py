@@ -34,6 +34,7 @@ from typing import Any, Callable, Iterator, NamedTuple, Optional
 
 import pytest
 
+from core.paths import UNSET
 from core.release import ReleaseState, release_state
 from core.settings import SettingsError
 from core.signals import CHAT_API
@@ -211,10 +212,37 @@ def make_project(path: Path) -> Project:
     path.mkdir(parents=True, exist_ok=True)
     for name in PROJECT_FILES:
         shutil.copyfile(ROOT / name, path / name)
+    shutil.copytree(ROOT / "verify", path / "verify")  # the suite the stages' `verify.command` runs
     for name, (base, changes) in FAST_STACKS.items():
         shutil.copyfile(ROOT / f"Pulumi.{base}.yaml", path / f"Pulumi.{name}.yaml")
-        StackFile(path / f"Pulumi.{name}.yaml").write(changes)
+        # A copy of a stage would branch chat-api's promotion path: the fast stacks are in none.
+        StackFile(path / f"Pulumi.{name}.yaml").write({**changes, "services.chat-api.promotion": UNSET})
     return Project(path)
+
+
+# A promotion rehearsal's project: the repository's path (demo -> staging -> production) with
+# production open every day (its weekend freeze would make a test depend on the weekday) and a
+# short warm-up; `changes` (stack -> keys) adjust it per test.
+REHEARSAL_ENV = {"CAREPATH_REHEARSAL_WARM_UP": "10"}
+OPEN_PRODUCTION = {"production": {"services.chat-api.promotion.freeze": []}}
+
+
+def promotion_project(path: Path, changes: Optional[dict[str, dict[str, Any]]] = None) -> Project:
+    project = make_project(path)
+    for stack, keys in {**OPEN_PRODUCTION, **(changes or {})}.items():
+        StackFile(path / f"Pulumi.{stack}.yaml").write(keys)
+    return project
+
+
+def evidence(project: Project, stack: str, service: str = "chat-api") -> list[dict[str, Any]]:
+    """The stage's evidence as the offline stack's ledger keeps it."""
+    path = project.workspace(stack) / "evidence" / stack / f"{service}.jsonl"
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()] if path.exists() else []
+
+
+def promote(project: Project, *args: str, operator: str = OPERATOR, timeout: float = 600) -> Result:
+    """`promote-through --service chat-api --offline ARGS` (a scenario among them)."""
+    return project.cli("promote-through", "--service", "chat-api", *args, env={**REHEARSAL_ENV, "CAREPATH_OPERATOR": operator}, timeout=timeout)
 
 
 @pytest.fixture(scope="session")
