@@ -580,7 +580,8 @@ class Driver:
                 decision = Decision("hold", (f"inconclusive: metrics unavailable: {error}",), (), inconclusive=True)
                 now = self.clock()
             self._record("analysis", phase="watch", verdict=decision.verdict, reasons=list(decision.reasons), gates=[g.__dict__ for g in decision.gates])
-            self.show(f"{self.where}: watch {now - started:5.0f}s -> {decision.verdict}" + (f" ({'; '.join(decision.reasons)})" if decision.reasons else ""))
+            said = "regression" if decision.verdict == "rollback" else "no data" if decision.inconclusive else "healthy"
+            self.show(f"{self.where}: watch {now - started:5.0f}s -> {said}" + (f" ({'; '.join(decision.reasons)})" if said != "healthy" else ""))
             move, paced = after_check(pacing, paced, decision, last, now, now - started, 100)
             if move == "rollback":
                 reason = "watch: " + "; ".join(decision.reasons)

@@ -3,6 +3,7 @@ every update) and metrics simulated from the stack's own weights."""
 
 from __future__ import annotations
 
+import json
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -525,3 +526,52 @@ def test_a_resumed_release_is_not_vetted_again(offline, tmp_path, fake_time):
     driver_for(stack, SimulatedMetrics(stack, GOOD), tmp_path, fake_time).start("v2.0.0")
     resumed = Driver(stack, SimulatedMetrics(stack, GOOD), AuditLog(tmp_path / "audit.jsonl", "staging"), Unreachable(), clock=fake_time.clock, sleep=fake_time.sleep, show=lambda line: None)
     assert resumed.run("v2.0.0").outcome == "promoted", "its image was vetted when it started"
+
+
+# --- the watch after a promotion (release.promotion calls it) -------------------------------
+
+
+def test_a_regression_in_a_canarys_watch_reverts_stable_to_the_tag_it_replaced(offline, tmp_path, fake_time):
+    stack = offline("staging")
+    released = driver_for(stack, SimulatedMetrics(stack, GOOD), tmp_path, fake_time).run("v2.0.0")
+    assert released.outcome == "promoted" and chat_api(stack)["tag"] == "v2.0.0"
+    promoted_at = fake_time.clock()
+    watcher = driver_for(stack, SimulatedMetrics(stack, BAD), tmp_path, fake_time, wall_clock=fake_time.clock)
+
+    watched = watcher.watch("v2.0.0", "v1.4.0", promoted_at, promoted_at + 600, promoted_at - 1000)
+
+    assert watched.outcome == "rolled back" and any("errors" in reason for reason in watched.reasons)
+    assert watched.seconds < 600, "at once, not at the window's end"
+    assert chat_api(stack)["tag"] == "v1.4.0" and "inFlight" not in chat_api(stack)["rollout"]
+    entries = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    assert ("revert", "applied") in [(e["action"], e.get("event")) for e in entries]
+
+
+def test_a_blue_green_release_kept_for_its_watch_completes_once_watched_healthy(offline, tmp_path):
+    time = FakeTime()
+    stack = offline("production")
+    driver = driver_for(stack, SimulatedMetrics(stack, GOOD), tmp_path, time, wall_clock=time.clock, http_get=lambda url: 200, test_url="http://test")
+    released = driver.run("v2.0.0", keep_replaced=True)
+    assert released.outcome == "switched" and chat_api(stack)["rollout"]["inFlight"]["tag"] == "v2.0.0", "the replaced colour is kept"
+    assert driver.serves("v2.0.0")
+
+    watched = driver.watch("v2.0.0", "v1.4.0", time.clock(), time.clock() + 120, time.clock() - 600)
+
+    assert (watched.outcome, watched.reasons) == ("healthy", ())
+    assert "inFlight" not in chat_api(stack)["rollout"] and chat_api(stack)["rollout"]["blueGreen"]["active"] == "green"
+
+
+def test_a_rolling_release_kept_for_its_watch_is_aborted_to_the_previous_tag_on_a_regression(offline, tmp_path, fake_time):
+    stack = offline("demo")
+    assert driver_for(stack, SimulatedMetrics(stack, GOOD), tmp_path, fake_time).run("v2.0.0", keep_replaced=True).outcome == "promoted"
+    watcher = driver_for(stack, SimulatedMetrics(stack, BAD), tmp_path, fake_time, wall_clock=fake_time.clock)
+    watched = watcher.watch("v2.0.0", "v1.4.0", fake_time.clock(), fake_time.clock() + 600, fake_time.clock() - 600)
+    assert watched.outcome == "rolled back" and chat_api(stack)["tag"] == "v1.4.0" and "inFlight" not in chat_api(stack)["rollout"]
+
+
+def test_a_watch_of_a_version_the_stack_no_longer_serves_is_superseded_and_touches_nothing(offline, tmp_path, fake_time):
+    stack = offline("demo")
+    driver = driver_for(stack, SimulatedMetrics(stack, BAD), tmp_path, fake_time, wall_clock=fake_time.clock)
+    before = stack.config()
+    watched = driver.watch("v2.0.0", "v1.4.0", fake_time.clock(), fake_time.clock() + 600, fake_time.clock())
+    assert watched.outcome == "superseded" and stack.config() == before and len(stack.plans) == 1
