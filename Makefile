@@ -106,7 +106,8 @@ release: $(VENV)/.installed
 ## Promotion: one tag through the service's path (the stacks whose Pulumi.<stack>.yaml has
 ## services.<service>.promotion), each stage with its own strategy and judge:
 ## make promote-through SERVICE=chat-api TAG=v2.0.0 (OFFLINE=1 SCENARIO=good|bad-model|broken|regresses-after-promotion|...
-## rehearses every stage on the offline stacks against a synthetic service and a real Prometheus each);
+## rehearses every stage on the offline stacks against a synthetic service and a real Prometheus each; the
+## stages keep their state between promotions, RESET=1 starts them over from the stack files);
 ## OVERRIDE="freeze soak previous-stage" REASON="hotfix INC-1234" lifts gates (recorded); TO=staging stops there;
 ## PROMETHEUS_OF="staging=http://127.0.0.1:9091 production=http://127.0.0.1:9092" names each stage's Prometheus.
 ## make approve STACK=production TAG=v2.0.0 REASON="..." lets a tag into a stage that needs an approval;
@@ -114,7 +115,7 @@ release: $(VENV)/.installed
 promote-through: $(VENV)/.installed
 	@$(if $(TAG),,$(error make promote-through needs TAG=<image tag>))
 	@$(if $(SCENARIO),scripts/ensure-prometheus)
-	$(PY) -m release promote-through --service $(or $(SERVICE),chat-api) --tag $(TAG) $(OFFLINE_FLAG) $(if $(SCENARIO),--scenario $(SCENARIO)) --prometheus $(PROMETHEUS) $(foreach s,$(PROMETHEUS_OF),--prometheus-of $(s)) $(foreach g,$(OVERRIDE),--override $(g)) $(if $(REASON),--reason "$$REASON") $(if $(MAX_WAIT),--max-wait $(MAX_WAIT)) $(if $(FROM),--from $(FROM)) $(if $(TO),--to $(TO))
+	$(PY) -m release promote-through --service $(or $(SERVICE),chat-api) --tag $(TAG) $(OFFLINE_FLAG) $(if $(SCENARIO),--scenario $(SCENARIO)) --prometheus $(PROMETHEUS) $(foreach s,$(PROMETHEUS_OF),--prometheus-of $(s)) $(foreach g,$(OVERRIDE),--override $(g)) $(if $(REASON),--reason "$$REASON") $(if $(MAX_WAIT),--max-wait $(MAX_WAIT)) $(if $(FROM),--from $(FROM)) $(if $(TO),--to $(TO)) $(if $(RESET),--reset)
 
 approve: $(VENV)/.installed
 	@$(if $(TAG),,$(error make approve needs TAG=<image tag>))

@@ -99,7 +99,7 @@ def start(settings: Settings, service: str, tag: str, release_id: str, started: 
                 key(service, "rollout.canary.replicas"): canary_replicas(config.replicas, first_weight),
                 record: _record(release_id, tag, config.tag, started),
             },
-            f"canary {tag} at {first_weight} %" + (" (shadow)" if first_weight == 0 else ""),
+            f"canary {tag} at {first_weight} %" + ((" (shadow)" if rollout.canary.mirror else " (testers only)") if first_weight == 0 else ""),
         )
     if rollout.strategy == "blue-green":
         if rollout.blue_green.green_weight is not None:

@@ -387,6 +387,8 @@ def history_lines(service: str, stages: Sequence[str], events_by_stage: Mapping[
             lines.append(f"  {stack:<{width}}  {day}  {record.describe()}" + (f"  [{', '.join(notes)}]" if notes else ""))
             at = _clock(record.start)
             lines += [f"      override {o.gate} by {o.by} {at(o.time)}: {o.reason}" for o in record.overrides]
-            lines += [f"      approved by {a.by} {at(a.time)}: {a.reason}" for a in record.approvals]
+            promoter = next((str(e.get("operator")) for e in reversed(record.events) if e.get("event") == "entered"), None)
+            own = " (not counted: the promoter's own)"  # four eyes: the entry rule ignores it
+            lines += [f"      approved by {a.by} {at(a.time)}: {a.reason}" + (own if a.by == promoter else "") for a in record.approvals]
     return lines
 

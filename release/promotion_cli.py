@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import json
 import os
 import uuid
 from pathlib import Path
@@ -49,6 +48,7 @@ def add_commands(commands: Any, common: argparse.ArgumentParser, one_service: ar
     through = commands.add_parser("promote-through", help=text, description=text, parents=[service])
     through.add_argument("--tag", required=True, help="the image tag to promote")
     through.add_argument("--scenario", help="with --offline: each stage against a synthetic version of the service and a real Prometheus on loopback")
+    through.add_argument("--reset", action="store_true", help="with --offline: start every stage's rehearsal over from its stack file (its evidence too)")
     through.add_argument("--prometheus", default="http://127.0.0.1:9090", help="every stage's Prometheus, unless --prometheus-of names its own")
     through.add_argument("--prometheus-of", action="append", default=[], metavar="STACK=URL", help="one stage's Prometheus (repeat per stage)")
     through.add_argument("--override", action="append", default=[], choices=OVERRIDABLE, help="lift a gate (a hotfix); needs --reason; recorded")
@@ -109,14 +109,6 @@ def _evidence(project: Path, stack: str, service: str, offline: bool) -> Evidenc
     return EvidenceStore(project, stack, service)
 
 
-def _has_events(project: Path, stack: str, service: str, tag: str) -> bool:
-    """The offline stage already holds evidence of `tag` (a promotion to resume, an approval)."""
-    path = _workspace(project, stack) / "evidence" / stack / f"{service}.jsonl"
-    if not path.is_file():
-        return False
-    return any(json.loads(line).get("tag") == tag for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
-
-
 # --- the commands --------------------------------------------------------------------
 
 
@@ -173,6 +165,8 @@ def promote_through(args: argparse.Namespace, project: Path, images: Callable[[s
         raise Usage("--offline promotes on the rehearsal's stacks: name a --scenario (the synthetic service each stage judges)")
     if args.scenario is not None and not args.offline:
         raise Usage("--scenario rehearses against a synthetic service: use it with --offline")
+    if args.reset and not args.offline:
+        raise Usage("--reset starts an offline rehearsal over: use it with --offline")
     if args.offline:
         path = rehearsal_pace(path)
     prometheus_of = dict(_stack_url(item, path) for item in args.prometheus_of)
@@ -226,9 +220,9 @@ def _stack(args: argparse.Namespace, project: Path, name: str, path: PromotionPa
     from rehearsal.run import pace
     from release.stacks import OfflineStack
 
-    # A rehearsal starts each stage over from its stack file, unless the stage holds evidence of this
-    # tag already (a promotion to resume, an approval given ahead).
-    return OfflineStack(name, project, pace(args.service), reset=not _has_events(project, name, args.service, args.tag))
+    # The rehearsal's stages keep their state between promotions, as real stacks do (tag after tag,
+    # each replacing the last one promoted); --reset starts them over from their stack files.
+    return OfflineStack(name, project, pace(args.service), reset=args.reset)
 
 
 def rehearsal_pace(path: PromotionPath) -> PromotionPath:

@@ -600,10 +600,12 @@ def _timeline_figure(links: PromotionLinks) -> str:
                     label=None if kind in used else kind)
             used.add(kind)
 
-        def note(text: str, at: datetime.datetime, y: float) -> None:
+        def note(text: str, at: datetime.datetime, y: float, line: int) -> None:
+            """A note on the row's line `line`: 0, 1, ... above its bar (approvals), -1, -2, ... below it (overrides)."""
             late = (at - low) > (high - low) * 0.6  # ends at its mark rather than run past the axis
-            ax.annotate(_mpl(textwrap.shorten(text, 48, placeholder=" …")), (_num(at), y), xytext=(0, 11), textcoords="offset points",
-                        fontsize=7, color=NOTE_COLOUR, ha="right" if late else "left", va="bottom")
+            offset = 11 + 9 * line if line >= 0 else -11 + 9 * (line + 1)
+            ax.annotate(_mpl(textwrap.shorten(text, 48, placeholder=" …")), (_num(at), y), xytext=(0, offset), textcoords="offset points",
+                        fontsize=7, color=NOTE_COLOUR, ha="right" if late else "left", va="bottom" if line >= 0 else "top")
 
         for row, link in enumerate(links.stages):
             record = link.record
@@ -622,11 +624,11 @@ def _timeline_figure(links: PromotionLinks) -> str:
                         color=STAGE_COLOURS[state], alpha=0.35, edgecolor=STAGE_COLOURS[state], zorder=2,
                         label=None if state in used else {"through": "through", "promoted": "watching", "failed": "stopped / rolled back", "open": "in progress"}[state])
                 used.add(state)
-            for approval in record.approvals:
+            for line, approval in enumerate(record.approvals):
                 mark("approved", parse_time(approval.time), row)
-                note(f"approved by {approval.by}: {approval.reason}", parse_time(approval.time), row)
-            for override in record.overrides:
-                note(f"override {override.gate} by {override.by}: {override.reason}", parse_time(override.time), row - 0.45)
+                note(f"approved by {approval.by}: {approval.reason}", parse_time(approval.time), row, line)
+            for line, override in enumerate(record.overrides):
+                note(f"override {override.gate} by {override.by}: {override.reason}", parse_time(override.time), row, -1 - line)
             if record.verification is not None:
                 mark("verified" if record.verification.passed else "verification failed", parse_time(record.verification.time), row)
             if record.released is not None:

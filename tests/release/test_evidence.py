@@ -214,6 +214,17 @@ def test_history_names_a_second_attempt_and_a_digest_that_differs() -> None:
     assert lines[3] == "  staging  2026-11-28  entered 16:20:00Z  [attempt 2, digest sha256:bbb DIFFERS]"
 
 
+def test_history_marks_the_promoters_own_approval_as_not_counted() -> None:
+    staging = [
+        event("approved", "16:00:00", operator="alice", by="alice", reason="mine"),
+        event("approved", "16:01:00", operator="bob", by="bob", reason="checked"),
+        event("entered", "16:02:00", operator="alice"),
+    ]
+    lines = history_lines("chat-api", ["staging"], {"staging": staging})
+    assert "      approved by alice 16:00:00Z: mine (not counted: the promoter's own)" in lines
+    assert "      approved by bob 16:01:00Z: checked" in lines
+
+
 def test_history_without_evidence_says_so() -> None:
     assert history_lines("chat-api", ["demo", "staging"], {}) == [
         "chat-api: demo -> staging", "no evidence yet: no tag has been through any stage",
