@@ -363,6 +363,15 @@ def test_smoke_checks_follow_the_services_rule_on_the_test_listener(tmp_path, en
     assert driver_for(Real(), None, tmp_path, FakeTime()).test_url(settings) == "https://edge-1234.us-east-1.elb.amazonaws.com:8443", "the default service: the load balancer's host"
 
 
+def test_a_verification_suite_reaches_a_canary_on_the_testers_header_and_blue_green_on_the_test_listener(tmp_path):
+    triage = {"hosts": ["triage.example.org"], "pathPrefix": "/v2", "rollout": {"strategy": "canary", "canary": {"header": {"name": "x-tester", "value": "yes"}}}, "tag": "v1.0.0"}
+    staging = settings_of(apply_changes(StackFile(ROOT / "Pulumi.staging.yaml").config(), {"services.triage-api": triage}), "staging")
+    canary = driver_for(Real(), None, tmp_path, FakeTime(), service="triage-api").verification_target(staging)
+    assert canary == ("https://triage.example.org/v2", "x-tester: yes"), "the public rule, not the test listener: the header picks the canary"
+    production = settings_of(StackFile(ROOT / "Pulumi.production.yaml").config(), "production")
+    assert driver_for(Real(), None, tmp_path, FakeTime()).verification_target(production) == ("https://edge-1234.us-east-1.elb.amazonaws.com:8443", "")
+
+
 def test_an_offline_stack_has_no_test_listener(offline, tmp_path):
     stack = offline("production")
     checked = []
