@@ -59,7 +59,7 @@ def test_a_stage_needing_an_approval_waits_for_one_from_someone_else(tmp_path):
     project = promotion_project(tmp_path / "project", {"demo": {"services.chat-api.promotion.approval": {"required": True}}})
     process = project.spawn("promote-through", "--service", "chat-api", "--tag", "v2.0.0", "--scenario", "good", "--to", "demo", "--max-wait", "300")
     try:
-        wait_until(lambda: any(e["event"] == "requested" for e in evidence(project, "demo")), 120, "the promotion asks for an approval")
+        wait_until(lambda: any(e["event"] == "requested" for e in evidence(project, "demo")), 240, "the promotion asks for an approval")
         assert project.state("demo").audit == [], "nothing released before the approval"
 
         own = project.cli("approve", "demo", "--tag", "v2.0.0", "--reason", "looks fine")
