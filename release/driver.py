@@ -543,8 +543,10 @@ class Driver:
         flight, which switches back to the colour kept for the window). No usable data for
         `maxInconclusiveSeconds` ends it "inconclusive" and the stage keeps the version: rolling
         back blind would be a decision without evidence. A stack file that no longer serves `tag`
-        (a later release, a hand edit) ends it "superseded", untouched. At the end a release kept
-        in flight completes."""
+        (a later release, a hand edit) ends it "superseded", untouched. It says "healthy" only once
+        the window is over and at least two checks had data (one alone never decides: a watch
+        resumed after its window judges it then, and a watch without data ends inconclusive). At
+        the end a release kept in flight completes."""
         started = self.clock()
         if previous is None:
             return self._watched(tag, Watch("unwatched", ("no previous version to compare with",), 0.0), complete=True)
@@ -562,15 +564,18 @@ class Driver:
         previous_check: Check = {}
         paced = Progress()
         self._record("watch", event="started", tag=tag, previous=previous, until=until)
+        # A watch resumed after its window still judges it before it says healthy: two checks at least,
+        # since the judge never decides on one check alone (a burst cannot).
+        checks = 0
         while True:
             self.lease.check()
             if not self.serves(tag):
                 return self._watched(tag, Watch("superseded", (f"the stack file no longer serves {tag}",), self.clock() - started))
             left = until - self.wall_clock()
-            if left <= 0:
+            if left <= 0 and checks >= 2:
                 return self._watched(tag, Watch("healthy", (), self.clock() - started), complete=True)
             last = self.clock()
-            self.sleep(min(float(analysis.interval_seconds), left))
+            self.sleep(min(float(analysis.interval_seconds), left) if left > 0 else float(analysis.interval_seconds))
             now = self.clock()
             try:
                 cumulative = self.metrics.read(namespaces, signals, "version", comparison.groups, self.wall_clock() - promoted_at, now - last)
@@ -579,6 +584,7 @@ class Driver:
             except MetricsError as error:
                 decision = Decision("hold", (f"inconclusive: metrics unavailable: {error}",), (), inconclusive=True)
                 now = self.clock()
+            checks += 0 if decision.inconclusive else 1
             self._record("analysis", phase="watch", verdict=decision.verdict, reasons=list(decision.reasons), gates=[g.__dict__ for g in decision.gates])
             said = "regression" if decision.verdict == "rollback" else "no data" if decision.inconclusive else "healthy"
             self.show(f"{self.where}: watch {now - started:5.0f}s -> {said}" + (f" ({'; '.join(decision.reasons)})" if said != "healthy" else ""))

@@ -584,3 +584,14 @@ def test_a_watch_of_a_version_the_stack_no_longer_serves_is_superseded_and_touch
     before = stack.config()
     watched = driver.watch("v2.0.0", "v1.4.0", fake_time.clock(), fake_time.clock() + 600, fake_time.clock())
     assert watched.outcome == "superseded" and stack.config() == before and len(stack.plans) == 1
+
+
+def test_a_watch_resumed_after_its_window_judges_it_before_it_says_healthy(offline, tmp_path, fake_time):
+    stack = offline("demo")
+    assert driver_for(stack, SimulatedMetrics(stack, GOOD), tmp_path, fake_time).run("v2.0.0", keep_replaced=True).outcome == "promoted"
+    fake_time.now += 3600  # the promotion's process died; rerun an hour later, its window long over
+    metrics = SimulatedMetrics(stack, BAD)
+    watcher = driver_for(stack, metrics, tmp_path, fake_time, wall_clock=fake_time.clock)
+    watched = watcher.watch("v2.0.0", "v1.4.0", fake_time.clock() - 3600, fake_time.clock() - 3000, fake_time.clock() - 4000)
+    assert watched.outcome == "rolled back" and metrics.calls >= 2, "never healthy unjudged"
+    assert chat_api(stack)["tag"] == "v1.4.0"
