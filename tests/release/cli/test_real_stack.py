@@ -6,6 +6,7 @@ offline plan engine and keeps its outputs, as Pulumi keeps a successful update's
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from pathlib import Path
@@ -15,11 +16,13 @@ import pytest
 from pulumi import automation as auto
 
 from core.release import ReleaseState
+from core.signals import CHAT_API
 from offline.harness import ROOT, run_stack
 from rehearsal.images import RehearsalImages
 from release.__main__ import main
 from release.ecr import EcrImages
 from release.lease import GitRefLeaseStore, acquire
+from release.stackfile import StackFile
 from tests.release.conftest import git
 
 pytestmark = pytest.mark.usefixtures("hermetic_git")
@@ -29,8 +32,8 @@ LEASE_REF = "refs/carepath/leases/staging/chat-api"
 class EvaluatedStack:
     """`auto.Stack` as the driver uses it: `up` evaluates the clone's stack file offline."""
 
-    def __init__(self, project: Path, failing: bool = False):
-        self.project, self.failing = project, failing
+    def __init__(self, project: Path, failing: bool = False, name: str = "staging"):
+        self.project, self.failing, self.name = project, failing, name
         self.updates: list[Any] = []
         self.policy_packs: Optional[list[str]] = None
 
@@ -38,10 +41,10 @@ class EvaluatedStack:
         self.policy_packs = policy_packs
         if self.failing:
             raise auto.CommandError(auto.CommandResult(stdout="", stderr="error: the update failed", code=1))
-        self.updates.append(run_stack("staging", stack_file_path=self.project / "Pulumi.staging.yaml").outputs)
+        self.updates.append(run_stack(self.name, stack_file_path=self.project / f"Pulumi.{self.name}.yaml").outputs)
 
     def outputs(self):
-        outputs = self.updates[-1] if self.updates else run_stack("staging").outputs
+        outputs = self.updates[-1] if self.updates else run_stack(self.name).outputs
         return {key: auto.OutputValue(value=value, secret=False) for key, value in outputs.items()}
 
 
@@ -153,3 +156,41 @@ def test_an_image_with_a_critical_finding_is_refused_before_a_lease_is_taken_or_
     assert "\n  CRITICAL CVE-2024-3094 xz-utils 5.6.1-1 https://nvd.nist.gov/vuln/detail/CVE-2024-3094\n" in err
     assert git(ci, "log", "origin/main", "--format=%s").splitlines() == ["stack files"], "nothing was written"
     assert stack.updates == [], "no update"
+
+
+def test_a_promotion_of_a_real_stack_pushes_its_evidence_beside_the_ledger_for_every_machine(tmp_path, monkeypatch, capsys, fake_prometheus):
+    seed = tmp_path / "seed"
+    seed.mkdir()
+    for name in ("Pulumi.yaml", "Pulumi.demo.yaml", "Pulumi.staging.yaml", "Pulumi.production.yaml"):
+        shutil.copyfile(ROOT / name, seed / name)
+    # demo judged on its error ratio alone, at a test's pace, and watched for the two checks a watch needs
+    fast = {"intervalSeconds": 1, "maxInconclusiveSeconds": 10, "baselineSeconds": 60, "stepBudgetSeconds": 10, "bakeSeconds": 2,
+            "signals": [{"name": s.name, "enabled": False} for s in CHAT_API if s.name != "errors"]}
+    StackFile(seed / "Pulumi.demo.yaml").write({"services.chat-api.rollout.analysis": fast, "services.chat-api.promotion.watchSeconds": 0})
+    git(seed, "init", "--quiet", "-b", "main")
+    git(seed, "add", ".")
+    git(seed, "-c", "user.name=seed", "-c", "user.email=seed@example.org", "commit", "--quiet", "-m", "stack files")
+    git(tmp_path, "clone", "--quiet", "--bare", "seed", "origin.git")
+    for name in ("ci", "laptop"):
+        git(tmp_path, "clone", "--quiet", "origin.git", name)
+    ci, laptop = tmp_path / "ci", tmp_path / "laptop"
+    prometheus = fake_prometheus("healthy")
+    stacks = {"demo": EvaluatedStack(ci, name="demo")}
+    monkeypatch.chdir(ci)
+    monkeypatch.setattr(auto, "select_stack", lambda stack_name, work_dir: stacks[stack_name])
+    monkeypatch.setattr(EcrImages, "in_region", staticmethod(ecr_of))
+
+    code = main(["promote-through", "--service", "chat-api", "--tag", "v2.0.0", "--to", "demo", "--prometheus-of", f"demo={prometheus.url}", "--report-dir", str(tmp_path / "reports")])
+
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "v2.0.0 is through demo" in out and len(stacks["demo"].updates) >= 2
+    pushed = git(tmp_path / "origin.git", "show", "main:evidence/demo/chat-api.jsonl").splitlines()
+    assert [json.loads(line)["event"] for line in pushed] == ["entered", "released", "watch-started", "watched"], "each event pushed to origin's main"
+    assert "tag: v2.0.0" in git(tmp_path / "origin.git", "show", "main:Pulumi.demo.yaml"), "the ledger's commits beside it"
+    subjects = git(tmp_path / "origin.git", "log", "--format=%s", "main").splitlines()
+    assert "evidence demo/chat-api v2.0.0: watched" in subjects[0] and any(s.startswith("release demo/chat-api: ") for s in subjects)
+    monkeypatch.chdir(laptop)
+    assert main(["history", "--service", "chat-api"]) == 0
+    seen = capsys.readouterr().out
+    assert "demo -> staging -> production" in seen and "promoted" in seen and "watched" in seen, "another machine reads the record after a fetch"
