@@ -63,7 +63,7 @@ import urllib.error
 import urllib.request
 import uuid
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 from core import actions
 from core.actions import Action, Refused
@@ -73,7 +73,7 @@ from core.release import DEFAULT_SERVICE, idle_colour, next_weight, plan_release
 from core.settings import COLOURS, ServiceSettings, Settings
 from core.signals import Signal, catalogue
 from release.audit import AuditLog, who
-from release.judge import CANDIDATE, REFERENCE, Check, Decision, Ratio, Reading, judge, since
+from release.judge import CANDIDATE, REFERENCE, Check, Decision, JudgeState, Ratio, Reading, judge, since
 from release.judge import start as judging_from
 from release.lease import LeaseLost
 from release.ledger import Ledger, NoLedger
@@ -156,7 +156,6 @@ class Driver:
         self.run_id = run_id or uuid.uuid4().hex[:12]
         self._test_url = test_url
         self.release_id: Optional[str] = None
-        self.vetted: Optional[ImageReport] = None  # the candidate's image, as this driver last vetted it
 
     # --- state: the stack file, and what the last successful update applied ----------
 
@@ -260,7 +259,6 @@ class Driver:
             self._record("vet", event="refused", tag=tag, reason=str(refused))
             raise
         self._record("vet", event="passed", tag=tag, image=report.image, digest=report.digest, scan=report.scan_status)
-        self.vetted = report
         return report
 
     def start(self, tag: str, first_weight: Optional[int] = None) -> None:
@@ -373,13 +371,28 @@ class Driver:
         self._record("release", event="ended", outcome=run.outcome, message=run.message)
         return run
 
-    def _history(self, settings: Settings, comparison: Comparison) -> dict[str, list[Reading]]:
-        """The reference's readings before the release, per `HISTORY_STEP`. Raises MetricsError."""
+    def _history(self, settings: Settings, comparison: Comparison, until: Optional[float] = None) -> dict[str, list[Reading]]:
+        """The reference's readings before the release (up to `until`, else now), per
+        `HISTORY_STEP`. Raises MetricsError."""
         analysis = self.config(settings).rollout.analysis
         return self.metrics.history(
             plan_release(settings, self.service).namespaces, self.signals(), comparison.by, comparison.reference,
-            analysis.baseline_seconds, max(float(analysis.interval_seconds), self.history_step), self.wall_clock(),
+            analysis.baseline_seconds, max(float(analysis.interval_seconds), self.history_step), self.wall_clock() if until is None else until,
         )
+
+    def _check(
+        self, state: JudgeState, previous: Check, signals: Sequence[Signal], beta: float, namespaces: Sequence[str], comparison: Comparison,
+        release_seconds: float, interval_seconds: float, progress: float,
+    ) -> tuple[Decision, JudgeState, Check, bool]:
+        """One check: read the signals, judge what came since `previous`. A failed or malformed
+        answer is inconclusive, never a pass. Returns the decision, the judge's state, the
+        cumulative reading to difference the next check from, and whether the read failed."""
+        try:
+            cumulative = self.metrics.read(namespaces, signals, comparison.by, comparison.groups, release_seconds, interval_seconds)
+            decision, state = judge(state, since(cumulative, previous, signals), signals, beta, progress)
+            return decision, state, cumulative, False
+        except MetricsError as error:
+            return Decision("hold", (f"inconclusive: metrics unavailable: {error}",), (), inconclusive=True), state, previous, True
 
     def _analysis_loop(
         self,
@@ -408,12 +421,8 @@ class Driver:
             self.sleep(analysis.interval_seconds)
             now = self.clock()
             plan = plan_release(self.settings(), self.service)
-            try:
-                cumulative = self.metrics.read(plan.namespaces, signals, comparison.by, comparison.groups, now - started, now - last)
-                decision, state = judge(state, since(cumulative, previous, signals), signals, analysis.beta, progress())
-                previous = cumulative
-            except MetricsError as error:
-                decision = Decision("hold", (f"inconclusive: metrics unavailable: {error}",), (), inconclusive=True)
+            decision, state, previous, failed = self._check(state, previous, signals, analysis.beta, plan.namespaces, comparison, now - started, now - last, progress())
+            if failed:
                 now = self.clock()  # a query that hung until its timeout counts towards the hold
             weights: dict[str, int] = dict(plan.weights)
             observation = Observation(now - started, step, weights, decision.verdict, decision.reasons, decision.gates, phase)
@@ -555,7 +564,7 @@ class Driver:
         namespaces = plan_release(settings, self.service).namespaces
         comparison = Comparison("version", tag, previous)
         try:
-            history = self.metrics.history(namespaces, signals, "version", previous, analysis.baseline_seconds, max(float(analysis.interval_seconds), self.history_step), baseline_end)
+            history = self._history(settings, comparison, until=baseline_end)
         except MetricsError as error:
             self.show(f"{self.where}: no recorded numbers for {previous} ({error}): the watch judges on what it reads")
             history = {}
@@ -577,12 +586,8 @@ class Driver:
             last = self.clock()
             self.sleep(min(float(analysis.interval_seconds), left) if left > 0 else float(analysis.interval_seconds))
             now = self.clock()
-            try:
-                cumulative = self.metrics.read(namespaces, signals, "version", comparison.groups, self.wall_clock() - promoted_at, now - last)
-                decision, state = judge(state, since(cumulative, previous_check, signals), signals, analysis.beta, 1.0)
-                previous_check = cumulative
-            except MetricsError as error:
-                decision = Decision("hold", (f"inconclusive: metrics unavailable: {error}",), (), inconclusive=True)
+            decision, state, previous_check, failed = self._check(state, previous_check, signals, analysis.beta, namespaces, comparison, self.wall_clock() - promoted_at, now - last, 1.0)
+            if failed:
                 now = self.clock()
             checks += 0 if decision.inconclusive else 1
             self._record("analysis", phase="watch", verdict=decision.verdict, reasons=list(decision.reasons), gates=[g.__dict__ for g in decision.gates])
@@ -591,8 +596,9 @@ class Driver:
             move, paced = after_check(pacing, paced, decision, last, now, now - started, 100)
             if move == "rollback":
                 reason = "watch: " + "; ".join(decision.reasons)
-                config = self.config()
-                action = actions.abort(self.settings(), self.service) if config.rollout.in_flight else actions.revert(self.settings(), self.service, previous)
+                settings = self.settings()
+                kept = self.config(settings).rollout.in_flight is not None
+                action = actions.abort(settings, self.service) if kept else actions.revert(settings, self.service, previous)
                 self._apply(action, drift_check=False, reason=reason)
                 return self._watched(tag, Watch("rolled back", decision.reasons, now - started))
             if move == "inconclusive":
@@ -635,10 +641,16 @@ class Driver:
             return self._test_url.rstrip("/")
         if getattr(self.stack, "offline", False):
             return ""
+        scheme, host, prefix = self._address(settings)
+        return f"{scheme}://{host}:{settings.edge.test_port}{prefix}"
+
+    def _address(self, settings: Settings) -> tuple[str, str, str]:
+        """The service's address on the edge: the scheme of the stack's `url` output, its first host
+        (else the `url`'s own host) and its `pathPrefix`."""
         config = self.config(settings)
         scheme, _, rest = str(self.stack.outputs().get("url", "")).partition("://")
         host = config.hosts[0] if config.hosts else rest.split("/")[0]
-        return f"{scheme}://{host}:{settings.edge.test_port}{config.path_prefix or ''}"
+        return scheme, host, config.path_prefix or ""
 
     def verification_target(self, settings: Settings) -> tuple[str, str]:
         """Where a verification suite reaches the candidate before patients do, and the header it
@@ -651,9 +663,8 @@ class Driver:
         header = f"{config.rollout.canary.header.name}: {config.rollout.canary.header.value}"
         if getattr(self.stack, "offline", False):
             return "", header
-        scheme, _, rest = str(self.stack.outputs().get("url", "")).partition("://")
-        host = config.hosts[0] if config.hosts else rest.split("/")[0]
-        return f"{scheme}://{host}{config.path_prefix or ''}", header
+        scheme, host, prefix = self._address(settings)
+        return f"{scheme}://{host}{prefix}", header
 
     def _run_rolling(self, run: ReleaseRun, keep_replaced: bool) -> None:
         settings = self.settings()
