@@ -77,17 +77,19 @@ def add_commands(commands: Any, common: argparse.ArgumentParser, one_service: ar
 
 
 def load_path(project: Path, service: str) -> PromotionPath:
-    """The service's path over the project's stack files; every problem at once (exit 2)."""
+    """The service's path over the project's stack files; every problem at once (exit 2). A stack
+    file with a promotion for the service must validate; any other one is given to the path's
+    rule when it does (its messages list the stacks), and does not block the path when not."""
     stacks: dict[str, Settings] = {}
     problems: list[str] = []
     for name in stack_names(project):
         config = StackFile(project / f"Pulumi.{name}.yaml").config()
-        if not isinstance(config.get("services", {}).get(service, {}), Mapping) or "promotion" not in config.get("services", {}).get(service, {}):
-            continue
+        entry = config.get("services", {}).get(service)
         try:
             stacks[name] = settings_of(config, name)
         except SettingsError as error:
-            problems += [f"Pulumi.{name}.yaml: {problem}" for problem in error.problems]
+            if isinstance(entry, Mapping) and "promotion" in entry:
+                problems += [f"Pulumi.{name}.yaml: {problem}" for problem in error.problems]
     if problems:
         raise Usage("invalid stack config:\n" + "\n".join(f"  - {p}" for p in problems))
     try:
